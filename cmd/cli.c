@@ -1,0 +1,245 @@
+/* Shared pieces of the command-line programs. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+volatile sig_atomic_t cli_cancel;
+
+static void on_signal(int sig)
+{
+	cli_cancel = sig;
+}
+
+int64_t cli_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* No SA_RESTART: a blocked read() or write() returns EINTR and the library
+ * sees the flag. SIGPIPE is ignored so a closed stdout is an EPIPE error. */
+void cli_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void waiting(void *arg, const char *what)
+{
+	struct cli *c = arg;
+
+	if (c->tty && !c->quiet)
+		fprintf(stderr, "%s: %s\n", c->prog, what);
+}
+
+static void human(char *buf, size_t len, double v)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	int i = 0;
+
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, len, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+}
+
+static void progress(void *arg, uint64_t done, uint64_t total)
+{
+	struct cli *c = arg;
+	int64_t now = cli_now_ns();
+	double secs = (now - c->start_ns) / 1e9;
+	char d[32], t[32] = "", eta[32] = "";
+
+	if (!c->tty || c->quiet || (now - c->last_ns < 100000000 && done != total))
+		return;
+	c->last_ns = now;
+	human(d, sizeof(d), (double)done);
+	if (total) {
+		human(t, sizeof(t), (double)total);
+		if (done > 0 && secs > 0) {
+			double left = (double)(total - done) * secs / (double)done;
+
+			snprintf(eta, sizeof(eta), " ETA %d:%02d", (int)left / 60, (int)left % 60);
+		}
+		fprintf(stderr, "\r%s: %s / %s %3d%% %7.1f MB/s%s  ", c->label, d, t,
+			(int)(done * 100 / total), secs > 0 ? done / secs / 1e6 : 0.0, eta);
+	} else {
+		fprintf(stderr, "\r%s: %s %7.1f MB/s  ", c->label, d,
+			secs > 0 ? done / secs / 1e6 : 0.0);
+	}
+	c->drew = true;
+}
+
+void cli_progress_done(struct cli *c)
+{
+	if (c->drew)
+		fputc('\n', stderr);
+	c->drew = false;
+}
+
+void cli_init(struct cli *c, const char *prog)
+{
+	memset(c, 0, sizeof(*c));
+	c->prog = prog;
+	c->tty = isatty(STDERR_FILENO);
+	c->params.cancel = &cli_cancel;
+	c->params.waiting = waiting;
+	c->params.progress = progress;
+	c->params.arg = c;
+	c->label = prog;
+	c->start_ns = cli_now_ns();
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	unsigned shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	}
+	if (shift && (strcmp(end, "iB") == 0 || strcmp(end, "B") == 0))
+		end += strlen(end);
+	if (*end || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+int parse_seconds(const char *s, int64_t *ms)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v < 0 || v > 1e9)
+		return -1;
+	*ms = (int64_t)(v * 1000 + 0.5);
+	return 0;
+}
+
+int cli_common_option(struct cli *c, int opt, const char *arg)
+{
+	switch (opt) {
+	case OPT_TIMEOUT:
+		if (parse_seconds(arg, &c->params.timeout_ms) == 0)
+			return 1;
+		cli_err(c, "bad --timeout '%s': give seconds", arg);
+		return -1;
+	case OPT_PEER_TIMEOUT:
+		if (parse_seconds(arg, &c->params.peer_timeout_ms) == 0 &&
+		    c->params.peer_timeout_ms > 0)
+			return 1;
+		cli_err(c, "bad --peer-timeout '%s': give seconds above 0", arg);
+		return -1;
+	case OPT_MAP:
+		if (strcmp(arg, "wc") == 0)
+			c->map_flags = NSHM_MAP_WC;
+		else if (strcmp(arg, "uc") == 0)
+			c->map_flags = 0;
+		else {
+			cli_err(c, "bad --map '%s': use uc or wc", arg);
+			return -1;
+		}
+		return 1;
+	case OPT_JSON:
+		c->json = true;
+		return 1;
+	case 'q':
+		c->quiet = true;
+		return 1;
+	}
+	return 0;
+}
+
+void cli_err(const struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", c->prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int cli_exit_status(int rc)
+{
+	switch (rc) {
+	case 0:
+		return EXIT_OK;
+	case -NSHM_ENOENDPOINT: case -NSHM_ENODEVICE: case -NSHM_EMANYDEVICES:
+	case -NSHM_ETOOSMALL: case -NSHM_EMAGIC: case -NSHM_EVERSION:
+	case -NSHM_EBUSY: case -EACCES: case -EPERM: case -EINVAL:
+		return EXIT_ENDPOINT;
+	case -NSHM_EREFUSED: case -EEXIST:
+		return EXIT_REFUSED;
+	case -ETIMEDOUT:
+		return EXIT_TIMEOUT;
+	case -ECANCELED:
+		return EXIT_INTERRUPTED;
+	default:
+		return EXIT_FAILED;
+	}
+}
+
+void json_string(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+/* One line for a person on a TTY, or one JSON object for scripts. */
+void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
+		 const char *extra_json)
+{
+	double secs = (cli_now_ns() - c->start_ns) / 1e9;
+	double mbps = secs > 0 ? bytes / secs / 1e6 : 0;
+
+	cli_progress_done(c);
+	if (c->json) {
+		printf("{\"name\":");
+		json_string(stdout, name);
+		printf(",\"bytes\":%llu,\"seconds\":%.6f,\"mbps\":%.1f,"
+		       "\"crc32\":\"%08x\"%s%s}\n", (unsigned long long)bytes, secs,
+		       mbps, crc, extra_json ? "," : "", extra_json ? extra_json : "");
+		fflush(stdout);
+	} else if (!c->quiet && c->tty) {
+		fprintf(stderr, "%s: %s: %llu bytes in %.2f s (%.1f MB/s), crc32 %08x\n",
+			c->prog, name, (unsigned long long)bytes, secs, mbps, crc);
+	}
+}

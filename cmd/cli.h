@@ -1,0 +1,65 @@
+/* What the three programs share: option values, signals, progress,
+ * messages, exit statuses. */
+#ifndef NSHM_CLI_H
+#define NSHM_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "nshm.h"
+
+/* Exit statuses (documented in the man pages). */
+enum {
+	EXIT_OK = 0,
+	EXIT_FAILED = 1,      /* the transfer failed */
+	EXIT_USAGE = 2,
+	EXIT_ENDPOINT = 3,    /* the region cannot be used */
+	EXIT_REFUSED = 4,     /* refused: the destination exists, ... */
+	EXIT_TIMEOUT = 5,     /* no peer appeared within --timeout */
+	EXIT_INTERRUPTED = 130,
+};
+
+struct cli {
+	const char *prog;
+	bool quiet, json, tty;
+	unsigned map_flags;
+	struct nshm_params params;
+	/* progress */
+	const char *label;
+	int64_t start_ns, last_ns;
+	bool drew;
+};
+
+extern volatile sig_atomic_t cli_cancel;
+
+void cli_init(struct cli *c, const char *prog);
+void cli_signals(void);
+/* Long options both programs take; returns 1 if handled, -1 on error. */
+int cli_common_option(struct cli *c, int opt, const char *arg);
+int parse_size(const char *s, uint64_t *out);
+int parse_seconds(const char *s, int64_t *ms);
+
+void cli_err(const struct cli *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int cli_exit_status(int rc);
+void cli_progress_done(struct cli *c);
+void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
+		 const char *extra_json);
+int64_t cli_now_ns(void);
+void json_string(FILE *f, const char *s);
+
+#define COMMON_LONG_OPTIONS \
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT }, \
+	{ "peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT }, \
+	{ "map", required_argument, NULL, OPT_MAP }, \
+	{ "json", no_argument, NULL, OPT_JSON }, \
+	{ "quiet", no_argument, NULL, 'q' }, \
+	{ "help", no_argument, NULL, 'h' }, \
+	{ "version", no_argument, NULL, 'V' }
+
+enum { OPT_TIMEOUT = 256, OPT_PEER_TIMEOUT, OPT_MAP, OPT_JSON, OPT_NAME,
+       OPT_SLOTS, OPT_CHUNK, OPT_WATCH_INTERVAL };
+
+#endif

@@ -1,0 +1,282 @@
+/* nshm-get: receive what nshm-put sends through an ivshmem region. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char usage[] =
+"usage: nshm-get [OPTIONS] [DEST]\n"
+"Receive a file (or a set of files) sent by nshm-put and store it at DEST:\n"
+"inside DEST if it is a directory, else as DEST; - writes to standard output.\n"
+"DEST defaults to the current directory.\n"
+"\n"
+"  -s, --source ENDPOINT   the region: pci (default), pci:DDDD:BB:DD.F,\n"
+"                          NAME (/dev/shm/NAME) or a path with '/'\n"
+"  -f, --force             replace existing files\n"
+"      --timeout SECONDS   give up if no sender appears (default: wait)\n"
+"      --peer-timeout SECONDS\n"
+"                          fail if the sender is silent this long (default 15)\n"
+"      --map uc|wc         for pci: map resource2 (uc) or resource2_wc (wc)\n"
+"  -q, --quiet             no progress or messages, only errors\n"
+"      --json              print a JSON summary on standard output\n"
+"  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
+"\n"
+"Exit status: 0 received and verified, 1 transfer failed, 2 usage error,\n"
+"3 region unusable, 4 refused (the destination exists), 5 no sender in time,\n"
+"130 interrupted.\n";
+
+struct get {
+	struct cli cli;
+	const char *source;
+	const char *dest;
+	bool force;
+};
+
+/* Where one file goes: a temporary name beside its final one. */
+struct target {
+	bool to_stdout;
+	char final[PATH_MAX];
+	char tmp[PATH_MAX];
+	int fd;
+};
+
+static char bus_tmp[PATH_MAX];
+
+/* The region can shrink under us (a truncated shm object): accesses then
+ * raise SIGBUS. Remove the partial file and fail; nothing else is safe. */
+static void on_sigbus(int sig)
+{
+	static const char msg[] = "nshm-get: the region shrank or vanished under the transfer\n";
+
+	(void)sig;
+	if (bus_tmp[0])
+		unlink(bus_tmp);
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
+		/* nothing more to do */
+	}
+	_exit(EXIT_FAILED);
+}
+
+static int parse_args(struct get *g, int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "source", required_argument, NULL, 's' },
+		{ "force", no_argument, NULL, 'f' },
+		COMMON_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	int opt, rc;
+
+	g->source = "pci";
+	g->dest = ".";
+	while ((opt = getopt_long(argc, argv, "s:fqhV", longs, NULL)) != -1) {
+		rc = cli_common_option(&g->cli, opt, optarg);
+		if (rc < 0)
+			return EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		switch (opt) {
+		case 's':
+			g->source = optarg;
+			break;
+		case 'f':
+			g->force = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(EXIT_OK);
+		case 'V':
+			printf("nshm-get %s (protocol %d, crc32 %s)\n", NSHM_LIB_VERSION,
+			       NSHM_PROTOCOL_VERSION, nshm_crc32_impl());
+			exit(EXIT_OK);
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		cli_err(&g->cli, "at most one DEST (see --help)");
+		return EXIT_USAGE;
+	}
+	if (argc - optind == 1)
+		g->dest = argv[optind];
+	return 0;
+}
+
+/* Decide the final path and open a temporary file beside it; a reason to
+ * refuse the offer on failure. */
+static enum nshm_reason open_target(struct get *g, const char *name, struct target *t)
+{
+	struct stat st;
+	char dir[PATH_MAX], *copy;
+	int n;
+
+	memset(t, 0, sizeof(*t));
+	t->fd = -1;
+	if (strcmp(g->dest, "-") == 0) {
+		t->to_stdout = true;
+		t->fd = STDOUT_FILENO;
+		return NSHM_R_NONE;
+	}
+	if (stat(g->dest, &st) == 0 && S_ISDIR(st.st_mode)) {
+		n = snprintf(t->final, sizeof(t->final), "%s/%s", g->dest, name);
+		snprintf(dir, sizeof(dir), "%s", g->dest);
+	} else {
+		n = snprintf(t->final, sizeof(t->final), "%s", g->dest);
+		copy = strdup(g->dest);
+		if (!copy)
+			return NSHM_R_IO;
+		snprintf(dir, sizeof(dir), "%s", dirname(copy));
+		free(copy);
+	}
+	if (n < 0 || (size_t)n >= sizeof(t->final))
+		return NSHM_R_BADNAME;
+	if (lstat(t->final, &st) == 0) {
+		if (S_ISDIR(st.st_mode)) {
+			cli_err(&g->cli, "%s is a directory", t->final);
+			return NSHM_R_EXISTS;
+		}
+		if (!g->force) {
+			cli_err(&g->cli, "%s exists (use --force to replace it)", t->final);
+			return NSHM_R_EXISTS;
+		}
+	}
+	n = snprintf(t->tmp, sizeof(t->tmp), "%s/.nshm-XXXXXX", dir);
+	if (n < 0 || (size_t)n >= sizeof(t->tmp))
+		return NSHM_R_BADNAME;
+	t->fd = mkostemp(t->tmp, O_CLOEXEC);
+	if (t->fd < 0) {
+		cli_err(&g->cli, "cannot create a file in %s: %s", dir, strerror(errno));
+		t->tmp[0] = '\0';
+		return errno == EACCES || errno == EPERM || errno == EROFS
+			? NSHM_R_PERM : errno == ENOSPC ? NSHM_R_NOSPACE : NSHM_R_IO;
+	}
+	snprintf(bus_tmp, sizeof(bus_tmp), "%s", t->tmp);
+	return NSHM_R_NONE;
+}
+
+static void drop_target(struct target *t)
+{
+	if (!t->to_stdout && t->fd >= 0)
+		close(t->fd);
+	if (t->tmp[0])
+		unlink(t->tmp);
+	t->fd = -1;
+	t->tmp[0] = bus_tmp[0] = '\0';
+}
+
+/* Only a verified file gets here: give it its mode and mtime and its name.
+ * Without --force the rename must not replace a file that appeared since. */
+static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
+				     struct target *t)
+{
+	struct timespec times[2] = { { 0, UTIME_OMIT },
+				     { m->mtime_sec, m->mtime_nsec } };
+	int rc;
+
+	if (t->to_stdout)
+		return fflush(stdout) == 0 ? NSHM_R_NONE : NSHM_R_IO;
+	/* Never set-id bits from a peer. */
+	if (fchmod(t->fd, m->mode & 0777) != 0 || futimens(t->fd, times) != 0 ||
+	    close(t->fd) != 0) {
+		t->fd = -1;
+		cli_err(&g->cli, "%s: %s", t->tmp, strerror(errno));
+		return NSHM_R_IO;
+	}
+	t->fd = -1;
+	rc = renameat2(AT_FDCWD, t->tmp, AT_FDCWD, t->final,
+		       g->force ? 0 : RENAME_NOREPLACE);
+	if (rc != 0 && errno == EINVAL && !g->force) {
+		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
+		rc = link(t->tmp, t->final);
+		if (rc == 0)
+			unlink(t->tmp);
+	}
+	if (rc != 0) {
+		cli_err(&g->cli, "%s: %s", t->final, errno == EEXIST
+			? "appeared meanwhile (use --force to replace it)" : strerror(errno));
+		return errno == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO;
+	}
+	t->tmp[0] = bus_tmp[0] = '\0';
+	return NSHM_R_NONE;
+}
+
+static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
+{
+	struct target t;
+	enum nshm_reason why = open_target(g, m->name, &t);
+	int rc;
+
+	if (why != NSHM_R_NONE) {
+		nshm_rx_refuse(rx, why);
+		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
+	}
+	nshm_rx_accept(rx);
+	g->cli.start_ns = cli_now_ns();
+	rc = nshm_rx_to_fd(rx, t.fd);
+	if (rc < 0) {
+		cli_progress_done(&g->cli);
+		cli_err(&g->cli, "%s: %s", m->name, *nshm_rx_why(rx) ? nshm_rx_why(rx)
+								     : nshm_strerror(rc));
+		drop_target(&t);
+		nshm_rx_complete(rx, 0, nshm_rx_reason(rx) ? nshm_rx_reason(rx) : NSHM_R_IO);
+		return rc;
+	}
+	why = place_target(g, m, &t);
+	if (why != NSHM_R_NONE) {
+		drop_target(&t);
+		nshm_rx_complete(rx, 0, why);
+		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
+	}
+	nshm_rx_complete(rx, 1, NSHM_R_NONE);
+	cli_summary(&g->cli, t.to_stdout ? "-" : t.final, nshm_rx_bytes(rx),
+		    nshm_rx_crc(rx), NULL);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct get g = { 0 };
+	struct nshm_region *r = NULL;
+	struct nshm_rx *rx = NULL;
+	struct nshm_meta meta;
+	char msg[1024];
+	int rc;
+
+	cli_init(&g.cli, "nshm-get");
+	rc = parse_args(&g, argc, argv);
+	if (rc)
+		return rc;
+	cli_signals();
+	signal(SIGBUS, on_sigbus);
+	rc = nshm_open(&r, g.source, g.cli.map_flags, msg, sizeof(msg));
+	if (rc < 0) {
+		cli_err(&g.cli, "%s", msg);
+		return cli_exit_status(rc);
+	}
+	rc = nshm_rx_begin(r, &g.cli.params, &rx, &meta);
+	if (rc < 0) {
+		cli_err(&g.cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
+							   : nshm_strerror(rc));
+	} else if (meta.archive) {
+		nshm_rx_refuse(rx, NSHM_R_UNSUPPORTED);
+		cli_err(&g.cli, "the sender sent an archive; not built yet");
+		rc = -ENOTSUP;
+	} else {
+		g.cli.label = meta.name;
+		rc = receive_file(&g, rx, &meta);
+	}
+	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	nshm_close(r);
+	return cli_exit_status(rc);
+}

@@ -1,0 +1,163 @@
+/* Holding one side of the region: a token taken by compare-and-swap, the
+ * owner's identity beside it, and a thread that beats the heartbeat while
+ * the claim is held. A live holder makes a second one fail with "busy"; a
+ * dead one (pid gone on this kernel, or heartbeat still for the peer
+ * timeout) is taken over. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct take_ctx {
+	struct nshm_region *r;
+	struct line_head *line;
+	struct peer_watch watch;
+	int64_t timeout_ns;
+	uint64_t stale;         /* owner judged dead */
+	int busy;
+	struct head_snap h;
+};
+
+static void snap_own_head(const struct line_head *l, struct head_snap *h)
+{
+	/* Another process of our own role may be writing this line (a rival
+	 * sender): it is read once, like any peer value. */
+	h->magic = atomic_load_explicit(&l->magic, memory_order_relaxed);
+	h->version = atomic_load_explicit(&l->version, memory_order_relaxed);
+	h->owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
+	h->heartbeat = atomic_load_explicit(&l->heartbeat, memory_order_relaxed);
+	h->pid = atomic_load_explicit(&l->id.pid, memory_order_relaxed);
+	h->pidns = atomic_load_explicit(&l->id.pidns, memory_order_relaxed);
+	h->boot[0] = atomic_load_explicit(&l->id.boot[0], memory_order_relaxed);
+	h->boot[1] = atomic_load_explicit(&l->id.boot[1], memory_order_relaxed);
+}
+
+static int judge_holder(void *arg)
+{
+	struct take_ctx *t = arg;
+	int alive;
+
+	snap_own_head(t->line, &t->h);
+	if (t->h.owner == 0)
+		return WAIT_DONE;       /* released meanwhile: try again */
+	alive = watch_update(&t->watch, &t->h, t->timeout_ns);
+	if (alive > 0) {
+		t->busy = 1;
+		return WAIT_DONE;
+	}
+	if (alive < 0) {
+		t->stale = t->h.owner;
+		return WAIT_DONE;
+	}
+	return WAIT_MORE;
+}
+
+static void *beat(void *arg)
+{
+	struct claim *c = arg;
+
+	/* Relaxed is enough: the peer only compares heartbeat values over
+	 * time; nothing is published through them. */
+	while (!atomic_load_explicit(&c->stop, memory_order_relaxed) &&
+	       atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token) {
+		atomic_fetch_add_explicit(&c->line->heartbeat, 1,
+					  memory_order_relaxed);
+		nshm_sleep_ns((int64_t)NSHM_HEARTBEAT_MS * 1000000);
+	}
+	return NULL;
+}
+
+static void write_identity(struct line_head *l)
+{
+	const struct nshm_self *me = nshm_self();
+
+	atomic_store_explicit(&l->id.pid, me->pid, memory_order_relaxed);
+	atomic_store_explicit(&l->id.pidns, me->pidns, memory_order_relaxed);
+	atomic_store_explicit(&l->id.boot[0], me->boot[0], memory_order_relaxed);
+	atomic_store_explicit(&l->id.boot[1], me->boot[1], memory_order_relaxed);
+	atomic_store_explicit(&l->version, NSHM_VERSION, memory_order_relaxed);
+	atomic_store_explicit(&l->magic, NSHM_MAGIC, memory_order_relaxed);
+}
+
+static int cas_owner(struct line_head *l, uint64_t from, uint64_t to)
+{
+	/* seq_cst: two claimants on different CPUs (or machines) must agree
+	 * on one winner; the CAS is the only arbiter. */
+	return atomic_compare_exchange_strong(&l->owner, &from, to);
+}
+
+int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
+	       const struct nshm_params *p, const char *role, char *why)
+{
+	struct nshm_bell bell;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->line = line;
+	c->token = nshm_random64();
+	bell_init_polling(&bell);
+	for (;;) {
+		struct take_ctx t = { .r = r, .line = line,
+				      .timeout_ns = peer_timeout_ns(p) };
+
+		snap_own_head(line, &t.h);
+		rc = validate_head(&t.h, why);
+		if (rc < 0)
+			return rc;
+		if (t.h.owner == 0) {
+			if (cas_owner(line, 0, c->token))
+				break;
+			continue;
+		}
+		watch_reset(&t.watch, &t.h);
+		if (p->waiting) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg),
+				 "checking whether the %s holding %s (pid %u) is alive",
+				 role, r->path, t.h.pid);
+			p->waiting(p->arg, msg);
+		}
+		rc = wait_until(&bell, judge_holder, &t, 0, p->cancel);
+		if (rc < 0)
+			return rc;
+		if (t.busy) {
+			snprintf(why, NSHM_WHY_LEN,
+				 "%s is busy: another %s (pid %u%s) is using it",
+				 r->path, role, t.h.pid,
+				 head_same_kernel(&t.h) ? "" : " on the other side");
+			return -NSHM_EBUSY;
+		}
+		if (t.stale && cas_owner(line, t.stale, c->token))
+			break;
+	}
+	write_identity(line);
+	atomic_store_explicit(&c->stop, false, memory_order_relaxed);
+	rc = pthread_create(&c->thread, NULL, beat, c);
+	if (rc != 0) {
+		cas_owner(line, c->token, 0);
+		snprintf(why, NSHM_WHY_LEN, "cannot start heartbeat thread");
+		return -rc;
+	}
+	c->running = true;
+	return 0;
+}
+
+bool claim_held(const struct claim *c)
+{
+	return atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token;
+}
+
+void claim_release(struct claim *c)
+{
+	if (!c->line)
+		return;
+	if (c->running) {
+		atomic_store_explicit(&c->stop, true, memory_order_relaxed);
+		pthread_join(c->thread, NULL);
+		c->running = false;
+	}
+	cas_owner(c->line, c->token, 0);
+	c->line = NULL;
+}

@@ -1,0 +1,147 @@
+/* Internal interfaces between libnshm's files. Not installed. */
+#ifndef NSHM_INTERNAL_H
+#define NSHM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "layout.h"
+#include "nshm.h"
+
+#define NSHM_DEFAULT_SLOTS 2u
+#define NSHM_DEFAULT_CHUNK (4u << 20)
+#define NSHM_DEFAULT_PEER_TIMEOUT_MS 15000
+#define NSHM_HEARTBEAT_MS 50
+#define NSHM_WHY_LEN 512
+
+struct nshm_region {
+	unsigned char *base;
+	size_t size;
+	bool wc;               /* write-combining mapping: fence before doorbells */
+	char path[256];
+};
+
+/* time.c */
+int64_t nshm_now_ns(void);
+uint64_t nshm_random64(void);
+void nshm_sleep_ns(int64_t ns);
+
+/* identity.c: who we are, to recognise our own kernel's dead owners. */
+struct nshm_self {
+	uint32_t pid;
+	uint64_t pidns;
+	uint64_t boot[2];
+};
+const struct nshm_self *nshm_self(void);
+
+/* peer_view.c: every read of the peer's lines goes through here, once per
+ * value, into private memory. */
+struct head_snap {
+	uint32_t magic, version;
+	uint64_t owner, heartbeat;
+	uint32_t pid;
+	uint64_t pidns, boot[2];
+};
+struct tx_snap {
+	struct head_snap head;
+	uint64_t session, ready_echo, produced, total_len;
+	uint32_t state, reason, nslots, chunk, total_crc;
+};
+struct rx_snap {
+	struct head_snap head;
+	uint64_t ready, session, consumed, bytes;
+	uint32_t state, reason;
+};
+struct offer_snap {
+	uint64_t session, size;
+	uint32_t flags, mode, mtime_nsec, name_len;
+	int64_t mtime_sec;
+	char name[NSHM_NAME_MAX + 1];
+};
+struct desc_snap {
+	uint64_t seq;
+	uint32_t len, crc;
+};
+void snap_tx(const struct nshm_region *r, struct tx_snap *s);
+void snap_rx(const struct nshm_region *r, struct rx_snap *s);
+void snap_offer(const struct nshm_region *r, struct offer_snap *s);
+void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s);
+uint32_t peek_tx_state(const struct nshm_region *r);
+uint64_t peek_tx_produced(const struct nshm_region *r);
+uint64_t peek_rx_consumed(const struct nshm_region *r);
+uint32_t peek_rx_state(const struct nshm_region *r);
+/* validate.c */
+int validate_head(const struct head_snap *h, char *why);
+int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
+int validate_offer(const struct offer_snap *o, uint64_t session,
+		   struct nshm_meta *meta, char *why);
+int validate_name(const char *name, size_t len);
+bool head_same_kernel(const struct head_snap *h);
+
+/* liveness.c: is the owner of a line alive? */
+struct peer_watch {
+	uint64_t owner, heartbeat;
+	int64_t changed_ns;     /* when heartbeat last moved (or watch start) */
+	bool moved;             /* seen it move at least once */
+};
+void watch_reset(struct peer_watch *w, const struct head_snap *h);
+/* 1 alive, 0 unknown yet, -1 dead (pid gone or silent past timeout). */
+int watch_update(struct peer_watch *w, const struct head_snap *h,
+		 int64_t timeout_ns);
+
+/* claim.c: hold our own line, with a heartbeat thread. */
+struct claim {
+	struct line_head *line;
+	uint64_t token;
+	pthread_t thread;
+	atomic_bool stop;
+	bool running;
+};
+int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
+	       const struct nshm_params *p, const char *role, char *why);
+bool claim_held(const struct claim *c);
+void claim_release(struct claim *c);
+
+/* bell.c: doorbell; polling here, interrupts could replace it. */
+struct nshm_bell {
+	void (*ring)(struct nshm_bell *b);
+	/* Wait up to max_ns or until rung; the caller re-checks its condition. */
+	void (*wait)(struct nshm_bell *b, int64_t max_ns);
+	void (*reset)(struct nshm_bell *b);  /* condition moved: spin again */
+	unsigned spins;
+	int64_t sleep_ns;
+};
+void bell_init_polling(struct nshm_bell *b);
+
+/* wait.c: wait for a condition with deadline, cancel and peer checks. */
+enum { WAIT_MORE = 0, WAIT_DONE = 1 };
+typedef int (*wait_cond)(void *arg);  /* WAIT_MORE, WAIT_DONE or < 0 */
+int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
+	       int64_t deadline_ns, volatile sig_atomic_t *cancel);
+
+/* io.c */
+ssize_t nshm_read_full(int fd, void *buf, size_t len,
+		       volatile sig_atomic_t *cancel);
+int nshm_write_all(int fd, const void *buf, size_t len,
+		   volatile sig_atomic_t *cancel);
+
+/* A full fence before each doorbell store. The release store alone orders
+ * ordinary stores, but on a write-combining mapping (resource2_wc) x86
+ * stores are weakly ordered and a release store is a plain mov; the kernel's
+ * copy in read() may use fast-string stores, which are weakly ordered too.
+ * mfence drains both. Once per chunk (megabytes) it costs nothing. */
+static inline void publish_fence(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+static inline int64_t peer_timeout_ns(const struct nshm_params *p)
+{
+	int64_t ms = p->peer_timeout_ms > 0 ? p->peer_timeout_ms
+					    : NSHM_DEFAULT_PEER_TIMEOUT_MS;
+	return ms * 1000000;
+}
+
+#endif

@@ -1,0 +1,112 @@
+/* The shared region's layout: protocol version 1 (see man/nshm.7).
+ *
+ * Internal to libnshm. Everything here lives in memory the peer can write
+ * at any moment; only lib/peer_view.c reads the peer's parts, and it copies
+ * each value out once before anything validates or uses it.
+ */
+#ifndef NSHM_LAYOUT_H
+#define NSHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NSHM_MAGIC      0x4d48534eu /* "NSHM" in memory on little-endian */
+#define NSHM_VERSION    1u
+#define NSHM_TX_OFF     0u          /* sender's control line */
+#define NSHM_RX_OFF     256u        /* receiver's control line */
+#define NSHM_OFFER_OFF  512u        /* sender: stream metadata */
+#define NSHM_DESC_OFF   1024u       /* sender: one descriptor per slot */
+#define NSHM_DATA_OFF   4096u       /* slots start here, page aligned */
+#define NSHM_MAX_SLOTS  64u
+#define NSHM_MIN_CHUNK  4096u
+#define NSHM_MAX_CHUNK  (256u << 20)
+#define NSHM_NAME_MAX   255u
+
+/* Sender states (tx_line.state). */
+enum { TX_IDLE = 0, TX_OFFER = 1, TX_END = 2, TX_ABORT = 3 };
+/* Receiver states (rx_line.state). */
+enum { RX_IDLE = 0, RX_READY = 1, RX_ACCEPT = 2, RX_REFUSE = 3,
+       RX_DONE = 4, RX_FAIL = 5, RX_ABORT = 6 };
+
+/* Offer flags. */
+#define NSHM_OFFER_SIZE_KNOWN 0x1u
+#define NSHM_OFFER_ARCHIVE    0x2u
+#define NSHM_OFFER_FLAGS      0x3u
+
+/* Identity of a claim's owner, so a dead owner on the same kernel (same
+ * boot id and pid namespace) is seen at once instead of after the heartbeat
+ * timeout. */
+struct owner_id {
+	_Atomic uint32_t pid;
+	_Atomic uint32_t pad;
+	_Atomic uint64_t pidns;    /* inode of /proc/self/ns/pid */
+	_Atomic uint64_t boot[2];  /* /proc/sys/kernel/random/boot_id */
+};
+
+/* The part both control lines share: who holds the line and is it alive. */
+struct line_head {
+	_Atomic uint32_t magic;
+	_Atomic uint32_t version;
+	_Atomic uint64_t owner;       /* claim token, 0 = free (CAS) */
+	_Atomic uint64_t heartbeat;   /* bumped every 50 ms by a thread */
+	struct owner_id id;
+};
+
+/* Written only by the sender. */
+struct tx_line {
+	struct line_head head;
+	_Atomic uint64_t session;     /* id of the offer in force */
+	_Atomic uint64_t ready_echo;  /* the receiver's ready nonce it answers */
+	_Atomic uint32_t state;
+	_Atomic uint32_t reason;      /* why, with TX_ABORT */
+	_Atomic uint64_t produced;    /* chunks published: the doorbell counter */
+	_Atomic uint32_t nslots;
+	_Atomic uint32_t chunk;
+	_Atomic uint64_t total_len;   /* with TX_END */
+	_Atomic uint32_t total_crc;   /* with TX_END */
+	_Atomic uint32_t pad;
+};
+
+/* Written only by the receiver. */
+struct rx_line {
+	struct line_head head;
+	_Atomic uint64_t ready;       /* fresh nonce for each readiness */
+	_Atomic uint64_t session;     /* the offer it answers */
+	_Atomic uint32_t state;
+	_Atomic uint32_t reason;      /* with RX_REFUSE / RX_FAIL / RX_ABORT */
+	_Atomic uint64_t consumed;    /* chunks freed: the doorbell back */
+	_Atomic uint64_t bytes;       /* bytes written so far, for nshm-stat */
+};
+
+/* Written by the sender before it publishes TX_OFFER. */
+struct offer {
+	_Atomic uint64_t session;
+	_Atomic uint64_t size;
+	_Atomic uint32_t flags;
+	_Atomic uint32_t mode;
+	_Atomic int64_t  mtime_sec;
+	_Atomic uint32_t mtime_nsec;
+	_Atomic uint32_t name_len;
+	unsigned char name[NSHM_NAME_MAX + 1];
+};
+
+struct slot_desc {
+	_Atomic uint64_t seq;
+	_Atomic uint32_t len;
+	_Atomic uint32_t crc;
+};
+
+_Static_assert(sizeof(struct tx_line) <= NSHM_RX_OFF - NSHM_TX_OFF, "tx line");
+_Static_assert(sizeof(struct rx_line) <= NSHM_OFFER_OFF - NSHM_RX_OFF, "rx line");
+_Static_assert(sizeof(struct offer) <= NSHM_DESC_OFF - NSHM_OFFER_OFF, "offer");
+_Static_assert(NSHM_MAX_SLOTS * sizeof(struct slot_desc) <=
+	       NSHM_DATA_OFF - NSHM_DESC_OFF, "descriptors");
+
+#define TX(base)      ((struct tx_line *)((char *)(base) + NSHM_TX_OFF))
+#define RX(base)      ((struct rx_line *)((char *)(base) + NSHM_RX_OFF))
+#define OFFER(base)   ((struct offer *)((char *)(base) + NSHM_OFFER_OFF))
+#define DESC(base, i) ((struct slot_desc *)((char *)(base) + NSHM_DESC_OFF) + (i))
+
+#endif

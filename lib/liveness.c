@@ -1,0 +1,44 @@
+#define _POSIX_C_SOURCE 200809L
+/* Is the owner of a line alive? A heartbeat that moves says yes; one that
+ * stands still for the peer timeout says no. On the same kernel and pid
+ * namespace a vanished pid says no at once (kill -9 leaves no time to
+ * release a claim, and nobody should wait 15 s for a dead local process). */
+#include <errno.h>
+#include <signal.h>
+
+#include "internal.h"
+
+void watch_reset(struct peer_watch *w, const struct head_snap *h)
+{
+	w->owner = h->owner;
+	w->heartbeat = h->heartbeat;
+	w->changed_ns = nshm_now_ns();
+	w->moved = false;
+}
+
+static bool pid_gone(const struct head_snap *h)
+{
+	if (!head_same_kernel(h) || h->pid == 0 || h->pid > 0x7fffffffu)
+		return false;
+	return kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+}
+
+int watch_update(struct peer_watch *w, const struct head_snap *h,
+		 int64_t timeout_ns)
+{
+	int64_t now = nshm_now_ns();
+
+	if (h->owner != w->owner) {
+		/* A new owner: judge it afresh. */
+		watch_reset(w, h);
+	} else if (h->heartbeat != w->heartbeat) {
+		w->heartbeat = h->heartbeat;
+		w->changed_ns = now;
+		w->moved = true;
+	}
+	if (h->owner == 0 || pid_gone(h))
+		return -1;
+	if (now - w->changed_ns > timeout_ns)
+		return -1;
+	return w->moved ? 1 : 0;
+}

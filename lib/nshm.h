@@ -1,0 +1,181 @@
+/* libnshm: file transfer through an ivshmem shared-memory region.
+ *
+ * One side sends (nshm_tx_*), the other receives (nshm_rx_*); which side is
+ * the host and which the guest does not matter. Functions return 0 (or a
+ * count) on success and a negative code on failure: -errno for system
+ * errors, -NSHM_E* for the protocol's own. nshm_strerror() names either;
+ * nshm_tx_why() / nshm_rx_why() give the detail of the last failure.
+ * The protocol is specified in nshm(7).
+ */
+#ifndef NSHM_H
+#define NSHM_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Only the functions below are exported from libnshm.so. */
+#if defined(NSHM_BUILD_SHARED) && defined(__GNUC__)
+#define NSHM_API __attribute__((visibility("default")))
+#else
+#define NSHM_API
+#endif
+
+#define NSHM_LIB_VERSION "0.1.0"
+#define NSHM_PROTOCOL_VERSION 1
+
+/* Failures of the protocol's own (returned negated). */
+enum nshm_error {
+	NSHM_EBASE = 1000,
+	NSHM_ENOENDPOINT,   /* the shm object or file does not exist */
+	NSHM_ENODEVICE,     /* no ivshmem device on PCI */
+	NSHM_EMANYDEVICES,  /* several ivshmem devices: name one */
+	NSHM_ETOOSMALL,     /* region too small for the chosen slots */
+	NSHM_EMAGIC,        /* the region holds something that is not nshm */
+	NSHM_EVERSION,      /* the peer speaks another protocol version */
+	NSHM_EBUSY,         /* a live process already holds this side */
+	NSHM_EREFUSED,      /* the receiver refused the offer */
+	NSHM_EPEERGONE,     /* the peer died or stopped responding */
+	NSHM_EPEERABORT,    /* the peer aborted the transfer */
+	NSHM_ECHECKSUM,     /* data did not match its checksum */
+	NSHM_EPROTO,        /* the peer broke the protocol */
+	NSHM_EPEERFAIL,     /* the receiver could not store the data */
+	NSHM_ELOST,         /* another process took this side over */
+};
+
+/* Reasons carried in the region with a refusal, failure or abort. */
+enum nshm_reason {
+	NSHM_R_NONE = 0,
+	NSHM_R_EXISTS,      /* destination exists and --force was not given */
+	NSHM_R_BADNAME,     /* the offered name is not a safe file name */
+	NSHM_R_PROTO,       /* the peer's values did not validate */
+	NSHM_R_IO,          /* a read or write failed */
+	NSHM_R_NOSPACE,     /* the destination is full */
+	NSHM_R_CHECKSUM,    /* a checksum did not match */
+	NSHM_R_CANCELED,    /* interrupted by the user */
+	NSHM_R_PERM,        /* permission denied at the destination */
+	NSHM_R_TIMEOUT,     /* the peer stopped responding */
+	NSHM_R_UNSUPPORTED, /* the receiver cannot take this kind of stream */
+	NSHM_R_MAX
+};
+
+/* Flags for nshm_open(). */
+#define NSHM_MAP_WC 0x1u    /* pci endpoints: map resource2_wc, not resource2 */
+
+struct nshm_region;
+
+/* Open and map ENDPOINT: "NAME" (POSIX shm object /NAME), a path with '/',
+ * "pci" (the only ivshmem device) or "pci:DDDD:BB:DD.F". On failure a
+ * message for a person is left in msg (which may be NULL). */
+NSHM_API int nshm_open(struct nshm_region **out, const char *endpoint, unsigned flags,
+	      char *msg, size_t msglen);
+NSHM_API void nshm_close(struct nshm_region *r);
+NSHM_API size_t nshm_region_size(const struct nshm_region *r);
+NSHM_API const char *nshm_region_path(const struct nshm_region *r);
+
+/* Tuning and hooks shared by both sides; zero fields take defaults. */
+struct nshm_params {
+	unsigned slots;          /* sender: slot count (default 2) */
+	size_t chunk;            /* sender: chunk size (default 4 MiB, fitted) */
+	int64_t timeout_ms;      /* wait for the peer to appear; 0 = forever */
+	int64_t peer_timeout_ms; /* peer silent this long fails (default 15 s) */
+	volatile sig_atomic_t *cancel; /* nonzero: stop waiting, abort */
+	void (*waiting)(void *arg, const char *what); /* a wait goes on */
+	void (*progress)(void *arg, uint64_t done, uint64_t total);
+	void *arg;
+};
+
+/* What the sender offers. size is meaningful only with size_known. */
+struct nshm_meta {
+	char name[256];
+	uint64_t size;
+	int size_known;
+	int archive;             /* a pax archive stream, not one file */
+	uint32_t mode;           /* permission bits (07777) */
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+};
+
+struct nshm_tx;
+/* Claim the sending side, wait for a receiver, offer meta, wait for the
+ * answer. -NSHM_EREFUSED carries the reason in nshm_tx_reason(). */
+NSHM_API int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
+		  const struct nshm_params *p, struct nshm_tx **out);
+/* Send the rest of fd, read() straight into the slots. */
+NSHM_API int nshm_tx_from_fd(struct nshm_tx *tx, int fd);
+/* Send len bytes from buf (copied into the slots). */
+NSHM_API int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len);
+/* End the stream and wait until the receiver has verified and stored it. */
+NSHM_API int nshm_tx_end(struct nshm_tx *tx);
+/* Abort (if not ended), release the sending side and free tx. */
+NSHM_API void nshm_tx_close(struct nshm_tx *tx, enum nshm_reason why);
+NSHM_API uint64_t nshm_tx_bytes(const struct nshm_tx *tx);
+NSHM_API uint32_t nshm_tx_crc(const struct nshm_tx *tx);
+NSHM_API uint32_t nshm_tx_reason(const struct nshm_tx *tx);
+NSHM_API const char *nshm_tx_why(const struct nshm_tx *tx);
+
+struct nshm_rx;
+/* Claim the receiving side, announce readiness, wait for a valid offer. */
+NSHM_API int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
+		  struct nshm_rx **out, struct nshm_meta *meta);
+NSHM_API int nshm_rx_accept(struct nshm_rx *rx);
+NSHM_API int nshm_rx_refuse(struct nshm_rx *rx, enum nshm_reason why);
+/* Next verified chunk, in private memory valid until the next call;
+ * returns its length, 0 at the verified end of the stream, or < 0. */
+NSHM_API ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf);
+/* Receive the whole stream into fd; 0 once it is written and verified. */
+NSHM_API int nshm_rx_to_fd(struct nshm_rx *rx, int fd);
+/* Tell the sender the outcome after the data is stored under its final
+ * name (ok) or not (reason). */
+NSHM_API int nshm_rx_complete(struct nshm_rx *rx, int ok, enum nshm_reason why);
+/* Abort (if not completed), release the receiving side and free rx. */
+NSHM_API void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why);
+NSHM_API uint64_t nshm_rx_bytes(const struct nshm_rx *rx);
+NSHM_API uint32_t nshm_rx_crc(const struct nshm_rx *rx);
+NSHM_API uint32_t nshm_rx_reason(const struct nshm_rx *rx);
+NSHM_API const char *nshm_rx_why(const struct nshm_rx *rx);
+
+/* What a region holds right now (nshm-stat). */
+struct nshm_side_stat {
+	int present;             /* the line carries nshm's magic */
+	uint32_t version;
+	int claimed;
+	uint32_t pid;            /* as the owner wrote it */
+	int same_host;           /* owner runs on this kernel */
+	int alive;               /* -1 unknown, 0 dead, 1 alive */
+	uint32_t state;
+	uint32_t reason;
+	uint64_t heartbeat;
+};
+struct nshm_stat {
+	size_t size;
+	struct nshm_side_stat tx, rx;
+	uint64_t session;
+	char name[256];
+	uint64_t total;          /* offered size, 0 if unknown */
+	int size_known, archive;
+	uint32_t slots, chunk;
+	uint64_t bytes;          /* received so far */
+};
+/* Sample the region twice, interval_ms apart, to judge heartbeats. */
+NSHM_API int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms);
+NSHM_API const char *nshm_tx_state_name(uint32_t state);
+NSHM_API const char *nshm_rx_state_name(uint32_t state);
+
+NSHM_API const char *nshm_strerror(int err);
+NSHM_API const char *nshm_reason_str(uint32_t reason);
+
+/* CRC-32 with zlib's values, ISA-L's speed where built with it. */
+NSHM_API uint32_t nshm_crc32(uint32_t crc, const void *buf, size_t len);
+NSHM_API uint32_t nshm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
+NSHM_API const char *nshm_crc32_impl(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

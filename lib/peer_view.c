@@ -1,0 +1,108 @@
+/* The one place that reads the peer's parts of the region.
+ *
+ * A hostile peer can change any of these bytes at any moment, so each value
+ * is loaded exactly once into a private snapshot; validation and use look
+ * only at the snapshot. Ordering: the peer publishes with a release store of
+ * its state or counter after writing the fields that go with it, so each
+ * snapshot loads that state or counter first with acquire and the fields
+ * after it, relaxed: they are then at least as new as the state they
+ * belong to. Our own lines we read and write where we own them.
+ */
+#include <string.h>
+
+#include "internal.h"
+
+#define LOAD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
+#define ACQ(x)   atomic_load_explicit(&(x), memory_order_acquire)
+
+static void snap_head(const struct line_head *l, struct head_snap *h)
+{
+	/* The CAS that takes a claim orders nothing the peer relies on:
+	 * owner and heartbeat are only compared with earlier values. */
+	h->magic = LOAD(l->magic);
+	h->version = LOAD(l->version);
+	h->owner = LOAD(l->owner);
+	h->heartbeat = LOAD(l->heartbeat);
+	h->pid = LOAD(l->id.pid);
+	h->pidns = LOAD(l->id.pidns);
+	h->boot[0] = LOAD(l->id.boot[0]);
+	h->boot[1] = LOAD(l->id.boot[1]);
+}
+
+void snap_tx(const struct nshm_region *r, struct tx_snap *s)
+{
+	struct tx_line *t = TX(r->base);
+
+	s->state = ACQ(t->state);
+	s->produced = ACQ(t->produced);
+	snap_head(&t->head, &s->head);
+	s->session = LOAD(t->session);
+	s->ready_echo = LOAD(t->ready_echo);
+	s->reason = LOAD(t->reason);
+	s->nslots = LOAD(t->nslots);
+	s->chunk = LOAD(t->chunk);
+	s->total_len = LOAD(t->total_len);
+	s->total_crc = LOAD(t->total_crc);
+}
+
+void snap_rx(const struct nshm_region *r, struct rx_snap *s)
+{
+	struct rx_line *x = RX(r->base);
+
+	s->state = ACQ(x->state);
+	s->consumed = ACQ(x->consumed);
+	snap_head(&x->head, &s->head);
+	s->ready = LOAD(x->ready);
+	s->session = LOAD(x->session);
+	s->reason = LOAD(x->reason);
+	s->bytes = LOAD(x->bytes);
+}
+
+/* Only after TX_OFFER was seen with acquire (in snap_tx). */
+void snap_offer(const struct nshm_region *r, struct offer_snap *s)
+{
+	struct offer *o = OFFER(r->base);
+
+	s->session = LOAD(o->session);
+	s->size = LOAD(o->size);
+	s->flags = LOAD(o->flags);
+	s->mode = LOAD(o->mode);
+	s->mtime_sec = LOAD(o->mtime_sec);
+	s->mtime_nsec = LOAD(o->mtime_nsec);
+	s->name_len = LOAD(o->name_len);
+	/* Copied whole, once; validate_offer checks the copy. */
+	memcpy(s->name, o->name, sizeof(s->name));
+	s->name[NSHM_NAME_MAX] = '\0';
+}
+
+/* Only after `produced` covering this slot was loaded with acquire; slot
+ * must already be checked < NSHM_MAX_SLOTS by the caller. */
+void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s)
+{
+	struct slot_desc *d = DESC(r->base, slot);
+
+	s->seq = LOAD(d->seq);
+	s->len = LOAD(d->len);
+	s->crc = LOAD(d->crc);
+}
+
+/* Single values for the hot loops: the doorbell counters and states. */
+uint32_t peek_tx_state(const struct nshm_region *r)
+{
+	return ACQ(TX(r->base)->state);
+}
+
+uint64_t peek_tx_produced(const struct nshm_region *r)
+{
+	return ACQ(TX(r->base)->produced);
+}
+
+uint64_t peek_rx_consumed(const struct nshm_region *r)
+{
+	return ACQ(RX(r->base)->consumed);
+}
+
+uint32_t peek_rx_state(const struct nshm_region *r)
+{
+	return ACQ(RX(r->base)->state);
+}

@@ -1,0 +1,313 @@
+/* The receiving side: announce readiness, take an offer, then copy each
+ * chunk out of its slot into private memory, verify that copy, free the
+ * slot, and hand the copy on. Verifying the private copy, never the slot,
+ * is what makes the checksum cover the bytes that reach the destination:
+ * the peer may rewrite a slot after any check of it. Freeing the slot
+ * before the copy is written lets the sender refill it meanwhile. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define ANNOUNCE_NS 200000000
+
+struct nshm_rx {
+	struct nshm_region *r;
+	struct nshm_params p;
+	struct claim claim;
+	struct nshm_bell bell;
+	struct peer_watch watch;      /* on the sender */
+	struct tx_snap tx;
+	struct nshm_meta meta;
+	uint64_t nonce, session;
+	uint32_t nslots, chunk;
+	uint64_t k, bytes;
+	uint32_t crc, reason;
+	unsigned char *buf;           /* private copy of one chunk */
+	bool accepted, ended, completed, announced;
+	int64_t started_ns;
+	char why[NSHM_WHY_LEN];
+};
+
+#define RXL(rx) RX((rx)->r->base)
+#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+/* Release: the fields stored before it, and for `consumed` our reads of
+ * the slot, are complete before the peer sees the new value (acquire). */
+#define PUBLISH(x, v) atomic_store_explicit(&(x), (v), memory_order_release)
+
+static int cond_offer(void *arg)
+{
+	struct nshm_rx *rx = arg;
+	int rc;
+
+	snap_tx(rx->r, &rx->tx);
+	rc = validate_head(&rx->tx.head, rx->why);
+	if (rc < 0)
+		return rc;
+	if (!claim_held(&rx->claim)) {
+		snprintf(rx->why, sizeof(rx->why), "another receiver took %s over",
+			 rx->r->path);
+		return -NSHM_ELOST;
+	}
+	if (!rx->announced && rx->p.waiting &&
+	    nshm_now_ns() - rx->started_ns > ANNOUNCE_NS) {
+		char msg[512];
+
+		rx->announced = true;
+		snprintf(msg, sizeof(msg), "waiting for a sender on %s", rx->r->path);
+		rx->p.waiting(rx->p.arg, msg);
+	}
+	if (rc == 0 && rx->tx.state == TX_OFFER && rx->tx.ready_echo == rx->nonce &&
+	    rx->tx.session != 0 && rx->tx.head.owner != 0)
+		return WAIT_DONE;
+	return WAIT_MORE;
+}
+
+static void announce_ready(struct nshm_rx *rx)
+{
+	struct rx_line *x = RXL(rx);
+
+	rx->nonce = nshm_random64();
+	STORE(x->consumed, 0);
+	STORE(x->bytes, 0);
+	STORE(x->session, 0);
+	STORE(x->reason, 0);
+	STORE(x->ready, rx->nonce);
+	PUBLISH(x->state, RX_READY);
+}
+
+/* The offer, copied once and checked; a bad one is refused. */
+static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
+{
+	struct offer_snap o;
+	int rc;
+
+	snap_offer(rx->r, &o);
+	rx->session = rx->tx.session;
+	rc = validate_offer(&o, rx->session, meta, rx->why);
+	if (rc == 0 && validate_layout(rx->tx.nslots, rx->tx.chunk, rx->r->size) != 0) {
+		snprintf(rx->why, sizeof(rx->why),
+			 "the sender's layout (%u slots of %u bytes) does not fit %s",
+			 rx->tx.nslots, rx->tx.chunk, rx->r->path);
+		rc = -NSHM_EPROTO;
+	}
+	if (rc < 0) {
+		nshm_rx_refuse(rx, NSHM_R_PROTO);
+		return rc;
+	}
+	rx->nslots = rx->tx.nslots;
+	rx->chunk = rx->tx.chunk;
+	rx->meta = *meta;
+	if (posix_memalign((void **)&rx->buf, 4096, rx->chunk) != 0) {
+		rx->buf = NULL;
+		nshm_rx_refuse(rx, NSHM_R_IO);
+		return -ENOMEM;
+	}
+	watch_reset(&rx->watch, &rx->tx.head);
+	return 0;
+}
+
+int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
+		  struct nshm_rx **out, struct nshm_meta *meta)
+{
+	struct nshm_rx *rx = calloc(1, sizeof(*rx));
+	int64_t deadline;
+	int rc;
+
+	*out = rx;
+	if (!rx)
+		return -ENOMEM;
+	rx->r = r;
+	rx->p = *p;
+	rx->started_ns = nshm_now_ns();
+	bell_init_polling(&rx->bell);
+	rc = claim_take(&rx->claim, r, &RXL(rx)->head, p, "receiver", rx->why);
+	if (rc < 0)
+		return rc;
+	announce_ready(rx);
+	deadline = p->timeout_ms > 0 ? rx->started_ns + p->timeout_ms * 1000000 : 0;
+	rc = wait_until(&rx->bell, cond_offer, rx, deadline, p->cancel);
+	if (rc == -ETIMEDOUT)
+		snprintf(rx->why, sizeof(rx->why), "no sender appeared on %s", r->path);
+	if (rc < 0)
+		return rc;
+	return take_offer(rx, meta);
+}
+
+static void answer(struct nshm_rx *rx, uint32_t state, enum nshm_reason why)
+{
+	struct rx_line *x = RXL(rx);
+
+	STORE(x->reason, why);
+	STORE(x->session, rx->session);
+	PUBLISH(x->state, state);
+	rx->bell.ring(&rx->bell);
+}
+
+int nshm_rx_accept(struct nshm_rx *rx)
+{
+	answer(rx, RX_ACCEPT, NSHM_R_NONE);
+	rx->accepted = true;
+	return 0;
+}
+
+int nshm_rx_refuse(struct nshm_rx *rx, enum nshm_reason why)
+{
+	answer(rx, RX_REFUSE, why);
+	rx->completed = true;
+	return 0;
+}
+
+static int fail(struct nshm_rx *rx, int rc, uint32_t reason, const char *what)
+{
+	rx->reason = reason;
+	snprintf(rx->why, sizeof(rx->why), "%s", what);
+	return rc;
+}
+
+enum { CHUNK_READY = WAIT_DONE, STREAM_END = 2 };
+
+static int cond_chunk(void *arg)
+{
+	struct nshm_rx *rx = arg;
+	uint64_t produced = peek_tx_produced(rx->r);
+
+	if (produced > rx->k && produced - rx->k <= rx->nslots)
+		return CHUNK_READY;
+	snap_tx(rx->r, &rx->tx);
+	if (rx->tx.head.owner == 0 || rx->tx.session != rx->session)
+		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
+	if (rx->tx.produced < rx->k || rx->tx.produced - rx->k > rx->nslots)
+		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+			    "the sender published chunks out of order");
+	if (rx->tx.state == TX_ABORT) {
+		rx->reason = rx->tx.reason < NSHM_R_MAX ? rx->tx.reason : NSHM_R_PROTO;
+		snprintf(rx->why, sizeof(rx->why), "the sender aborted (%s)",
+			 nshm_reason_str(rx->reason));
+		return -NSHM_EPEERABORT;
+	}
+	if (rx->tx.produced > rx->k)
+		return CHUNK_READY;
+	if (rx->tx.state == TX_END)
+		return STREAM_END;
+	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0)
+		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
+			    "the sender died or stopped responding");
+	return WAIT_MORE;
+}
+
+/* At the end: the totals in the region must match what we verified. */
+static int check_end(struct nshm_rx *rx)
+{
+	if (rx->tx.total_len != rx->bytes)
+		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+			    "the stream's length does not match its end record");
+	if (rx->tx.total_crc != rx->crc)
+		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+			    "the stream's CRC-32 does not match its end record");
+	if (rx->meta.size_known && rx->bytes != rx->meta.size)
+		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+			    "the sender sent a different size than it offered");
+	rx->ended = true;
+	return 0;
+}
+
+/* Copy chunk k out, verify the copy, free the slot. */
+static ssize_t take_chunk(struct nshm_rx *rx)
+{
+	uint32_t slot = (uint32_t)(rx->k % rx->nslots);
+	struct desc_snap d;
+
+	snap_desc(rx->r, slot, &d);
+	if (d.seq != rx->k || d.len == 0 || d.len > rx->chunk)
+		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+			    "a chunk descriptor did not validate");
+	if (rx->meta.size_known && d.len > rx->meta.size - rx->bytes)
+		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+			    "the sender sent more than it offered");
+	memcpy(rx->buf, rx->r->base + NSHM_DATA_OFF + (size_t)slot * rx->chunk, d.len);
+	PUBLISH(RXL(rx)->consumed, rx->k + 1);
+	rx->bell.ring(&rx->bell);
+	if (nshm_crc32(0, rx->buf, d.len) != d.crc)
+		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+			    "a chunk did not match its CRC-32");
+	rx->crc = nshm_crc32_combine(rx->crc, d.crc, d.len);
+	rx->bytes += d.len;
+	rx->k++;
+	STORE(RXL(rx)->bytes, rx->bytes);
+	if (rx->p.progress)
+		rx->p.progress(rx->p.arg, rx->bytes, rx->meta.size_known ? rx->meta.size : 0);
+	return (ssize_t)d.len;
+}
+
+ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
+{
+	int rc;
+
+	if (rx->ended)
+		return 0;
+	rc = wait_until(&rx->bell, cond_chunk, rx,
+			nshm_now_ns() + peer_timeout_ns(&rx->p), rx->p.cancel);
+	if (rc == -ETIMEDOUT)
+		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
+			    "the sender sent nothing for the peer timeout");
+	if (rc == -ECANCELED)
+		return fail(rx, rc, NSHM_R_CANCELED, "interrupted");
+	if (rc < 0)
+		return rc;
+	if (rc == STREAM_END)
+		return check_end(rx);
+	*buf = rx->buf;
+	return take_chunk(rx);
+}
+
+int nshm_rx_to_fd(struct nshm_rx *rx, int fd)
+{
+	for (;;) {
+		const void *buf;
+		ssize_t n = nshm_rx_chunk(rx, &buf);
+		int rc;
+
+		if (n <= 0)
+			return (int)n;
+		rc = nshm_write_all(fd, buf, (size_t)n, rx->p.cancel);
+		if (rc < 0) {
+			rx->reason = rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
+				   : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
+			snprintf(rx->why, sizeof(rx->why), "writing the output: %s",
+				 nshm_strerror(rc));
+			return rc;
+		}
+	}
+}
+
+int nshm_rx_complete(struct nshm_rx *rx, int ok, enum nshm_reason why)
+{
+	answer(rx, ok ? RX_DONE : RX_FAIL, ok ? NSHM_R_NONE : why);
+	rx->completed = true;
+	return 0;
+}
+
+void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
+{
+	if (!rx)
+		return;
+	if (rx->claim.line && claim_held(&rx->claim)) {
+		if (rx->accepted && !rx->completed)
+			answer(rx, why == NSHM_R_CANCELED ? RX_ABORT : RX_FAIL,
+			       why ? why : NSHM_R_IO);
+		else if (!rx->accepted && !rx->completed)
+			PUBLISH(RXL(rx)->state, RX_IDLE);
+	}
+	claim_release(&rx->claim);
+	free(rx->buf);
+	free(rx);
+}
+
+uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->bytes; }
+uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->crc; }
+uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->reason; }
+const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->why; }

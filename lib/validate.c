@@ -1,0 +1,99 @@
+/* Checks on values copied out of the region: nothing from the peer is used
+ * before it passes here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* 0 when the line is nshm's and our version, 1 when it holds nothing yet
+ * (all zero, a fresh region), else -NSHM_EMAGIC / -NSHM_EVERSION. */
+int validate_head(const struct head_snap *h, char *why)
+{
+	if (h->magic == 0 && h->version == 0)
+		return 1;
+	if (h->magic != NSHM_MAGIC) {
+		snprintf(why, NSHM_WHY_LEN,
+			 "the region holds something that is not nshm (magic 0x%08x); "
+			 "zero it or use another region", h->magic);
+		return -NSHM_EMAGIC;
+	}
+	if (h->version != NSHM_VERSION) {
+		snprintf(why, NSHM_WHY_LEN,
+			 "the peer speaks nshm protocol version %u, this program version %u",
+			 h->version, NSHM_VERSION);
+		return -NSHM_EVERSION;
+	}
+	return 0;
+}
+
+/* 0 if nslots slots of chunk bytes fit in a region of region_size. */
+int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size)
+{
+	uint64_t need;
+
+	if (nslots < 1 || nslots > NSHM_MAX_SLOTS)
+		return -NSHM_EPROTO;
+	if (chunk < NSHM_MIN_CHUNK || chunk > NSHM_MAX_CHUNK || chunk % 4096)
+		return -NSHM_EPROTO;
+	/* Bounded above by 64 * 256 MiB: no overflow in 64 bits. */
+	need = NSHM_DATA_OFF + (uint64_t)nslots * chunk;
+	if (need > region_size)
+		return -NSHM_ETOOSMALL;
+	return 0;
+}
+
+/* A single path component: no '/', not "." or "..", no control bytes. */
+int validate_name(const char *name, size_t len)
+{
+	if (len == 0 || len > NSHM_NAME_MAX || strlen(name) != len)
+		return -1;
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c == '/' || c < 0x20 || c == 0x7f)
+			return -1;
+	}
+	return 0;
+}
+
+int validate_offer(const struct offer_snap *o, uint64_t session,
+		   struct nshm_meta *meta, char *why)
+{
+	if (o->session != session) {
+		snprintf(why, NSHM_WHY_LEN, "offer changed while it was read");
+		return -NSHM_EPROTO;
+	}
+	if (o->flags & ~NSHM_OFFER_FLAGS) {
+		snprintf(why, NSHM_WHY_LEN, "offer has unknown flags 0x%x", o->flags);
+		return -NSHM_EPROTO;
+	}
+	if (o->mtime_nsec >= 1000000000u) {
+		snprintf(why, NSHM_WHY_LEN, "offer has a bad mtime");
+		return -NSHM_EPROTO;
+	}
+	memset(meta, 0, sizeof(*meta));
+	if (o->name_len > NSHM_NAME_MAX ||
+	    validate_name(o->name, o->name_len) != 0) {
+		snprintf(why, NSHM_WHY_LEN, "the sender offered an unsafe file name");
+		return -NSHM_EPROTO;
+	}
+	memcpy(meta->name, o->name, o->name_len);
+	meta->name[o->name_len] = '\0';
+	meta->size = o->size;
+	meta->size_known = !!(o->flags & NSHM_OFFER_SIZE_KNOWN);
+	meta->archive = !!(o->flags & NSHM_OFFER_ARCHIVE);
+	meta->mode = o->mode & 07777;
+	meta->mtime_sec = o->mtime_sec;
+	meta->mtime_nsec = o->mtime_nsec;
+	return 0;
+}
+
+bool head_same_kernel(const struct head_snap *h)
+{
+	const struct nshm_self *me = nshm_self();
+
+	return me->boot[0] != 0 && h->boot[0] == me->boot[0] &&
+	       h->boot[1] == me->boot[1] && h->pidns == me->pidns;
+}

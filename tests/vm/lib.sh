@@ -1,0 +1,639 @@
+# shellcheck shell=bash
+# tests/vm/lib.sh - boot a throw-away QEMU/KVM guest with an ivshmem device and drive it.
+#
+# Sourced by tests/vm.bats, tests/vm/demo.sh and tests/vm/measure-map.sh. It only defines
+# functions and never changes shell options, so that bats' own error handling stays in charge.
+#
+# How the pieces talk to each other:
+#   * The guest's console (ttyS0) goes to VMDIR/console.log. The guest's /init prints marker
+#     lines there: "@@NSHM-READY", "@@NSHM-START id", "@@NSHM-OUT id text", "@@NSHM-ERR id text",
+#     "@@NSHM-END id rc=N secs=S". The host polls that file, always with a time limit.
+#   * The host sends commands on a second serial port (ttyS1), backed by the FIFO pair
+#     VMDIR/ctl.in / ctl.out (QEMU's "pipe" chardev). One line per command: "ID SHELL-COMMAND".
+#     The guest runs every command in the background, so the host can start a guest program,
+#     start its own peer program, and then wait for both.
+#   * Every piece of state lives in files under VMDIR, not in shell variables, so that bats'
+#     setup_file, its tests and teardown_file (separate processes) can share one boot.
+#
+# Environment knobs:
+#   NSHM_VM_CACHE          cache for the kernel (default /var/cache/nshm-vm, else ~/.cache/nshm-vm)
+#   NSHM_VM_ACCEL          force "kvm" or "tcg" instead of probing
+#   NSHM_VM_PROBE_TIMEOUT  seconds a KVM probe boot may take (default 10)
+#   NSHM_VM_KVM_CPU        -cpu model with KVM (default host)
+#   NSHM_VM_BOOT_TIMEOUT   seconds a real boot may take to reach /init (default 90)
+#   NSHM_VM_MAX_LIFE       hard limit on any QEMU process's life in seconds (default 900)
+#   NSHM_BUILD_DIR         where nshm-get / nshm-put are (default <repo>/build)
+#   NSHM_VM_KEEP=1         keep the run directory (console logs) after cleanup
+
+VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+VM_REPO_DIR=$(cd "$VM_LIB_DIR/../.." && pwd)
+VM_PACKAGES=(qemu-system-x86 busybox-static cpio kmod)
+# Kernel modules copied into the cache when the kernel is first fetched (for the 9p, virtiofs
+# and network baselines); only these and vmlinuz are kept.
+VM_DEFAULT_MODULES="9p 9pnet_virtio virtiofs virtio_net virtio_pci"
+
+# ---------------------------------------------------------------------------------------------
+# Messages and timing
+
+# Print a note for the person running the tests: to the TAP stream (fd 3) under bats, where it
+# shows up as a "# ..." comment, else to stderr. Also append it to the run's times log.
+vm_note() {
+  local msg="$*"
+  if [[ -n ${BATS_VERSION:-} ]] && { true >&3; } 2>/dev/null; then
+    printf '# %s\n' "$msg" >&3
+  else
+    printf 'vm: %s\n' "$msg" >&2
+  fi
+  if [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]]; then
+    printf '%s\n' "$msg" >>"$VM_RUN/times.log"
+  fi
+}
+
+vm_die() {
+  printf 'vm: error: %s\n' "$*" >&2
+  return 1
+}
+
+# Monotonic-enough wall clock with sub-second resolution, for timing boots and cases.
+vm_now() { date +%s.%N; }
+
+# vm_since T0 -> seconds elapsed since T0, with two decimals.
+vm_since() { awk -v a="$1" -v b="$(vm_now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# ---------------------------------------------------------------------------------------------
+# Host tools
+
+# Make sure the host has what the harness needs; install it with apt when we are root.
+# Returns 1 (with the exact command printed) when something is still missing.
+vm_require_tools() {
+  local missing=() cmd
+  vm__missing_tools missing
+  if ((${#missing[@]} == 0)); then
+    return 0
+  fi
+  local install="apt-get update && apt-get install -y --no-install-recommends ${VM_PACKAGES[*]}"
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    printf 'vm: installing missing tools (%s): %s\n' "${missing[*]}" "$install" >&2
+    # -qq and a log file: apt's progress output would flood the TAP stream.
+    if ! (export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends "${VM_PACKAGES[@]}") \
+      >"${TMPDIR:-/tmp}/nshm-vm-apt.log" 2>&1; then
+      printf 'vm: apt-get failed, see %s\n' "${TMPDIR:-/tmp}/nshm-vm-apt.log" >&2
+    fi
+    missing=()
+    vm__missing_tools missing
+  fi
+  if ((${#missing[@]})); then
+    printf 'vm: missing: %s\nvm: as root, run: %s\n' "${missing[*]}" "$install" >&2
+    return 1
+  fi
+}
+
+# vm__missing_tools ARRAYNAME: append the names of missing commands to the array.
+vm__missing_tools() {
+  local -n _out=$1
+  local cmd
+  for cmd in qemu-system-x86_64 busybox cpio modinfo apt-get dpkg ldd timeout flock; do
+    command -v "$cmd" >/dev/null || _out+=("$cmd")
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# The guest kernel: Debian's own, unpacked into a cache outside the source tree.
+
+vm_cache_dir() {
+  local dir=${NSHM_VM_CACHE:-}
+  if [[ -z $dir ]]; then
+    dir=/var/cache/nshm-vm
+    if ! mkdir -p "$dir" 2>/dev/null || [[ ! -w $dir ]]; then
+      dir=${XDG_CACHE_HOME:-$HOME/.cache}/nshm-vm
+    fi
+  fi
+  mkdir -p "$dir" && printf '%s\n' "$dir"
+}
+
+# The kernel package that linux-image-amd64 depends on, e.g. linux-image-6.1.0-56-amd64.
+vm__kernel_package() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-/ { print $2; exit }'
+}
+
+# vm_kernel_dir: print the cache directory of the current kernel, fetching it when needed.
+# It holds vmlinuz, the package itself (so that more modules can be added without a download)
+# and modules/NAME.ko plus modules/NAME.deps for the modules fetched so far.
+vm_kernel_dir() {
+  local cache pkg ver kdir
+  # Asked once per run: apt-cache is slow-ish and the answer must not change mid-run.
+  if [[ -n ${VM_RUN:-} && -s ${VM_RUN:-}/kdir ]]; then
+    cat "$VM_RUN/kdir"
+    return 0
+  fi
+  cache=$(vm_cache_dir) || return 1
+  pkg=$(vm__kernel_package)
+  if [[ -z $pkg && $(id -u) == 0 ]]; then
+    # A fresh machine may have no package lists yet.
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(vm__kernel_package)
+  fi
+  if [[ -z $pkg ]]; then
+    # No package lists (offline?): fall back on whatever kernel the cache already has.
+    kdir=$(ls -d "$cache"/kernel/*/ 2>/dev/null | sort -V | tail -n 1)
+    if [[ -n $kdir && -f $kdir/vmlinuz ]]; then
+      printf '%s\n' "${kdir%/}"
+      return 0
+    fi
+    vm_die "cannot tell which kernel linux-image-amd64 depends on (apt-get update?)"
+    return 1
+  fi
+  ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+  kdir=$cache/kernel/${pkg}_${ver:-unknown}
+  if [[ ! -f $kdir/vmlinuz ]]; then
+    # Two runs may fill the cache at the same time: one fetches, the other waits (bounded).
+    (
+      flock -w 900 9 || { vm_die "timed out waiting for the lock on $cache"; exit 1; }
+      [[ -f $kdir/vmlinuz ]] && exit 0
+      vm__kernel_fetch "$pkg" "$kdir"
+    ) 9>"$cache/.lock" || return 1
+  fi
+  [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]] && printf '%s\n' "$kdir" >"$VM_RUN/kdir"
+  printf '%s\n' "$kdir"
+}
+
+vm__kernel_fetch() {
+  local pkg=$1 kdir=$2
+  mkdir -p "$kdir/modules" || return 1
+  vm__kernel_unpack "$kdir" || return 1
+  # The modules the benchmarks will want, taken now so that the package need not be fetched
+  # again; a module not in this list later costs one more download.
+  vm_kernel_modules "$kdir" $VM_DEFAULT_MODULES >/dev/null || return 1
+  vm__kernel_tree_done "$kdir"
+}
+
+# vm__kernel_deb KDIR: download the kernel package into KDIR/kernel.deb (KDIR's name is
+# PACKAGE_VERSION, so it is always the same version as the cached files).
+vm__kernel_deb() {
+  local kdir=$1 tmp base
+  [[ -f $kdir/kernel.deb ]] && return 0
+  base=$(basename "$kdir")
+  tmp=$(mktemp -d "$kdir/.fetch.XXXXXX") || return 1
+  printf 'vm: downloading %s=%s with apt-get download (about 70 MB)\n' "${base%%_*}" "${base#*_}" >&2
+  if ! (cd "$tmp" && apt-get download -qq "${base%%_*}=${base#*_}" >/dev/null 2>"$tmp/apt.err"); then
+    cat "$tmp/apt.err" >&2
+    rm -rf "$tmp"
+    vm_die "apt-get download ${base%%_*}=${base#*_} failed"
+    return 1
+  fi
+  mv "$(ls "$tmp"/*.deb | head -n 1)" "$kdir/kernel.deb"
+  rm -rf "$tmp"
+}
+
+# Unpack the package into KDIR/tree (400 MB) and take vmlinuz from it. The tree and the package
+# are deleted again by vm__kernel_tree_done once the wanted modules are copied out.
+vm__kernel_unpack() {
+  local kdir=$1
+  [[ -d $kdir/tree ]] && return 0
+  vm__kernel_deb "$kdir" || return 1
+  rm -rf "$kdir/.tree"
+  dpkg -x "$kdir/kernel.deb" "$kdir/.tree" || { vm_die "dpkg -x $kdir/kernel.deb failed"; return 1; }
+  mv "$kdir/.tree" "$kdir/tree"
+  if [[ ! -f $kdir/vmlinuz ]]; then
+    cp "$(ls "$kdir"/tree/boot/vmlinuz-* | head -n 1)" "$kdir/.vmlinuz" && mv "$kdir/.vmlinuz" "$kdir/vmlinuz"
+  fi
+  # The list of built-in modules lets vm_kernel_modules accept names that need no file.
+  cp "$(ls "$kdir"/tree/lib/modules/*/modules.builtin | head -n 1)" "$kdir/modules.builtin" 2>/dev/null || true
+}
+
+vm__kernel_tree_done() { rm -rf "$1/tree" "$1/kernel.deb"; }
+
+# vm_kernel_modules KDIR NAME... : make sure the modules NAME (and what they depend on, per
+# `modinfo -F depends`) are in KDIR/modules, then print all of them one per line in an order in
+# which insmod can load them (dependencies first). Built-in modules are left out of the list.
+# Example: vm_kernel_modules "$kdir" 9p virtiofs virtio_net
+vm_kernel_modules() {
+  local kdir=$1
+  shift
+  local -A seen=()
+  local order=() name
+  # First fetch what is missing (unpacking the package only if needed), then order.
+  for name in "$@"; do vm__mod_closure "$kdir" "${name//-/_}" || return 1; done
+  for name in "$@"; do vm__mod_order "$kdir" "${name//-/_}" seen order || return 1; done
+  [[ -d $kdir/tree ]] && vm__kernel_tree_done "$kdir"
+  ((${#order[@]})) && printf '%s\n' "${order[@]}"
+  return 0
+}
+
+# vm__mod_closure KDIR NAME: ensure NAME and its dependencies are cached (recursively).
+vm__mod_closure() {
+  local kdir=$1 name=$2 dep deps
+  if [[ ! -f $kdir/modules/$name.deps ]]; then
+    (
+      flock -w 900 9 || exit 1
+      [[ -f $kdir/modules/$name.deps ]] && exit 0
+      vm__kernel_unpack "$kdir" || exit 1
+      local file
+      file=$(find "$kdir/tree/lib/modules" -name '*.ko*' | awk -v n="$name" '
+        { b = $0; sub(/.*\//, "", b); sub(/\.ko(\.(xz|zst|gz))?$/, "", b); gsub(/-/, "_", b)
+          if (b == n) { print; exit } }')
+      if [[ -z $file ]]; then
+        if grep -Eq "/${name//_/[-_]}\.ko\$" "$kdir/modules.builtin" 2>/dev/null; then
+          : >"$kdir/modules/$name.deps"
+          : >"$kdir/modules/$name.builtin"
+          exit 0
+        fi
+        vm_die "no module named $name in $(basename "$kdir")"
+        exit 1
+      fi
+      vm__mod_copy "$file" "$kdir/modules/$name.ko" || exit 1
+      modinfo -F depends "$kdir/modules/$name.ko" | tr ',' ' ' >"$kdir/modules/.$name.deps"
+      mv "$kdir/modules/.$name.deps" "$kdir/modules/$name.deps"
+    ) 9>"$kdir/.lock" || return 1
+  fi
+  deps=$(<"$kdir/modules/$name.deps")
+  for dep in $deps; do vm__mod_closure "$kdir" "${dep//-/_}" || return 1; done
+}
+
+# Copy a module file, decompressing it: busybox insmod reads plain .ko files only.
+vm__mod_copy() {
+  local src=$1 dst=$2
+  case $src in
+    *.ko) cp "$src" "$dst.tmp" ;;
+    *.ko.xz) xz -dc "$src" >"$dst.tmp" ;;
+    *.ko.zst) zstd -qdc "$src" >"$dst.tmp" ;;
+    *.ko.gz) gzip -dc "$src" >"$dst.tmp" ;;
+    *) false ;;
+  esac || { rm -f "$dst.tmp"; vm_die "cannot copy module $src"; return 1; }
+  mv "$dst.tmp" "$dst"
+}
+
+# vm__mod_order KDIR NAME SEEN ORDER: depth-first, dependencies before the module itself.
+vm__mod_order() {
+  local kdir=$1 name=$2 dep
+  local -n _seen=$3 _order=$4
+  [[ -n ${_seen[$name]:-} ]] && return 0
+  _seen[$name]=1
+  for dep in $(<"$kdir/modules/$name.deps"); do
+    vm__mod_order "$kdir" "${dep//-/_}" "$3" "$4" || return 1
+  done
+  [[ -f $kdir/modules/$name.builtin ]] || _order+=("$name")
+}
+
+# vm_kernel_image KDIR: print the kernel file to boot. Under emulation, unpacking the compressed
+# bzImage takes the guest about 2 s of every boot, so once per kernel the uncompressed ELF
+# vmlinux is extracted from it (like the kernel's scripts/extract-vmlinux) and booted directly
+# through its PVH entry point. Falls back on vmlinuz if that is not possible.
+vm_kernel_image() {
+  local kdir=$1
+  if [[ ${NSHM_VM_KERNEL_FORMAT:-} != bzimage && ! -f $kdir/vmlinux && ! -f $kdir/vmlinux.none ]]; then
+    (
+      flock -w 300 9 || exit 1
+      [[ -f $kdir/vmlinux || -f $kdir/vmlinux.none ]] && exit 0
+      vm__extract_vmlinux "$kdir/vmlinuz" "$kdir/.vmlinux" && mv "$kdir/.vmlinux" "$kdir/vmlinux" ||
+        { rm -f "$kdir/.vmlinux"; : >"$kdir/vmlinux.none"; }
+    ) 9>"$kdir/.lock"
+  fi
+  if [[ ${NSHM_VM_KERNEL_FORMAT:-} != bzimage && -f $kdir/vmlinux ]]; then
+    printf '%s\n' "$kdir/vmlinux"
+  else
+    printf '%s\n' "$kdir/vmlinuz"
+  fi
+}
+
+# vm__extract_vmlinux BZIMAGE OUT: find the xz or gzip stream in a bzImage and unpack it; the
+# result must be an ELF file with Xen/PVH notes (QEMU boots an ELF kernel only through PVH).
+vm__extract_vmlinux() {
+  local in=$1 out=$2 off unxz=(xz -dc)
+  command -v xz >/dev/null || unxz=(busybox xz -dc)
+  for off in $(LC_ALL=C grep -abo $'\xfd7zXZ\x00' "$in" | cut -d: -f1) ; do
+    tail -c +$((off + 1)) "$in" | "${unxz[@]}" >"$out" 2>/dev/null
+    vm__is_pvh_elf "$out" && return 0
+  done
+  for off in $(LC_ALL=C grep -abo $'\x1f\x8b\x08' "$in" | cut -d: -f1); do
+    tail -c +$((off + 1)) "$in" | gzip -dc >"$out" 2>/dev/null
+    vm__is_pvh_elf "$out" && return 0
+  done
+  return 1
+}
+
+vm__is_pvh_elf() {
+  [[ -s $1 && $(head -c 4 "$1" | od -An -c | tr -d ' ') == 177ELF ]] && LC_ALL=C grep -aqF 'xen-3.0' "$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The initramfs
+
+# vm__copy_exec ROOT FILE: copy an executable and every shared library `ldd` lists for it (and
+# the loader) to the same paths under ROOT, like Debian's mkinitramfs copy_exec.
+vm__copy_exec() {
+  local root=$1 file=$2 dest=${3:-}
+  [[ -n $dest ]] || dest=/usr/local/bin/$(basename "$file")
+  mkdir -p "$root$(dirname "$dest")"
+  cp -L "$file" "$root$dest" || return 1
+  local lib
+  # ldd prints "name => /path (addr)" or "/path (addr)"; a static file makes ldd fail: no libs.
+  while read -r lib; do
+    [[ -e $root$lib ]] && continue
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib" || return 1
+  done < <(ldd "$file" 2>/dev/null | awk '/=> \// { print $3; next } /^[ \t]*\// { print $1 }')
+}
+
+# vm_initramfs OUT [-m "MODULES"] [FILE...]: build a gzip-free initramfs (an uncompressed cpio
+# unpacks much faster under software emulation) with busybox, our /init, the named modules and
+# the given executables (copied into /usr/local/bin with their libraries).
+vm_initramfs() {
+  local out=$1
+  shift
+  local modules=""
+  if [[ ${1:-} == -m ]]; then
+    modules=$2
+    shift 2
+  fi
+  local kdir root f m
+  kdir=$(vm_kernel_dir) || return 1
+  root=$(mktemp -d "${VM_RUN:-${TMPDIR:-/tmp}}/initramfs.XXXXXX") || return 1
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc/nshm,lib/modules/nshm}
+  vm__copy_exec "$root" "$(command -v busybox)" /bin/busybox || return 1
+  install -m 0755 "$VM_LIB_DIR/guest-init.sh" "$root/init"
+  if [[ -n $modules ]]; then
+    # shellcheck disable=SC2086  # word splitting of the module list is intended
+    vm_kernel_modules "$kdir" $modules >"$root/etc/nshm/modules" || return 1
+    while read -r m; do cp "$kdir/modules/$m.ko" "$root/lib/modules/nshm/"; done <"$root/etc/nshm/modules"
+  else
+    : >"$root/etc/nshm/modules"
+  fi
+  for f in "$@"; do
+    vm__copy_exec "$root" "$f" || { vm_die "cannot copy $f into the initramfs"; return 1; }
+  done
+  (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp" ||
+    { vm_die "cpio failed"; return 1; }
+  mv "$out.tmp" "$out"
+  rm -rf "$root"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Runs, boots and cleanup
+
+# vm_run_init: create this run's directory (VM_RUN, exported) holding every VM's state, and the
+# list of /dev/shm objects to remove. Callers install a trap that calls vm_cleanup.
+vm_run_init() {
+  if [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]]; then return 0; fi
+  VM_RUN=$(mktemp -d "${TMPDIR:-/tmp}/nshm-vm.XXXXXX") || return 1
+  export VM_RUN
+  : >"$VM_RUN/shm.list"
+  : >"$VM_RUN/times.log"
+}
+
+# vm_shm_create NAME SIZE: a fresh /dev/shm/NAME of SIZE (e.g. 4M), removed again by vm_cleanup.
+vm_shm_create() {
+  local name=$1 size=$2
+  printf '%s\n' "$name" >>"$VM_RUN/shm.list"
+  rm -f "/dev/shm/$name"
+  truncate -s "$size" "/dev/shm/$name"
+}
+
+# A name unique to this run, for /dev/shm objects.
+vm_shm_name() { printf 'nshm-vm-%s-%s\n' "$(basename "$VM_RUN" | cut -d. -f2)" "$1"; }
+
+# Kill one VM (by the pids we recorded) and wait until it is gone.
+vm_kill() {
+  local vmdir=$1 pid
+  for pid in $(cat "$vmdir/qemu.pid" "$vmdir/wrapper.pid" 2>/dev/null); do
+    vm__is_ours "$pid" "$vmdir" && kill -TERM "$pid" 2>/dev/null
+  done
+  local i
+  for ((i = 0; i < 50; i++)); do
+    vm_alive "$vmdir" || break
+    sleep 0.1
+  done
+  for pid in $(cat "$vmdir/qemu.pid" "$vmdir/wrapper.pid" 2>/dev/null); do
+    vm__is_ours "$pid" "$vmdir" && kill -KILL "$pid" 2>/dev/null
+  done
+  rm -f "$vmdir/qemu.pid" "$vmdir/wrapper.pid"
+  return 0
+}
+
+# Is PID still a process of this VM? (Guards against a recycled pid.)
+vm__is_ours() {
+  local pid=$1 vmdir=$2
+  [[ -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$vmdir/"
+}
+
+vm_alive() {
+  local pid
+  pid=$(cat "$1/wrapper.pid" 2>/dev/null) || return 1
+  vm__is_ours "$pid" "$1"
+}
+
+# vm_cleanup: kill every VM of this run, remove its /dev/shm objects and its directory.
+# Safe to call more than once and from a trap.
+vm_cleanup() {
+  [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]] || return 0
+  local vmdir name
+  for vmdir in "$VM_RUN"/vm-*/; do
+    [[ -d $vmdir ]] && vm_kill "${vmdir%/}"
+  done
+  while read -r name; do
+    [[ -n $name && $name != */* ]] && rm -f "/dev/shm/$name"
+  done <"$VM_RUN/shm.list"
+  if [[ ${NSHM_VM_KEEP:-0} == 1 ]]; then
+    printf 'vm: kept %s\n' "$VM_RUN" >&2
+  else
+    rm -rf "$VM_RUN"
+  fi
+  VM_RUN=
+}
+
+# vm_accel: print "kvm" or "tcg". KVM is used only when a short probe boot with it reaches
+# /init; nested KVM can hang after the BIOS, hence the time limit. The answer is kept for the
+# rest of the run.
+vm_accel() {
+  if [[ -n ${NSHM_VM_ACCEL:-} ]]; then
+    printf '%s\n' "$NSHM_VM_ACCEL"
+    return 0
+  fi
+  if [[ -f $VM_RUN/accel ]]; then
+    cat "$VM_RUN/accel"
+    return 0
+  fi
+  local accel=tcg
+  if [[ -r /dev/kvm && -w /dev/kvm ]]; then
+    local t0 probe
+    t0=$(vm_now)
+    probe=$VM_RUN/vm-probe
+    mkdir -p "$probe"
+    [[ -f $VM_RUN/probe.cpio ]] || vm_initramfs "$VM_RUN/probe.cpio" || return 1
+    if vm__qemu_start "$probe" kvm "$VM_RUN/probe.cpio" probe "" "" &&
+      vm__wait_marker "$probe" '@@NSHM-READY' "${NSHM_VM_PROBE_TIMEOUT:-10}" 2>/dev/null; then
+      accel=kvm
+    fi
+    vm_kill "$probe"
+    vm_note "accel probe: kvm $([[ $accel == kvm ]] && echo works || echo 'does not work, using tcg') ($(vm_since "$t0") s)"
+  fi
+  printf '%s\n' "$accel" >"$VM_RUN/accel"
+  printf '%s\n' "$accel"
+}
+
+# vm__qemu_start VMDIR ACCEL INITRD MODE SHMNAME SHMSIZE
+# Starts QEMU in the background and records its pids; returns at once.
+vm__qemu_start() {
+  local vmdir=$1 accel=$2 initrd=$3 mode=$4 shm=$5 size=$6 kdir
+  kdir=$(vm_kernel_dir) || return 1
+  rm -f "$vmdir/ctl.in" "$vmdir/ctl.out" "$vmdir/console.log"
+  mkfifo "$vmdir/ctl.in" "$vmdir/ctl.out"
+  : >"$vmdir/console.log"
+  local args=(
+    -accel "$accel" -m 512 -nographic -no-reboot -monitor none
+    # No NIC (its boot ROM costs time under emulation, and no test may use a network), no VGA.
+    -net none -vga none
+    -kernel "$(vm_kernel_image "$kdir")" -initrd "$initrd"
+    -append "console=ttyS0 panic=-1 quiet loglevel=1 nshm.mode=$mode"
+    -pidfile "$vmdir/qemu.pid"
+    # ttyS0: the console, to stdout (a log file); ttyS1: commands from the host.
+    -serial stdio -serial "pipe:$vmdir/ctl"
+  )
+  [[ $accel == kvm ]] && args+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
+  if [[ -n $shm ]]; then
+    args+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
+      -device ivshmem-plain,memdev=hm)
+  fi
+  printf '%q ' qemu-system-x86_64 "${args[@]}" >"$vmdir/cmdline"
+  # `timeout` is a last-resort limit should every cleanup path fail; fd 3 is closed because bats
+  # waits for whoever holds it open.
+  timeout -k 5 "${NSHM_VM_MAX_LIFE:-900}" qemu-system-x86_64 "${args[@]}" \
+    </dev/null >"$vmdir/console.log" 2>"$vmdir/qemu.err" 3>&- &
+  echo $! >"$vmdir/wrapper.pid"
+  date +%s.%N >"$vmdir/started"
+}
+
+# vm_boot NAME [--shm SHMNAME SIZE] [--initrd FILE]: boot a guest, wait until its /init is
+# ready for commands, print the VM's directory (the handle for the other functions).
+vm_boot() {
+  local name=$1
+  shift
+  local shm="" size="" initrd=${VM_RUN}/guest.cpio
+  while (($#)); do
+    case $1 in
+      --shm) shm=$2 size=$3; shift 3 ;;
+      --initrd) initrd=$2; shift 2 ;;
+      *) vm_die "vm_boot: unknown option $1"; return 1 ;;
+    esac
+  done
+  local vmdir=$VM_RUN/vm-$name accel t0
+  mkdir -p "$vmdir/jobs"
+  echo 0 >"$vmdir/jobs/counter"
+  accel=$(vm_accel) || return 1
+  t0=$(vm_now)
+  vm__qemu_start "$vmdir" "$accel" "$initrd" serve "$shm" "$size" || return 1
+  if ! vm__wait_marker "$vmdir" '@@NSHM-READY' "${NSHM_VM_BOOT_TIMEOUT:-90}"; then
+    vm__dump "$vmdir"
+    vm_kill "$vmdir"
+    return 1
+  fi
+  vm_note "boot $name ($accel${shm:+, ivshmem $size}): $(vm_since "$t0") s to /init"
+  printf '%s\n' "$vmdir"
+}
+
+# Show what the guest printed, for a failure message.
+vm__dump() {
+  printf 'vm: --- %s/cmdline\n%s\n' "$1" "$(cat "$1/cmdline" 2>/dev/null)" >&2
+  printf 'vm: --- qemu stderr\n%s\n' "$(tail -n 20 "$1/qemu.err" 2>/dev/null)" >&2
+  printf 'vm: --- console (last 40 lines)\n%s\n' "$(tr -d '\r' <"$1/console.log" | tail -n 40)" >&2
+}
+
+# vm__wait_marker VMDIR REGEX TIMEOUT: poll the console log until a line matches (return 0),
+# QEMU exits or the time is up (return 1).
+vm__wait_marker() {
+  local vmdir=$1 re=$2 limit=$3 t0
+  t0=$(date +%s)
+  while :; do
+    grep -aqE -- "$re" "$vmdir/console.log" 2>/dev/null && return 0
+    if ! vm_alive "$vmdir"; then
+      # One last look: the line may have arrived just before QEMU exited.
+      grep -aqE -- "$re" "$vmdir/console.log" 2>/dev/null && return 0
+      printf 'vm: guest %s exited while waiting for /%s/\n' "$(basename "$vmdir")" "$re" >&2
+      return 1
+    fi
+    if (($(date +%s) - t0 >= limit)); then
+      printf 'vm: timed out after %s s waiting for /%s/ from %s\n' "$limit" "$re" "$(basename "$vmdir")" >&2
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+# vm_start VMDIR SHELL-COMMAND: run a command in the guest in the background; print its id.
+# The command runs under busybox sh, stdin /dev/null, PATH has /usr/local/bin (our programs).
+vm_start() {
+  local vmdir=$1 cmd=$2 n id
+  if [[ $cmd == *$'\n'* ]]; then vm_die "vm_start: one line only"; return 1; fi
+  n=$(($(cat "$vmdir/jobs/counter") + 1))
+  echo "$n" >"$vmdir/jobs/counter"
+  id=j$n
+  printf '%s\n' "$cmd" >"$vmdir/jobs/$id.cmd"
+  # Opening the FIFO read-write never blocks, even if QEMU is gone.
+  printf '%s %s\n' "$id" "$cmd" 1<>"$vmdir/ctl.in"
+  printf '%s\n' "$id"
+}
+
+# vm_wait_started VMDIR ID [TIMEOUT]: wait until the guest has started job ID.
+vm_wait_started() {
+  vm__wait_marker "$1" "@@NSHM-START $2\$|@@NSHM-START $2[^0-9]" "${3:-30}"
+}
+
+# vm_wait VMDIR ID [TIMEOUT]: wait for job ID to end; its stdout goes to our stdout, its stderr
+# to our stderr, and the return status is the job's exit status (255 when the harness failed:
+# the guest died or the time ran out).
+vm_wait() {
+  local vmdir=$1 id=$2 limit=${3:-60}
+  if ! vm__wait_marker "$vmdir" "@@NSHM-END $id rc=" "$limit"; then
+    vm__dump "$vmdir"
+    return 255
+  fi
+  local log rc
+  log=$(tr -d '\r' <"$vmdir/console.log")
+  # Lines are "@@NSHM-OUT id text" / "@@NSHM-ERR id text"; a kernel message could precede the
+  # marker on the same line, hence the search anywhere in the line.
+  sed -n "s/.*@@NSHM-OUT $id //p" <<<"$log"
+  sed -n "s/.*@@NSHM-ERR $id //p" <<<"$log" >&2
+  rc=$(sed -n "s/.*@@NSHM-END $id rc=\([0-9]*\).*/\1/p" <<<"$log" | head -n 1)
+  sed -n "s/.*@@NSHM-END $id rc=[0-9]* secs=\([0-9.]*\).*/\1/p" <<<"$log" | head -n 1 >"$vmdir/jobs/$id.secs"
+  return "${rc:-255}"
+}
+
+# vm_exec VMDIR TIMEOUT SHELL-COMMAND: run a command in the guest and wait for it.
+vm_exec() {
+  local id
+  id=$(vm_start "$1" "$3") || return 255
+  vm_wait "$1" "$id" "$2"
+}
+
+# The guest's own timing of a finished job, in seconds (from /proc/uptime, 0.01 s resolution).
+vm_job_secs() { cat "$1/jobs/$2.secs" 2>/dev/null; }
+
+# vm_shutdown VMDIR: ask the guest to power off, wait (bounded) for QEMU to exit, else kill it.
+vm_shutdown() {
+  local vmdir=$1 i
+  if vm_alive "$vmdir"; then
+    printf 'shutdown poweroff\n' 1<>"$vmdir/ctl.in"
+    for ((i = 0; i < 100; i++)); do
+      vm_alive "$vmdir" || break
+      sleep 0.1
+    done
+  fi
+  vm_kill "$vmdir"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The programs under test
+
+vm_build_dir() { printf '%s\n' "${NSHM_BUILD_DIR:-$VM_REPO_DIR/build}"; }
+
+# vm_programs: print the paths of nshm-get and nshm-put, or fail saying they are not built.
+vm_programs() {
+  local b p
+  b=$(vm_build_dir)
+  for p in nshm-get nshm-put; do
+    [[ -x $b/$p ]] || { vm_die "$b/$p is missing: run make first"; return 1; }
+    printf '%s\n' "$b/$p"
+  done
+}
