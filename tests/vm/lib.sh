@@ -24,6 +24,9 @@
 #   NSHM_VM_MAX_LIFE       hard limit on any QEMU process's life in seconds (default 900)
 #   NSHM_BUILD_DIR         where nshm-get / nshm-put are (default <repo>/build)
 #   NSHM_VM_KEEP=1         keep the run directory (console logs) after cleanup
+#   NSHM_VM_NO_INSTALL=1   never run apt-get install; only say what is missing
+#   NSHM_VM_QEMU           the QEMU binary (default qemu-system-x86_64)
+#   NSHM_VM_TCG_CPU        -cpu model under TCG (default: QEMU's own, qemu64)
 
 VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_REPO_DIR=$(cd "$VM_LIB_DIR/../.." && pwd)
@@ -72,7 +75,7 @@ vm_require_tools() {
     return 0
   fi
   local install="apt-get update && apt-get install -y --no-install-recommends ${VM_PACKAGES[*]}"
-  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  if [[ $(id -u) == 0 && ${NSHM_VM_NO_INSTALL:-0} != 1 ]] && command -v apt-get >/dev/null; then
     printf 'vm: installing missing tools (%s): %s\n' "${missing[*]}" "$install" >&2
     # -qq and a log file: apt's progress output would flood the TAP stream.
     if ! (export DEBIAN_FRONTEND=noninteractive
@@ -93,7 +96,7 @@ vm_require_tools() {
 vm__missing_tools() {
   local -n _out=$1
   local cmd
-  for cmd in qemu-system-x86_64 busybox cpio modinfo apt-get dpkg ldd timeout flock; do
+  for cmd in "${NSHM_VM_QEMU:-qemu-system-x86_64}" busybox cpio modinfo apt-get dpkg ldd timeout flock; do
     command -v "$cmd" >/dev/null || _out+=("$cmd")
   done
 }
@@ -212,6 +215,7 @@ vm__kernel_tree_done() { rm -rf "$1/tree" "$1/kernel.deb"; }
 vm_kernel_modules() {
   local kdir=$1
   shift
+  # shellcheck disable=SC2034  # filled through a nameref in vm__mod_order
   local -A seen=()
   local order=() name
   # First fetch what is missing (unpacking the package only if needed), then order.
@@ -377,10 +381,27 @@ vm_initramfs() {
 # list of /dev/shm objects to remove. Callers install a trap that calls vm_cleanup.
 vm_run_init() {
   if [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]]; then return 0; fi
+  vm__sweep_stale
   VM_RUN=$(mktemp -d "${TMPDIR:-/tmp}/nshm-vm.XXXXXX") || return 1
   export VM_RUN
+  echo "$$" >"$VM_RUN/owner"
   : >"$VM_RUN/shm.list"
   : >"$VM_RUN/times.log"
+}
+
+# A run killed outright (kill -9, a closed pipe) never reaches its cleanup. Its owner is then
+# gone: clean up after it here (its QEMU is verified by command line before it is killed).
+vm__sweep_stale() {
+  local dir owner
+  for dir in "${TMPDIR:-/tmp}"/nshm-vm.*/; do
+    dir=${dir%/}
+    [[ -f $dir/owner ]] || continue
+    owner=$(cat "$dir/owner" 2>/dev/null) || continue
+    [[ $owner =~ ^[0-9]+$ ]] || continue
+    kill -0 "$owner" 2>/dev/null && continue
+    [[ ${NSHM_VM_KEEP:-0} == 1 ]] && continue
+    (VM_RUN=$dir vm_cleanup) 2>/dev/null || true
+  done
 }
 
 # vm_shm_create NAME SIZE: a fresh /dev/shm/NAME of SIZE (e.g. 4M), removed again by vm_cleanup.
@@ -491,15 +512,20 @@ vm__qemu_start() {
     # ttyS0: the console, to stdout (a log file); ttyS1: commands from the host.
     -serial stdio -serial "pipe:$vmdir/ctl"
   )
-  [[ $accel == kvm ]] && args+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
+  if [[ $accel == kvm ]]; then
+    args+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
+  elif [[ -n ${NSHM_VM_TCG_CPU:-} ]]; then
+    args+=(-cpu "$NSHM_VM_TCG_CPU")
+  fi
   if [[ -n $shm ]]; then
+    # shellcheck disable=SC2054  # QEMU's option values are comma-separated
     args+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
       -device ivshmem-plain,memdev=hm)
   fi
-  printf '%q ' qemu-system-x86_64 "${args[@]}" >"$vmdir/cmdline"
+  printf '%q ' "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" >"$vmdir/cmdline"
   # `timeout` is a last-resort limit should every cleanup path fail; fd 3 is closed because bats
   # waits for whoever holds it open.
-  timeout -k 5 "${NSHM_VM_MAX_LIFE:-900}" qemu-system-x86_64 "${args[@]}" \
+  timeout -k 5 "${NSHM_VM_MAX_LIFE:-900}" "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" \
     </dev/null >"$vmdir/console.log" 2>"$vmdir/qemu.err" 3>&- &
   echo $! >"$vmdir/wrapper.pid"
   date +%s.%N >"$vmdir/started"
@@ -636,4 +662,26 @@ vm_programs() {
     [[ -x $b/$p ]] || { vm_die "$b/$p is missing: run make first"; return 1; }
     printf '%s\n' "$b/$p"
   done
+}
+
+# vm_script_boot REGION [NAME]: everything a stand-alone script (demo, measurements) needs
+# before its first command: tools, kernel, an initramfs with the freshly built programs, a
+# fresh /dev/shm region of REGION bytes (e.g. 16M) and a booted guest. Sets VM and SHM.
+# The caller must have `trap vm_cleanup EXIT` in place.
+vm_script_boot() {
+  local region=$1 name=${2:-main} progs
+  vm_require_tools || return 1
+  vm_run_init || return 1
+  progs=$(vm_programs) || return 1
+  # shellcheck disable=SC2086  # two paths without spaces
+  vm_initramfs "$VM_RUN/guest.cpio" $progs || return 1
+  SHM=$(vm_shm_name "$name")
+  vm_shm_create "$SHM" "$region" || return 1
+  # shellcheck disable=SC2034  # VM and SHM are for the caller
+  VM=$(vm_boot "$name" --shm "$SHM" "$region") || return 1
+}
+
+# vm_json_field JSON KEY: a number or string field from the programs' one-line --json summary.
+vm_json_field() {
+  sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" <<<"$1" | head -n 1
 }
