@@ -151,6 +151,7 @@ send_to_guest() {
     id=$(vm_start "$VM" "$(guest_receive_cmd "$name" "$sum")")
     vm_wait_started "$VM" "$id" 10
     sleep 1 # so that nshm-get in the guest is surely waiting
+    vm_job_running "$VM" "$id" # ... and has not given up
     bg put "$NSHM_PUT" --json --timeout 60 "$src" "$SHM"
   else
     bg put "$NSHM_PUT" --json --timeout 60 "$src" "$SHM"
@@ -182,6 +183,7 @@ receive_from_guest() {
     id=$(vm_start "$VM" 'nshm-put --timeout 60 /tmp/c/g.bin pci')
     vm_wait_started "$VM" "$id" 10
     sleep 1
+    vm_job_running "$VM" "$id"
     bg get "$NSHM_GET" --json --timeout 60 --source "$SHM" "$T/dest/"
   else
     bg get "$NSHM_GET" --json --timeout 60 --source "$SHM" "$T/dest/"
@@ -254,6 +256,11 @@ receive_from_guest() {
   { head -c 8M /dev/urandom; exec sleep 60; } >"$T/feed" 3>&- &
   echo $! >"$T/feed.pid"
   sleep 2 # the guest has had time to take what was sent, and is not yet at its peer timeout
+  vm_job_running "$VM" "$id"
+  # Mid-transfer for certain: data has landed in the guest (in a temporary file).
+  run --separate-stderr vm_exec "$VM" 10 'find /tmp/c -type f -size +1k | wc -l'
+  echo "partial files in the guest: $output $stderr"
+  [ "$status" -eq 0 ] && [ "$output" -ge 1 ]
   kill -0 "$(cat "$T/put.pid")" # still sending, not failed on its own
   kill -KILL "$(cat "$T/put.pid")"
   local t_kill

@@ -497,6 +497,7 @@ vm_accel() {
 # vm__qemu_start VMDIR ACCEL INITRD MODE SHMNAME SHMSIZE
 # Starts QEMU in the background and records its pids; returns at once.
 vm__qemu_start() {
+  [[ -v VM_QEMU_EXTRA ]] || VM_QEMU_EXTRA=()
   local vmdir=$1 accel=$2 initrd=$3 mode=$4 shm=$5 size=$6 kdir
   kdir=$(vm_kernel_dir) || return 1
   rm -f "$vmdir/ctl.in" "$vmdir/ctl.out" "$vmdir/console.log"
@@ -522,6 +523,7 @@ vm__qemu_start() {
     args+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
       -device ivshmem-plain,memdev=hm)
   fi
+  args+=("${VM_QEMU_EXTRA[@]}")
   printf '%q ' "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" >"$vmdir/cmdline"
   # `timeout` is a last-resort limit should every cleanup path fail; fd 3 is closed because bats
   # waits for whoever holds it open.
@@ -531,16 +533,20 @@ vm__qemu_start() {
   date +%s.%N >"$vmdir/started"
 }
 
-# vm_boot NAME [--shm SHMNAME SIZE] [--initrd FILE]: boot a guest, wait until its /init is
-# ready for commands, print the VM's directory (the handle for the other functions).
+# vm_boot NAME [--shm SHMNAME SIZE] [--initrd FILE] [-- QEMU-ARG...]: boot a guest, wait until
+# its /init is ready for commands, print the VM's directory (the handle for the other
+# functions). Arguments after -- go to QEMU as they are (e.g. -virtfs for a 9p share; build the
+# initramfs with vm_initramfs -m "virtio_pci 9pnet_virtio 9p" for that).
 vm_boot() {
   local name=$1
   shift
   local shm="" size="" initrd=${VM_RUN}/guest.cpio
+  VM_QEMU_EXTRA=()
   while (($#)); do
     case $1 in
       --shm) shm=$2 size=$3; shift 3 ;;
       --initrd) initrd=$2; shift 2 ;;
+      --) shift; VM_QEMU_EXTRA=("$@"); break ;;
       *) vm_die "vm_boot: unknown option $1"; return 1 ;;
     esac
   done
@@ -604,6 +610,11 @@ vm_start() {
 # vm_wait_started VMDIR ID [TIMEOUT]: wait until the guest has started job ID.
 vm_wait_started() {
   vm__wait_marker "$1" "@@NSHM-START $2\$|@@NSHM-START $2[^0-9]" "${3:-30}"
+}
+
+# vm_job_running VMDIR ID: has job ID started and not yet ended?
+vm_job_running() {
+  grep -aqE "@@NSHM-START $2(\$|[^0-9])" "$1/console.log" && ! grep -aq "@@NSHM-END $2 rc=" "$1/console.log"
 }
 
 # vm_wait VMDIR ID [TIMEOUT]: wait for job ID to end; its stdout goes to our stdout, its stderr
