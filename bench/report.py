@@ -17,11 +17,12 @@ UNITS = {"file": "MB/s", "files": "files/s", "latency": "ms"}
 
 
 def load_methods(path):
+    """methods.tsv: setting, method, how -- in the order the table shows them."""
     how = OrderedDict()
     with open(path, encoding="utf-8") as f:
         for line in f:
-            key, _, text = line.rstrip("\n").partition("\t")
-            how[key] = text
+            setting, method, text = line.rstrip("\n").split("\t", 2)
+            how.setdefault(setting, OrderedDict())[method] = text
     return how
 
 
@@ -105,16 +106,21 @@ def table(results, how, meta):
     for setting in OrderedDict((r["setting"], 1) for r in results):
         rows = [r for r in results if r["setting"] == setting]
         cases = list(OrderedDict((r["case"], 1) for r in rows))
-        methods = [m for m in how if any(r["method"] == m for r in rows)]
+        known = how.get(setting, {})
+        methods = [m for m in known if any(r["method"] == m for r in rows)]
+        methods += [m for m in OrderedDict((r["method"], 1) for r in rows) if m not in methods]
         lines.append(f"### {setting}")
         lines.append("")
+        if setting == "vm" and meta.get("vm"):
+            lines.append(meta["vm"])
+            lines.append("")
         lines.append("| method | how | " + " | ".join(case_header(rows, c) for c in cases) + " | verified |")
         lines.append("|---|---|" + "---:|" * len(cases) + "---|")
         for m in methods:
             mine = {r["case"]: r for r in rows if r["method"] == m}
             ok = sum(r["verified_runs"] for r in mine.values())
             total = sum(r["runs"] for r in mine.values())
-            lines.append(f"| {m} | {how[m]} | " + " | ".join(cell(mine.get(c)) for c in cases)
+            lines.append(f"| {m} | {known.get(m, '')} | " + " | ".join(cell(mine.get(c)) for c in cases)
                          + f" | {ok}/{total} |")
         lines.append("")
     runs = meta.get("runs", "?")
@@ -124,7 +130,7 @@ def table(results, how, meta):
                  "MB/s = 10^6 bytes/s over the whole transfer, from starting both ends to both "
                  "exiting; files/s likewise for the many-files case; latency = one 4 KiB file "
                  "from start to destination verified. \"verified\" counts runs whose destination "
-                 "matched the source's checksum (cksum). \"failed\": a run exited non-zero, "
+                 "matched the source's checksum (cksum on the host, busybox crc32 in a guest). \"failed\": a run exited non-zero, "
                  "timed out or failed its checksum. \"–\": not applicable.")
     lines.append("")
     return "\n".join(lines)
@@ -141,11 +147,38 @@ def write_csv(results, path):
                         for c in cols])
 
 
+def write_json(f, meta, how, results):
+    """results: setting -> method -> case -> figures; one method a line, so
+    that it reads and diffs well and stays a few KB when committed.
+    seconds and value are [median, min, max]; value is in unit."""
+    nested = OrderedDict()
+    for r in results:
+        leaf = OrderedDict(kind=r["kind"], bytes=r["bytes"], files=r["files"], runs=r["runs"],
+                           verified=r["verified_runs"], status=r["status"])
+        if r["status"] == "ok":
+            leaf["seconds"] = [r["median_s"], r["min_s"], r["max_s"]]
+            leaf["value"] = [r["median"], r["min"], r["max"]]
+            leaf["unit"] = r["unit"]
+        nested.setdefault(r["setting"], OrderedDict()).setdefault(r["method"], OrderedDict())[r["case"]] = leaf
+    out = ['{"meta": ' + json.dumps(meta, ensure_ascii=False) + ",",
+           ' "methods": ' + json.dumps({k: v for k, v in how.items() if k in nested}, ensure_ascii=False) + ",", ' "results": {']
+    settings = list(nested.items())
+    for i, (setting, methods) in enumerate(settings):
+        out.append(f'  {json.dumps(setting)}: {{')
+        items = list(methods.items())
+        for j, (m, cases) in enumerate(items):
+            out.append(f"   {json.dumps(m)}: {json.dumps(cases, ensure_ascii=False)}"
+                       + ("," if j < len(items) - 1 else ""))
+        out.append("  }" + ("," if i < len(settings) - 1 else ""))
+    out.append("}}")
+    f.write("\n".join(out) + "\n")
+
+
 def write_chart(results, how, meta, outdir):
     """chart.dat + chart.gp: throughput by size, one line per method."""
     blocks, titles = [], []
     for setting in OrderedDict((r["setting"], 1) for r in results):
-        for m in how:
+        for m in OrderedDict((r["method"], 1) for r in results if r["setting"] == setting):
             pts = [r for r in results if r["setting"] == setting and r["method"] == m
                    and r["kind"] == "file" and r["status"] == "ok"]
             if not pts:
@@ -236,10 +269,7 @@ def main():
         f.write(table_md)
     write_csv(results, os.path.join(a.out, "results.csv"))
     with open(os.path.join(a.out, "results.json"), "w", encoding="utf-8") as f:
-        # One result a line: readable, diffable, and a few KB when committed.
-        f.write('{"meta": ' + json.dumps(meta) + ',\n "methods": ' + json.dumps(how, ensure_ascii=False)
-                + ',\n "results": [\n  ' + ",\n  ".join(json.dumps(r, ensure_ascii=False) for r in results)
-                + "\n]}\n")
+        write_json(f, meta, how, results)
     write_chart(results, how, meta, a.out)
     if a.results_md:
         results_md(a.results_md, table_md, meta)

@@ -70,3 +70,22 @@ allowed() {
 	# A PNG starts with \x89PNG.
 	[[ $(head -c 4 "$SMOKE_OUT/chart.png" | od -An -c | tr -d ' ') == '211PNG' ]]
 }
+
+# The vm setting's smoke pass: one guest boot, every vm method once on
+# 1 MiB.  Needs the VM harness (tests/vm/lib.sh) and QEMU, which bench/run
+# installs as root; skipped where it cannot be had.
+@test "bench/run --smoke --setting vm: every vm method verified in one boot" {
+	[[ -f tests/vm/lib.sh ]] || skip "no VM harness (tests/vm/lib.sh)"
+	if ! command -v qemu-system-x86_64 >/dev/null && ((EUID != 0)); then
+		skip "no QEMU, and not root to install it"
+	fi
+	local out=$BATS_TEST_TMPDIR/vm rc=0 m bad=0
+	bench/run --smoke --setting vm --out "$out" >"$BATS_TEST_TMPDIR/stdout" 2>"$BATS_TEST_TMPDIR/stderr" || rc=$?
+	if ((rc != 0)); then
+		cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"; false
+	fi
+	for m in nshm netcat scp curl 9p 9p-msize512k virtiofs cp; do
+		grep -q "^vm,$m,.*,file,.*,ok," "$out/results.csv" || { echo "vm $m not verified"; bad=1; }
+	done
+	((bad == 0)) || { cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"; false; }
+}
