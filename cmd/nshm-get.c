@@ -129,8 +129,12 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 		return NSHM_R_NONE;
 	}
 	if (stat(g->dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-		n = snprintf(t->final, sizeof(t->final), "%s/%s", g->dest, name);
-		snprintf(dir, sizeof(dir), "%s", g->dest);
+		size_t len = strlen(g->dest);
+
+		while (len > 1 && g->dest[len - 1] == '/')
+			len--;
+		n = snprintf(t->final, sizeof(t->final), "%.*s/%s", (int)len, g->dest, name);
+		snprintf(dir, sizeof(dir), "%.*s", (int)len, g->dest);
 	} else {
 		n = snprintf(t->final, sizeof(t->final), "%s", g->dest);
 		copy = strdup(g->dest);

@@ -1,3 +1,171 @@
-/* placeholder until nshm-stat lands */
+/* nshm-stat: what a region holds right now. Reads only. */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 #include "cli.h"
-int main(void) { return 0; }
+
+static const char usage[] =
+"usage: nshm-stat [OPTIONS] [ENDPOINT]\n"
+"Show what the ivshmem region ENDPOINT holds: its size and protocol, each\n"
+"side's state and heartbeat, and the transfer in progress. Reads only.\n"
+"ENDPOINT: pci (default), pci:DDDD:BB:DD.F, NAME (/dev/shm/NAME) or a path.\n"
+"\n"
+"  -w, --watch             refresh until interrupted\n"
+"  -i, --interval SECONDS  time between samples (default 1)\n"
+"      --map uc|wc         for pci: map resource2 (uc) or resource2_wc (wc)\n"
+"      --json              print one JSON object per sample\n"
+"  -h, --help              show this help\n"
+"  -V, --version           show the version\n"
+"\n"
+"Exit status: 0 shown, 2 usage error, 3 region unusable.\n";
+
+static const char *liveness(const struct nshm_side_stat *s)
+{
+	if (!s->claimed)
+		return "free";
+	if (s->alive > 0)
+		return "alive";
+	return s->same_host ? "dead (stale, will be taken over)"
+			    : "silent (stale after the peer timeout)";
+}
+
+static void side_text(const char *role, const struct nshm_side_stat *s, uint32_t state)
+{
+	printf("%-9s %s", role, s->present ? "" : "(none) ");
+	if (!s->present) {
+		printf("\n");
+		return;
+	}
+	printf("%s, %s, pid %u%s, heartbeat %llu\n",
+	       role[0] == 's' ? nshm_tx_state_name(state) : nshm_rx_state_name(state),
+	       liveness(s), s->pid, s->same_host ? "" : " (other side)",
+	       (unsigned long long)s->heartbeat);
+}
+
+static void side_json(const char *role, const struct nshm_side_stat *s, uint32_t state)
+{
+	printf("\"%s\":{\"present\":%s,\"version\":%u,\"claimed\":%s,\"pid\":%u,"
+	       "\"same_host\":%s,\"alive\":%d,\"state\":\"%s\",\"reason\":%u,"
+	       "\"heartbeat\":%llu}", role, s->present ? "true" : "false", s->version,
+	       s->claimed ? "true" : "false", s->pid, s->same_host ? "true" : "false",
+	       s->alive, role[0] == 's' ? nshm_tx_state_name(state) : nshm_rx_state_name(state),
+	       s->reason, (unsigned long long)s->heartbeat);
+}
+
+static void show(const struct cli *c, const char *ep, const struct nshm_stat *st,
+		 double rate)
+{
+	if (c->json) {
+		printf("{\"endpoint\":");
+		json_string(stdout, ep);
+		printf(",\"size\":%zu,\"protocol\":%d,\"slots\":%u,\"chunk\":%u,",
+		       st->size, NSHM_PROTOCOL_VERSION, st->slots, st->chunk);
+		side_json("sender", &st->tx, st->tx.state);
+		putchar(',');
+		side_json("receiver", &st->rx, st->rx.state);
+		printf(",\"session\":\"%016llx\",\"name\":", (unsigned long long)st->session);
+		json_string(stdout, st->name);
+		printf(",\"total\":%llu,\"size_known\":%s,\"archive\":%s,\"bytes\":%llu,"
+		       "\"rate_mbps\":%.1f}\n", (unsigned long long)st->total,
+		       st->size_known ? "true" : "false", st->archive ? "true" : "false",
+		       (unsigned long long)st->bytes, rate / 1e6);
+		fflush(stdout);
+		return;
+	}
+	printf("region    %s, %zu bytes, protocol %d", ep, st->size, NSHM_PROTOCOL_VERSION);
+	if (st->slots)
+		printf(", %u slots of %u bytes", st->slots, st->chunk);
+	printf("\n");
+	side_text("sender", &st->tx, st->tx.state);
+	side_text("receiver", &st->rx, st->rx.state);
+	if (st->session && st->name[0]) {
+		printf("transfer  %s%s: %llu", st->name, st->archive ? " (archive)" : "",
+		       (unsigned long long)st->bytes);
+		if (st->size_known)
+			printf(" of %llu", (unsigned long long)st->total);
+		printf(" bytes, %.1f MB/s\n", rate / 1e6);
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'i' },
+		COMMON_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli c;
+	struct nshm_region *r;
+	struct nshm_stat st;
+	const char *ep = "pci";
+	int64_t interval = 1000;
+	uint64_t last_bytes = 0;
+	bool watch = false;
+	char msg[1024];
+	int opt, rc;
+
+	cli_init(&c, "nshm-stat");
+	while ((opt = getopt_long(argc, argv, "wi:hV", longs, NULL)) != -1) {
+		rc = cli_common_option(&c, opt, optarg);
+		if (rc < 0)
+			return EXIT_USAGE;
+		if (rc > 0)
+			continue;
+		switch (opt) {
+		case 'w':
+			watch = true;
+			break;
+		case 'i':
+			if (parse_seconds(optarg, &interval) || interval < 10) {
+				cli_err(&c, "bad --interval '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("nshm-stat %s (protocol %d)\n", NSHM_LIB_VERSION,
+			       NSHM_PROTOCOL_VERSION);
+			return EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		cli_err(&c, "at most one ENDPOINT");
+		return EXIT_USAGE;
+	}
+	if (argc - optind == 1)
+		ep = argv[optind];
+	cli_signals();
+	rc = nshm_open(&r, ep, c.map_flags, msg, sizeof(msg));
+	if (rc < 0) {
+		cli_err(&c, "%s", msg);
+		return cli_exit_status(rc);
+	}
+	/* The first sample's heartbeat check needs an interval of its own;
+	 * later ones measure the rate over the refresh interval. */
+	nshm_stat(r, &st, 150);
+	do {
+		uint64_t b = st.bytes;
+		double rate = last_bytes && b >= last_bytes
+			? (double)(b - last_bytes) * 1000.0 / (double)interval : 0;
+
+		show(&c, ep, &st, rate);
+		last_bytes = b ? b : 1;
+		if (!watch || cli_cancel)
+			break;
+		if (!c.json)
+			printf("\n");
+		nshm_stat(r, &st, (int)interval);
+	} while (!cli_cancel);
+	nshm_close(r);
+	return EXIT_OK;
+}

@@ -1,0 +1,258 @@
+#!/usr/bin/env bats
+# nshm-put and nshm-get on one host, through a /dev/shm object.
+load helpers
+
+setup() { setup_region 4M; }
+teardown() { teardown_region; }
+
+# send_and_check SIZE [put options]: SIZE bytes of random data, verified.
+send_and_check() {
+	local size=$1; shift
+	head -c "$size" /dev/urandom >"$T/src"
+	mkdir -p "$T/dst"
+	bg get "$GET" -q -s "$REGION" --timeout 30 "$T/dst"
+	run "$PUT" -q --timeout 30 "$@" "$T/src" "$REGION"
+	[ "$status" -eq 0 ]
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/dst/src"
+}
+
+@test "sizes around the chunk size arrive byte for byte" {
+	for size in 0 1 65535 65536 65537 200000; do
+		rm -rf "$T/dst"
+		send_and_check $size --chunk 64K
+	done
+}
+
+@test "100 MiB of random data through a 4 MiB region" {
+	send_and_check 100M
+}
+
+@test "1 GiB through a 64 MiB region" {
+	[ -n "${NSHM_SLOW:-}" ] || skip "set NSHM_SLOW=1 (takes a few seconds and 2 GiB of tmpfs)"
+	truncate -s 64M /dev/shm/$REGION
+	send_and_check 1G
+}
+
+@test "receiver first, then sender" {
+	head -c 3M /dev/urandom >"$T/src"
+	bg get "$GET" -q -s "$REGION" "$T/out"
+	sleep 0.5
+	"$PUT" -q "$T/src" "$REGION"
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/out"
+}
+
+@test "sender first, then receiver" {
+	head -c 3M /dev/urandom >"$T/src"
+	bg put "$PUT" -q "$T/src" "$REGION"
+	sleep 0.5
+	"$GET" -q -s "$REGION" "$T/out"
+	[ "$(wait_rc put)" = 0 ]
+	cmp "$T/src" "$T/out"
+}
+
+@test "standard input to standard output" {
+	head -c 5M /dev/urandom >"$T/src"
+	bg get "$GET" -q -s "$REGION" -
+	cat "$T/src" | "$PUT" -q --name piped - "$REGION"
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/get.out"
+}
+
+@test "a directory DEST gets the sender's name, mode and mtime" {
+	echo hello >"$T/some file"
+	chmod 0751 "$T/some file"
+	touch -d '2001-02-03 04:05:06' "$T/some file"
+	mkdir "$T/in"
+	bg get "$GET" -q -s "$REGION" "$T/in"
+	"$PUT" -q "$T/some file" "$REGION"
+	[ "$(wait_rc get)" = 0 ]
+	[ "$(stat -c '%a %Y' "$T/in/some file")" = "$(stat -c '%a %Y' "$T/some file")" ]
+	[ -z "$(ls -A "$T/in" | grep -v '^some file$')" ]
+}
+
+@test "--json prints one summary object with the checksum" {
+	head -c 100000 /dev/urandom >"$T/src"
+	bg get "$GET" --json -s "$REGION" "$T/out"
+	run "$PUT" --json "$T/src" "$REGION"
+	[ "$status" -eq 0 ]
+	[ "$(wait_rc get)" = 0 ]
+	crc=$(python3 -c 'import zlib,sys; print("%08x" % zlib.crc32(open(sys.argv[1],"rb").read()))' "$T/src")
+	[[ $output == *'"bytes":100000'* ]]
+	[[ $output == *"\"crc32\":\"$crc\""* ]]
+	grep -q "\"crc32\":\"$crc\"" "$T/get.out"
+}
+
+@test "an existing file is not replaced without --force" {
+	echo new >"$T/src"
+	echo old >"$T/out"
+	bg get "$GET" -s "$REGION" "$T/out"
+	run "$PUT" -q "$T/src" "$REGION"
+	[ "$status" -eq 4 ]
+	[[ $output == *"exists"* ]]
+	[ "$(wait_rc get)" = 4 ]
+	grep -q "use --force" "$T/get.err"
+	[ "$(cat "$T/out")" = old ]
+	bg get2 "$GET" -q -f -s "$REGION" "$T/out"
+	"$PUT" -q "$T/src" "$REGION"
+	[ "$(wait_rc get2)" = 0 ]
+	[ "$(cat "$T/out")" = new ]
+}
+
+@test "sender killed with -9 mid-transfer: receiver fails, no file; region reusable" {
+	mkdir "$T/dst"
+	bg get "$GET" -s "$REGION" "$T/dst"
+	( head -c 3M /dev/urandom; sleep 60 ) | "$PUT" --name victim - "$REGION" &
+	PIDS+=($!)
+	# Some data has reached the temporary file.
+	until_true 20 sh -c "find '$T/dst' -name '.nshm-*' -size +0 | grep -q ."
+	pkill -9 -f "nshm-put --name victim" 
+	[ "$(wait_rc get 30)" = 1 ]
+	grep -qi "sender" "$T/get.err"
+	[ -z "$(ls -A "$T/dst")" ]
+	head -c 1M /dev/urandom >"$T/src"
+	bg get2 "$GET" -q -s "$REGION" "$T/dst"
+	"$PUT" -q --timeout 20 "$T/src" "$REGION"
+	[ "$(wait_rc get2)" = 0 ]
+	cmp "$T/src" "$T/dst/src"
+}
+
+@test "receiver killed with -9 mid-transfer: sender fails; region reusable" {
+	head -c 20M /dev/urandom >"$T/src"
+	# A receiver that blocks: its stdout is a pipe nobody reads.
+	( "$GET" -s "$REGION" - | sleep 60 ) &
+	PIDS+=($!)
+	bg put "$PUT" "$T/src" "$REGION"
+	until_true 20 pgrep -f "nshm-get -s $REGION -" >/dev/null
+	sleep 1
+	pkill -9 -f "nshm-get -s $REGION -"
+	[ "$(wait_rc put 30)" = 1 ]
+	grep -qi "receiver" "$T/put.err"
+	bg get2 "$GET" -q -s "$REGION" --timeout 20 "$T/out"
+	"$PUT" -q --timeout 20 "$T/src" "$REGION"
+	[ "$(wait_rc get2)" = 0 ]
+	cmp "$T/src" "$T/out"
+}
+
+@test "a live sender that pauses longer than --peer-timeout is waited for" {
+	head -c 1M /dev/urandom >"$T/a"
+	head -c 1M /dev/urandom >"$T/b"
+	bg get "$GET" -q --peer-timeout 1 -s "$REGION" "$T/out"
+	{ cat "$T/a"; sleep 2.5; cat "$T/b"; } | "$PUT" -q --peer-timeout 1 --name p - "$REGION"
+	[ "$(wait_rc get)" = 0 ]
+	cat "$T/a" "$T/b" | cmp - "$T/out"
+}
+
+@test "Ctrl-C of the sender: receiver reports the abort, sender exits 130" {
+	mkdir "$T/dst"
+	bg get "$GET" -s "$REGION" "$T/dst"
+	( head -c 1M /dev/zero; sleep 60 ) | "$PUT" --name slow - "$REGION" 2>"$T/put.err" &
+	PIDS+=($!)
+	sleep 1
+	pkill -INT -f "nshm-put --name slow"
+	[ "$(wait_rc get 30)" = 1 ]
+	grep -q "aborted" "$T/get.err"
+	[ -z "$(ls -A "$T/dst")" ]
+}
+
+@test "a missing shm object: exit 3, and the QEMU and libvirt lines to add" {
+	run "$GET" -s nshm-no-such-object
+	[ "$status" -eq 3 ]
+	[[ $output == *"/dev/shm/nshm-no-such-object does not exist"* ]]
+	[[ $output == *"memory-backend-file"*"share=on"*"ivshmem-plain"* ]]
+	[[ $output == *"<shmem name='nshm-no-such-object'>"* ]]
+}
+
+@test "a region too small: exit 3 with the minimum" {
+	truncate -s 6000 "$T/small"
+	run "$PUT" "$T/small" "$T/small"
+	[ "$status" -eq 3 ]
+	[[ $output == *"at least 8192"* ]]
+	truncate -s 16K /dev/shm/$REGION
+	echo x >"$T/src"
+	run "$PUT" --slots 4 --chunk 4K "$T/src" "$REGION"
+	[ "$status" -eq 3 ]
+	[[ $output == *"too small for 4 slots"*"at least 20480"* ]]
+}
+
+@test "a region holding something else, or a newer protocol: clear errors" {
+	printf 'GARBAGE!' | dd of=/dev/shm/$REGION conv=notrunc status=none
+	run "$GET" -s "$REGION" --timeout 1
+	[ "$status" -eq 3 ]
+	[[ $output == *"not nshm"* ]]
+	# Magic "NSHM" and version 9 in the sender's line.
+	printf 'NSHM\x09\x00\x00\x00' | dd of=/dev/shm/$REGION conv=notrunc status=none
+	run "$GET" -s "$REGION" --timeout 1
+	[ "$status" -eq 3 ]
+	[[ $output == *"version 9"*"version 1"* ]]
+}
+
+@test "pci endpoints: none, several, or not an ivshmem device" {
+	sys=$T/sys/bus/pci/devices
+	mkdir -p "$sys/0000:00:01.0"
+	echo 0x8086 >"$sys/0000:00:01.0/vendor"; echo 0x1237 >"$sys/0000:00:01.0/device"
+	NSHM_SYSFS_ROOT=$T/sys run "$GET"
+	[ "$status" -eq 3 ]
+	[[ $output == *"no ivshmem PCI device"* ]]
+	for d in 0000:00:04.0 0000:00:05.0; do
+		mkdir -p "$sys/$d"; echo 0x1af4 >"$sys/$d/vendor"; echo 0x1110 >"$sys/$d/device"
+		truncate -s 1M "$sys/$d/resource2"
+	done
+	NSHM_SYSFS_ROOT=$T/sys run "$GET"
+	[ "$status" -eq 3 ]
+	[[ $output == *"2 ivshmem devices"*"pci:0000:00:04.0"*"pci:0000:00:05.0"* ]]
+	NSHM_SYSFS_ROOT=$T/sys run "$GET" -s pci:0000:00:01.0
+	[ "$status" -eq 3 ]
+	[[ $output == *"not an ivshmem device"* ]]
+	# A named device is mapped through its resource2 file.
+	echo hi >"$T/src"
+	NSHM_SYSFS_ROOT=$T/sys bg get "$GET" -q -s pci:0000:00:05.0 "$T/out"
+	NSHM_SYSFS_ROOT=$T/sys "$PUT" -q "$T/src" pci:0000:00:05.0
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/out"
+}
+
+@test "a second sender on a busy region gets a clear busy error" {
+	echo a >"$T/src"
+	bg put "$PUT" "$T/src" "$REGION"
+	sleep 0.5
+	run "$PUT" "$T/src" "$REGION"
+	[ "$status" -eq 3 ]
+	[[ $output == *"busy"* ]]
+}
+
+@test "--timeout: no receiver in time exits 5" {
+	echo a >"$T/src"
+	run "$PUT" --timeout 0.5 "$T/src" "$REGION"
+	[ "$status" -eq 5 ]
+	[[ $output == *"no receiver appeared"* ]]
+	run "$GET" --timeout 0.5 -s "$REGION"
+	[ "$status" -eq 5 ]
+}
+
+@test "an unsafe name from the sender is refused; nothing outside DEST" {
+	echo evil >"$T/src"
+	mkdir "$T/dst"
+	bg get "$GET" -s "$REGION" "$T/dst"
+	run "$PUT" --name ../escaped "$T/src" "$REGION"
+	[ "$status" -ne 0 ]
+	[ "$(wait_rc get)" -ne 0 ]
+	[ ! -e "$T/escaped" ]
+	[ -z "$(ls -A "$T/dst")" ]
+}
+
+@test "usage errors exit 2" {
+	run "$PUT"
+	[ "$status" -eq 2 ]
+	run "$PUT" onlyone
+	[ "$status" -eq 2 ]
+	run "$GET" a b
+	[ "$status" -eq 2 ]
+	run "$PUT" --chunk 1000 x y
+	[ "$status" -eq 2 ]
+	run "$GET" --bogus
+	[ "$status" -eq 2 ]
+	run "$PUT" --map xx a b
+	[ "$status" -eq 2 ]
+}

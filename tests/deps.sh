@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what building and testing need on Debian, when run as root;
+# otherwise prints the exact apt-get line and fails.
+set -euo pipefail
+
+# command-or-file : package
+need=(
+	"cc:gcc" "make:make" "pkg-config:pkg-config"
+	"/usr/include/zlib.h:zlib1g-dev" "/usr/include/archive.h:libarchive-dev"
+	"/usr/include/isa-l.h:libisal-dev" "bats:bats"
+	"qemu-system-x86_64:qemu-system-x86" "/bin/busybox:busybox-static"
+	"cpio:cpio" "modinfo:kmod" "mandoc:mandoc" "clang:clang"
+	"valgrind:valgrind" "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
+	"zsh:zsh" "fish:fish" "/usr/share/bash-completion/bash_completion:bash-completion"
+)
+[ "${NSHM_DEPS_EXTRA:-}" ] && read -ra extra <<<"$NSHM_DEPS_EXTRA" && need+=("${extra[@]}")
+
+missing=()
+for item in "${need[@]}"; do
+	what=${item%%:*} pkg=${item#*:}
+	if [[ $what == /* ]]; then
+		compgen -G "$what" >/dev/null || missing+=("$pkg")
+	else
+		command -v "$what" >/dev/null 2>&1 || missing+=("$pkg")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "nshm: missing packages; run as root:" >&2
+	echo "  apt-get update && $cmd" >&2
+	exit 1
+fi
+echo "nshm: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+$cmd >&2

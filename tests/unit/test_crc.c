@@ -1,0 +1,49 @@
+/* nshm_crc32 must give zlib's values, whichever implementation is built,
+ * and nshm_crc32_combine must agree with one pass over the whole. */
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "nshm.h"
+#include "tap.h"
+
+int main(void)
+{
+	static const size_t lens[] = { 0, 1, 3, 15, 16, 63, 64, 255, 4096, 65537, 1 << 20 };
+	size_t max = 1 << 20;
+	unsigned char *buf = malloc(max);
+	int all = 1;
+
+	srand(42);
+	for (size_t i = 0; i < max; i++)
+		buf[i] = (unsigned char)rand();
+	ok(nshm_crc32(0, "123456789", 9) == 0xcbf43926u, "check value of CRC-32 (%s)",
+	   nshm_crc32_impl());
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint32_t z = (uint32_t)crc32(0, buf, (uInt)lens[i]);
+
+		all &= nshm_crc32(0, buf, lens[i]) == z;
+	}
+	ok(all, "same values as zlib's crc32 at %zu lengths", sizeof(lens) / sizeof(lens[0]));
+	/* Unaligned starts and running values. */
+	all = 1;
+	for (size_t off = 1; off < 9; off++) {
+		uint32_t z = (uint32_t)crc32(0x12345678u, buf + off, 1000);
+
+		all &= nshm_crc32(0x12345678u, buf + off, 1000) == z;
+	}
+	ok(all, "running value and unaligned start match zlib");
+	all = 1;
+	for (size_t cut = 0; cut <= 8192; cut += 1021) {
+		uint32_t a = nshm_crc32(0, buf, cut);
+		uint32_t b = nshm_crc32(0, buf + cut, 8192 - cut);
+
+		all &= nshm_crc32_combine(a, b, 8192 - cut) ==
+		       (uint32_t)crc32(0, buf, 8192);
+	}
+	ok(all, "crc32_combine of two parts equals the whole");
+	ok(nshm_crc32(nshm_crc32(0, buf, 100), buf + 100, 900) ==
+	   (uint32_t)crc32(0, buf, 1000), "chained calls equal one call");
+	free(buf);
+	return done_testing();
+}

@@ -1,0 +1,87 @@
+/* Validation of values copied out of the region. */
+#include <string.h>
+
+#include "internal.h"
+#include "tap.h"
+
+static struct offer_snap good_offer(void)
+{
+	struct offer_snap o;
+
+	memset(&o, 0, sizeof(o));
+	o.session = 7;
+	o.size = 100;
+	o.flags = NSHM_OFFER_SIZE_KNOWN;
+	o.mode = 0100644;
+	o.mtime_sec = 1700000000;
+	strcpy(o.name, "file.iso");
+	o.name_len = 8;
+	return o;
+}
+
+int main(void)
+{
+	char why[NSHM_WHY_LEN];
+	struct head_snap h;
+	struct offer_snap o;
+	struct nshm_meta m;
+	const char *bad[] = { "", ".", "..", "a/b", "/abs", "x\ny", "tab\there", "del\x7f" };
+	const char *goodn[] = { "a", "...", "with space", "caf\xc3\xa9", ".hidden", "-dash" };
+
+	/* Layout */
+	ok(validate_layout(2, 4096, NSHM_DATA_OFF + 2 * 4096) == 0, "exact fit");
+	ok(validate_layout(2, 4096, NSHM_DATA_OFF + 2 * 4096 - 1) == -NSHM_ETOOSMALL,
+	   "one byte short is too small");
+	ok(validate_layout(0, 4096, 1 << 20) == -NSHM_EPROTO, "zero slots");
+	ok(validate_layout(65, 4096, 1u << 30) == -NSHM_EPROTO, "65 slots");
+	ok(validate_layout(2, 4095, 1 << 20) == -NSHM_EPROTO, "chunk not page multiple");
+	ok(validate_layout(2, 0, 1 << 20) == -NSHM_EPROTO, "zero chunk");
+	ok(validate_layout(64, NSHM_MAX_CHUNK, SIZE_MAX) == 0, "largest layout, no overflow");
+	ok(validate_layout(2, 0xfffff000u, 1u << 30) == -NSHM_EPROTO, "huge chunk refused");
+
+	/* Names */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(validate_name(bad[i], strlen(bad[i])) != 0, "name '%s' refused", bad[i]);
+	for (size_t i = 0; i < sizeof(goodn) / sizeof(goodn[0]); i++)
+		ok(validate_name(goodn[i], strlen(goodn[i])) == 0, "name '%s' taken", goodn[i]);
+	ok(validate_name("ab", 3) != 0, "length past the NUL refused");
+
+	/* Heads */
+	memset(&h, 0, sizeof(h));
+	ok(validate_head(&h, why) == 1, "all-zero head is a fresh region");
+	h.magic = 0xdeadbeef;
+	ok(validate_head(&h, why) == -NSHM_EMAGIC, "foreign magic");
+	h.magic = NSHM_MAGIC;
+	h.version = 2;
+	ok(validate_head(&h, why) == -NSHM_EVERSION && strstr(why, "version 2") &&
+	   strstr(why, "version 1"), "newer version named: %s", why);
+	h.version = NSHM_VERSION;
+	ok(validate_head(&h, why) == 0, "our head");
+
+	/* Offers */
+	o = good_offer();
+	ok(validate_offer(&o, 7, &m, why) == 0 && strcmp(m.name, "file.iso") == 0 &&
+	   m.size == 100 && m.size_known && m.mode == 0644, "good offer");
+	o = good_offer();
+	ok(validate_offer(&o, 8, &m, why) == -NSHM_EPROTO, "session mismatch");
+	o = good_offer();
+	o.flags = 0x80;
+	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "unknown flags");
+	o = good_offer();
+	o.name_len = 300;
+	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "name length beyond the field");
+	o = good_offer();
+	strcpy(o.name, "../../etc/passwd");
+	o.name_len = (uint32_t)strlen(o.name);
+	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "path in name refused");
+	o = good_offer();
+	o.mtime_nsec = 1000000000u;
+	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "bad nanoseconds");
+	o = good_offer();
+	memset(o.name, 'a', sizeof(o.name));
+	o.name[NSHM_NAME_MAX] = '\0';
+	o.name_len = NSHM_NAME_MAX;
+	ok(validate_offer(&o, 7, &m, why) == 0 && strlen(m.name) == NSHM_NAME_MAX,
+	   "255-byte name taken");
+	return done_testing();
+}
