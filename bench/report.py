@@ -52,6 +52,7 @@ def summarise(samples):
         kind = runs[0]["kind"]
         bytes_, files = int(runs[0]["bytes"]), int(runs[0]["files"])
         ok = [r for r in runs if r["status"] == "ok"]
+        notes = OrderedDict((r.get("note") or r["status"], 1) for r in runs if r["status"] != "ok")
         bad = [r["status"] for r in runs if r["status"] != "ok"]
         row = OrderedDict(
             setting=setting, method=method, case=case, kind=kind, bytes=bytes_,
@@ -59,6 +60,8 @@ def summarise(samples):
             status="ok" if not bad else ("mismatch" if "mismatch" in bad else "failed"),
             unit=UNITS[kind],
         )
+        if notes:
+            row["why"] = "; ".join(notes)
         if not bad:
             secs = [float(r["seconds"]) for r in ok]
             vals = sorted(figure(kind, bytes_, files, x) for x in secs)
@@ -123,6 +126,12 @@ def table(results, how, meta):
             lines.append(f"| {m} | {known.get(m, '')} | " + " | ".join(cell(mine.get(c)) for c in cases)
                          + f" | {ok}/{total} |")
         lines.append("")
+        failed = [r for r in rows if r["status"] != "ok"]
+        if failed:
+            lines.append("Failed: " + "; ".join(
+                f"{r['method']} {r['case']} ({r['runs'] - r['verified_runs']}/{r['runs']} runs): "
+                f"{r.get('why', r['status'])}" for r in failed))
+            lines.append("")
     runs = meta.get("runs", "?")
     how_many = ("One run each (smoke test: no warm-up, figures are not meaningful). " if meta.get("smoke")
                 else f"Median of {runs} runs after a warm-up run, (min–max) in brackets. ")
@@ -155,6 +164,8 @@ def write_json(f, meta, how, results):
     for r in results:
         leaf = OrderedDict(kind=r["kind"], bytes=r["bytes"], files=r["files"], runs=r["runs"],
                            verified=r["verified_runs"], status=r["status"])
+        if r.get("why"):
+            leaf["why"] = r["why"]
         if r["status"] == "ok":
             leaf["seconds"] = [r["median_s"], r["min_s"], r["max_s"]]
             leaf["value"] = [r["median"], r["min"], r["max"]]
@@ -174,33 +185,52 @@ def write_json(f, meta, how, results):
     f.write("\n".join(out) + "\n")
 
 
-def write_chart(results, how, meta, outdir):
-    """chart.dat + chart.gp: throughput by size, one line per method."""
-    blocks, titles = [], []
+def chart_name(setting):
+    return "chart.png" if setting == "host" else f"chart-{setting}.png"
+
+
+def write_charts(results, meta, outdir):
+    """One chart per setting (throughput by size, one line per method):
+    chart.png for host, chart-vm.png for vm.  Writes NAME.gp and NAME.dat
+    for gnuplot, which bench/run runs and then deletes."""
     for setting in OrderedDict((r["setting"], 1) for r in results):
-        for m in OrderedDict((r["method"], 1) for r in results if r["setting"] == setting):
-            pts = [r for r in results if r["setting"] == setting and r["method"] == m
-                   and r["kind"] == "file" and r["status"] == "ok"]
-            if not pts:
-                continue
-            pts.sort(key=lambda r: r["bytes"])
-            blocks.append("\n".join(f"{r['bytes'] / 2**20:g} {r['median']:.6g} {r['min']:.6g} {r['max']:.6g}"
-                                    for r in pts))
-            titles.append(m if setting == "host" else f"{m} ({setting})")
-    with open(os.path.join(outdir, "chart.dat"), "w", encoding="utf-8") as f:
+        rows = [r for r in results if r["setting"] == setting and r["kind"] == "file"]
+        if rows:
+            write_chart(rows, setting, meta, outdir)
+
+
+def write_chart(rows, setting, meta, outdir):
+    png = chart_name(setting)
+    base = png[:-4]
+    blocks, titles = [], []
+    for m in OrderedDict((r["method"], 1) for r in rows):
+        pts = sorted((r for r in rows if r["method"] == m and r["status"] == "ok"), key=lambda r: r["bytes"])
+        if not pts:
+            continue
+        blocks.append("\n".join(f"{r['bytes'] / 2**20:g} {r['median']:.6g} {r['min']:.6g} {r['max']:.6g}"
+                                for r in pts))
+        titles.append(m)
+    with open(os.path.join(outdir, base + ".dat"), "w", encoding="utf-8") as f:
         f.write("\n\n\n".join(blocks) + "\n")
+    # Distinct colours and dash patterns: gnuplot's default palette
+    # repeats after eight lines.
+    colours = ["#9400d3", "#009e73", "#56b4e9", "#e69f00", "#c0a000", "#0072b2", "#d55e00",
+               "#cc79a7", "#000000", "#808080"]
     plots = ", ".join(
-        f"'chart.dat' index {i} using 1:2:3:4 with yerrorlines lw {3 if t == 'nshm' else 2} pt 7 ps 0.8 title '{t}'"
+        f"'{base}.dat' index {i} using 1:2:3:4 with yerrorlines lw {3 if t == 'nshm' else 2} "
+        f"lc rgb '{colours[i % len(colours)]}' pt {7 if t == 'nshm' else 5 + i % 4} ps 0.8 title '{t}'"
         for i, t in enumerate(titles))
     date = meta.get("date", "")[:10]
-    sizes = sorted({r["bytes"] for r in results if r["kind"] == "file"})
+    sizes = sorted({r["bytes"] for r in rows})
     xtics = ", ".join(f"'{human(b)}' {b / 2**20:g}" for b in sizes)
     # libgd's png, not pngcairo: a third of the bytes for the same chart,
     # and the PNG is committed with every full run.
-    lo, hi = (sizes[0] / 2**20 / 1.5, sizes[-1] / 2**20 * 1.5) if sizes else (0.5, 2)
-    gp = f"""set terminal png size 900,560
-set output 'chart.png'
-set title "nshm benchmark: throughput by file size (median of {meta.get('runs', '?')}, bars = min..max), {date}"
+    lo, hi = (sizes[0] / 2**20 / 1.5, sizes[-1] / 2**20 * 1.5)
+    where = "both ends on this machine" if setting == "host" else f"host to a QEMU guest ({setting})"
+    runs = "1 run" if meta.get("smoke") else f"median of {meta.get('runs', '?')}, bars = min..max"
+    gp = f"""set terminal png size 820,520
+set output '{png}'
+set title "nshm benchmark, {where}: throughput by file size ({runs}), {date}"
 set logscale xy
 set xlabel 'file size'
 set xtics ({xtics})
@@ -210,11 +240,11 @@ set key outside right top
 set xrange [{lo:g}:{hi:g}]
 """
     gp += f"plot {plots}\n" if plots else "set label 'no data' at graph 0.5,0.5\nplot 1 notitle\n"
-    with open(os.path.join(outdir, "chart.gp"), "w", encoding="utf-8") as f:
+    with open(os.path.join(outdir, base + ".gp"), "w", encoding="utf-8") as f:
         f.write(gp)
 
 
-def results_md(path, table_md, meta):
+def results_md(path, table_md, meta, settings):
     m, v = meta["machine"], meta["versions"]
     text = f"""# nshm benchmark results
 
@@ -227,7 +257,7 @@ Latest full run of `bench/run` (regenerated by it; do not edit by hand).
 - **Versions:** """ + "; ".join(f"{k}: {val}" for k, val in v.items()) + f"""
 
 {table_md}
-![throughput by size](results/chart.png)
+""" + "\n".join(f"![{s} throughput by size](results/{chart_name(s)})" for s in settings) + f"""
 
 Data: [results.csv](results/results.csv), [results.json](results/results.json) (medians, min, max);
 every run's time is in `samples.csv` beside them (not committed).
@@ -242,6 +272,15 @@ every run's time is in `samples.csv` beside them (not committed).
   checksum (names, sizes, contents) for the many-files case.
 - `memcpy` is timed inside one process (bench/memcpy-bw.c); 1 MiB and 16 MiB fit in the caches,
   so those two figures are cache bandwidth, still an upper bound for moving that many bytes.
+- The vm setting boots one guest with every device at once (ivshmem-plain, virtio-net on QEMU's
+  user network, two 9p shares, virtiofs) through the harness in tests/vm/lib.sh, and moves each
+  file from the host's tmpfs into the guest's tmpfs. The host times each transfer from starting
+  both ends until the guest's end is seen finished on its console (polled every 10 ms); the guest
+  then checks the copy with busybox `crc32`. Guest-initiated connections go to QEMU's user-net
+  gateway, which QEMU turns into connections to 127.0.0.1 inside the benchmark's namespace.
+- This machine is itself a VM that hands freed memory back to its host (virtio-balloon free page
+  reporting), so re-touched memory is sometimes slow: the min–max spread of the large sizes is
+  mostly that, and the median is the figure to read.
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
@@ -270,9 +309,12 @@ def main():
     write_csv(results, os.path.join(a.out, "results.csv"))
     with open(os.path.join(a.out, "results.json"), "w", encoding="utf-8") as f:
         write_json(f, meta, how, results)
-    write_chart(results, how, meta, a.out)
+    for old in os.listdir(a.out):  # a chart of a setting not run this time is stale
+        if old.startswith("chart") and old.endswith(".png"):
+            os.remove(os.path.join(a.out, old))
+    write_charts(results, meta, a.out)
     if a.results_md:
-        results_md(a.results_md, table_md, meta)
+        results_md(a.results_md, table_md, meta, list(OrderedDict((r["setting"], 1) for r in results)))
 
 
 if __name__ == "__main__":

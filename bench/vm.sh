@@ -50,6 +50,7 @@ vm_prepare() {
 }
 
 vm_bench() {
+	# shellcheck disable=SC2034 # read by bench/run
 	SETTING_NOW=vm
 	local lib=$ROOT/tests/vm/lib.sh
 	if [[ ! -f $lib ]]; then
@@ -73,7 +74,8 @@ vm_bench() {
 vm__main() {
 	# shellcheck source=../tests/vm/lib.sh
 	. "$ROOT/tests/vm/lib.sh" || return 1
-	export NSHM_BUILD_DIR=$(dirname "$NSHM_PUT")
+	NSHM_BUILD_DIR=$(dirname "$NSHM_PUT")
+	export NSHM_BUILD_DIR
 	# Only this subshell cleans up: a background child that dies (bash runs
 	# the EXIT trap in forked children too) must not take the guest with it.
 	VM_MAIN_PID=$BASHPID
@@ -114,7 +116,7 @@ vm__main() {
 
 # Everything a guest needs for every method, in one boot.
 vm__boot() {
-	local progs mods kdir
+	local progs
 	progs=$(vm_programs) || return 1
 	local sftp=/usr/lib/openssh/sftp-server
 	# shellcheck disable=SC2086 # two paths without spaces
@@ -149,6 +151,7 @@ vm__boot() {
 
 	# Settle kvm-or-tcg now: the harness's probe boot would otherwise take
 	# the pass-through arguments below and use up virtiofsd's one connection.
+	# shellcheck disable=SC2034 # read by lib.sh
 	VM_QEMU_EXTRA=()
 	vm_accel >/dev/null || return 1
 
@@ -224,7 +227,7 @@ vm__end() {
 
 VM_NC_SEQ=0
 vm__one() { # METHOD NAME: one timed transfer into $G_DST; returns its status
-	local method=$1 name=$2 src=$WORK/src/$2 id= host= rc=0 port
+	local method=$1 name=$2 src=$WORK/src/$2 id='' host='' rc=0 port
 	case $method in
 	nshm)
 		timeout -k 2 "$TMO" "$NSHM_PUT" -q "$src" "$SHM" 3>&- &
@@ -261,7 +264,7 @@ vm__one() { # METHOD NAME: one timed transfer into $G_DST; returns its status
 }
 
 vm__case() { # CASE NAME BYTES EXPECTED
-	local case=$1 name=$2 bytes=$3 expected=$4 run first=0 m t0 t1 rc got status secs
+	local case=$1 name=$2 bytes=$3 expected=$4 run first=0 m t0 t1 rc got status secs note
 	((SMOKE)) && first=1
 	VM_SCP_OPTS=(-q -B -F /dev/null -P "$VM_SSH_PORT" -i "$WORK/ssh/user_key"
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
@@ -281,16 +284,16 @@ vm__case() { # CASE NAME BYTES EXPECTED
 				got=$(vm_exec "$VM" 120 "crc32 <$G_DST/$name" 2>/dev/null) || got=
 			fi
 			if ((rc != 0)); then
-				status=failed
+				status=failed note="exit $rc"
 				echo "vm run $run of $m/$case: exit $rc" >>"$WORK/methods.log"
 			elif [[ $got != "$expected" ]]; then
-				status=mismatch
+				status=mismatch note="checksum mismatch"
 				echo "vm run $run of $m/$case: checksum '$got', want '$expected'" >>"$WORK/methods.log"
 			else
-				status=ok
+				status=ok note=
 			fi
 			printf -v secs '%d.%06d' $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000))
-			record vm "$m" "$case" file "$bytes" 1 "$run" "$secs" "$status"
+			record vm "$m" "$case" file "$bytes" 1 "$run" "$secs" "$status" "$note"
 			vm_alive "$VM" || { log "vm: the guest died"; return 1; }
 		done
 	done

@@ -12,7 +12,7 @@ METHODS=(nshm netcat scp curl cp dd memcpy)
 ALLOWED_FAILURES=(nshm:files)
 
 setup_file() {
-	cd "$BATS_TEST_DIRNAME/.."
+	cd "$BATS_TEST_DIRNAME/.." || return 1
 	export SMOKE_OUT=$BATS_FILE_TMPDIR/smoke
 	# One run for all the tests below; its exit status is kept for the first.
 	rc=0
