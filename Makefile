@@ -31,6 +31,8 @@ CLI_OBJ   := $(BUILD)/cmd/cli.o
 PROGS     := nshm-put nshm-get nshm-stat
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(DEPCFLAGS) -D_FILE_OFFSET_BITS=64 -Ilib -MMD -MP
 
@@ -66,7 +68,11 @@ $(BUILD)/nshm.pc: lib/nshm.pc.in Makefile
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
 	    -e 's|@VERSION@|$(LIBVER)|; s|@PRIVATE@|$(PKGS)|' $< > $@
 
-unit: $(UNIT_BIN)
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libnshm.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnshm.a $(DEPLIBS)
+
+unit: $(UNIT_BIN) $(TOOL_BIN)
 
 deps:
 	@bash tests/deps.sh

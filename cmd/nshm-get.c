@@ -15,13 +15,16 @@
 
 static const char usage[] =
 "usage: nshm-get [OPTIONS] [DEST]\n"
-"Receive a file (or a set of files) sent by nshm-put and store it at DEST:\n"
-"inside DEST if it is a directory, else as DEST; - writes to standard output.\n"
-"DEST defaults to the current directory.\n"
+"Receive what nshm-put sends and store it at DEST. One file goes inside DEST\n"
+"if it is a directory, else to DEST itself; a set of files (several FILEs or a\n"
+"directory) is extracted under DEST, made if missing. - writes to standard\n"
+"output (a set of files as a pax archive). DEST defaults to the current\n"
+"directory.\n"
 "\n"
 "  -s, --source ENDPOINT   the region: pci (default), pci:DDDD:BB:DD.F,\n"
 "                          NAME (/dev/shm/NAME) or a path with '/'\n"
 "  -f, --force             replace existing files\n"
+"  -p, --preserve-owner    restore owners of a set of files (as root)\n"
 "      --timeout SECONDS   give up if no sender appears (default: wait)\n"
 "      --peer-timeout SECONDS\n"
 "                          fail if the sender is silent this long (default 15)\n"
@@ -39,7 +42,7 @@ struct get {
 	struct cli cli;
 	const char *source;
 	const char *dest;
-	bool force;
+	bool force, owner;
 };
 
 /* Where one file goes: a temporary name beside its final one. */
@@ -72,6 +75,7 @@ static int parse_args(struct get *g, int argc, char **argv)
 	static const struct option longs[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
+		{ "preserve-owner", no_argument, NULL, 'p' },
 		COMMON_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -79,7 +83,7 @@ static int parse_args(struct get *g, int argc, char **argv)
 
 	g->source = "pci";
 	g->dest = ".";
-	while ((opt = getopt_long(argc, argv, "s:fqhV", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:fpqhV", longs, NULL)) != -1) {
 		rc = cli_common_option(&g->cli, opt, optarg);
 		if (rc < 0)
 			return EXIT_USAGE;
@@ -91,6 +95,13 @@ static int parse_args(struct get *g, int argc, char **argv)
 			break;
 		case 'f':
 			g->force = true;
+			break;
+		case 'p':
+			if (geteuid() != 0) {
+				cli_err(&g->cli, "--preserve-owner needs root");
+				return EXIT_USAGE;
+			}
+			g->owner = true;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -248,6 +259,53 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	return 0;
 }
 
+static void on_entry(void *arg, const char *name)
+{
+	struct cli *c = arg;
+
+	c->label = name;
+}
+
+/* An archive goes under DEST, a directory (made if missing); "-" passes
+ * the pax stream itself to standard output. */
+static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
+{
+	struct nshm_tree_stats got;
+	struct stat st;
+	char extra[96];
+	int rc;
+
+	if (strcmp(g->dest, "-") == 0)
+		return receive_file(g, rx, m);
+	if (stat(g->dest, &st) != 0 && mkdir(g->dest, 0777) != 0) {
+		cli_err(&g->cli, "cannot create %s: %s", g->dest, strerror(errno));
+		nshm_rx_refuse(rx, errno == EACCES || errno == EROFS ? NSHM_R_PERM : NSHM_R_IO);
+		return -errno;
+	}
+	if (stat(g->dest, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		cli_err(&g->cli, "%s is not a directory: a set of files needs one", g->dest);
+		nshm_rx_refuse(rx, NSHM_R_EXISTS);
+		return -EEXIST;
+	}
+	nshm_rx_accept(rx);
+	g->cli.start_ns = cli_now_ns();
+	rc = nshm_rx_tree(rx, g->dest, (g->force ? NSHM_EXTRACT_FORCE : 0) |
+			  (g->owner ? NSHM_EXTRACT_OWNER : 0), on_entry, &g->cli, &got);
+	if (rc < 0) {
+		cli_progress_done(&g->cli);
+		cli_err(&g->cli, "%s", *nshm_rx_why(rx) ? nshm_rx_why(rx) : nshm_strerror(rc));
+		cli_err(&g->cli, "%llu entries arrived before the failure; the one in "
+			"progress was removed", (unsigned long long)got.entries);
+		nshm_rx_complete(rx, 0, nshm_rx_reason(rx) ? nshm_rx_reason(rx) : NSHM_R_IO);
+		return rc;
+	}
+	nshm_rx_complete(rx, 1, NSHM_R_NONE);
+	snprintf(extra, sizeof(extra), "\"entries\":%llu,\"file_bytes\":%llu",
+		 (unsigned long long)got.entries, (unsigned long long)got.bytes);
+	cli_summary(&g->cli, g->dest, nshm_rx_bytes(rx), nshm_rx_crc(rx), extra);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct get g = { 0 };
@@ -273,9 +331,7 @@ int main(int argc, char **argv)
 		cli_err(&g.cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
 							   : nshm_strerror(rc));
 	} else if (meta.archive) {
-		nshm_rx_refuse(rx, NSHM_R_UNSUPPORTED);
-		cli_err(&g.cli, "the sender sent an archive; not built yet");
-		rc = -ENOTSUP;
+		rc = receive_tree(&g, rx, &meta);
 	} else {
 		g.cli.label = meta.name;
 		rc = receive_file(&g, rx, &meta);

@@ -169,30 +169,90 @@ out:
 	return rc;
 }
 
+static void on_entry(void *arg, const char *name)
+{
+	struct cli *c = arg;
+
+	c->label = name;
+}
+
+static bool wants_archive(const struct put *p)
+{
+	struct stat st;
+
+	if (p->nfiles > 1)
+		return true;
+	return strcmp(p->files[0], "-") != 0 && lstat(p->files[0], &st) == 0 &&
+	       S_ISDIR(st.st_mode);
+}
+
+/* Several files or a directory: one pax stream, extracted on the other side. */
+static int send_tree(struct put *p, struct nshm_region *r)
+{
+	struct nshm_tree_stats total, sent;
+	struct nshm_meta meta = { .archive = 1, .mode = 0755 };
+	struct nshm_tx *tx = NULL;
+	char extra[96], *copy;
+	int rc;
+
+	for (int i = 0; i < p->nfiles; i++)
+		if (strcmp(p->files[i], "-") == 0) {
+			cli_err(&p->cli, "- (standard input) cannot be sent with other files");
+			return -EINVAL;
+		}
+	rc = nshm_tree_measure(p->files, p->nfiles, &total);
+	if (rc < 0) {
+		cli_err(&p->cli, "cannot read the files to send: %s", strerror(-rc));
+		return rc;
+	}
+	copy = strdup(p->files[0]);
+	if (!copy)
+		return -ENOMEM;
+	if (p->nfiles == 1)
+		snprintf(meta.name, sizeof(meta.name), "%s", basename(copy));
+	else
+		snprintf(meta.name, sizeof(meta.name), "%d-items", p->nfiles);
+	free(copy);
+	meta.size = total.bytes;
+	meta.mtime_sec = time(NULL);
+	rc = nshm_tx_begin(r, &meta, &p->cli.params, &tx);
+	if (rc == 0) {
+		p->cli.start_ns = cli_now_ns();
+		rc = nshm_tx_tree(tx, p->files, p->nfiles, on_entry, &p->cli, &sent);
+	}
+	if (rc == 0)
+		rc = nshm_tx_end(tx);
+	if (rc == 0) {
+		snprintf(extra, sizeof(extra), "\"entries\":%llu,\"file_bytes\":%llu",
+			 (unsigned long long)sent.entries, (unsigned long long)sent.bytes);
+		cli_summary(&p->cli, meta.name, nshm_tx_bytes(tx), nshm_tx_crc(tx), extra);
+	} else {
+		cli_progress_done(&p->cli);
+		cli_err(&p->cli, "%s", tx && *nshm_tx_why(tx) ? nshm_tx_why(tx)
+							   : nshm_strerror(rc));
+	}
+	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct put p = { 0 };
 	struct nshm_region *r = NULL;
 	char msg[1024];
-	struct stat st;
 	int rc;
 
 	cli_init(&p.cli, "nshm-put");
 	rc = parse_args(&p, argc, argv);
 	if (rc)
 		return rc;
-	if (p.nfiles > 1 || (strcmp(p.files[0], "-") != 0 &&
-			     stat(p.files[0], &st) == 0 && S_ISDIR(st.st_mode))) {
-		cli_err(&p.cli, "sending several files or a directory is not built yet");
-		return EXIT_USAGE;
-	}
 	cli_signals();
 	rc = nshm_open(&r, p.target, p.cli.map_flags, msg, sizeof(msg));
 	if (rc < 0) {
 		cli_err(&p.cli, "%s", msg);
 		return cli_exit_status(rc);
 	}
-	rc = send_file(&p, r, p.files[0]);
+	rc = wants_archive(&p) ? send_tree(&p, r) : send_file(&p, r, p.files[0]);
 	nshm_close(r);
 	return cli_exit_status(rc);
 }

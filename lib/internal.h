@@ -121,6 +121,14 @@ typedef int (*wait_cond)(void *arg);  /* WAIT_MORE, WAIT_DONE or < 0 */
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	       int64_t deadline_ns, volatile sig_atomic_t *cancel);
 
+/* Failure details from outside tx.c / rx.c (the archive code). */
+int tx_failf(struct nshm_tx *tx, int rc, uint32_t reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int rx_failf(struct nshm_rx *rx, int rc, uint32_t reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+const struct nshm_params *rx_params(const struct nshm_rx *rx);
+const struct nshm_params *tx_params(const struct nshm_tx *tx);
+
 /* io.c */
 ssize_t nshm_read_full(int fd, void *buf, size_t len,
 		       volatile sig_atomic_t *cancel);

@@ -140,6 +140,28 @@ NSHM_API uint32_t nshm_rx_crc(const struct nshm_rx *rx);
 NSHM_API uint32_t nshm_rx_reason(const struct nshm_rx *rx);
 NSHM_API const char *nshm_rx_why(const struct nshm_rx *rx);
 
+/* Several files or directory trees, sent as one pax archive (libarchive)
+ * and extracted under a directory on the other side. */
+struct nshm_tree_stats {
+	uint64_t entries;        /* files, directories, links */
+	uint64_t bytes;          /* regular files' data bytes */
+};
+typedef void (*nshm_entry_fn)(void *arg, const char *name);
+/* Walk paths without following symlinks: what nshm_tx_tree will send. */
+NSHM_API int nshm_tree_measure(char *const paths[], int n, struct nshm_tree_stats *st);
+/* Send paths (files, directories, symlinks, hard links, holes) after an
+ * offer made with meta.archive set. Each entry's name is its path from
+ * the argument's last component: "a/b/dir" sends "dir/...". */
+NSHM_API int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
+			  nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent);
+
+#define NSHM_EXTRACT_FORCE 0x1u  /* replace existing files */
+#define NSHM_EXTRACT_OWNER 0x2u  /* restore owners (root only) */
+/* Extract an accepted archive stream under destdir; no entry lands outside
+ * it. A failure removes the entry in progress and keeps those completed. */
+NSHM_API int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
+			  nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got);
+
 /* What a region holds right now (nshm-stat). */
 struct nshm_side_stat {
 	int present;             /* the line carries nshm's magic */

@@ -17,11 +17,12 @@
 
 static void snap_head(const struct line_head *l, struct head_snap *h)
 {
-	/* The CAS that takes a claim orders nothing the peer relies on:
-	 * owner and heartbeat are only compared with earlier values. */
+	/* Acquire on owner: a peer stores its last state (done, failed,
+	 * aborted) before the seq_cst CAS that releases its claim, so once we
+	 * see the claim released, a state loaded after this shows that word. */
+	h->owner = ACQ(l->owner);
 	h->magic = LOAD(l->magic);
 	h->version = LOAD(l->version);
-	h->owner = LOAD(l->owner);
 	h->heartbeat = LOAD(l->heartbeat);
 	h->pid = LOAD(l->id.pid);
 	h->pidns = LOAD(l->id.pidns);

@@ -6,6 +6,7 @@
  * before the copy is written lets the sender refill it meanwhile. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,7 +179,10 @@ static int cond_chunk(void *arg)
 	if (produced > rx->k && produced - rx->k <= rx->nslots)
 		return CHUNK_READY;
 	snap_tx(rx->r, &rx->tx);
-	if (rx->tx.head.owner == 0 || rx->tx.session != rx->session)
+	if (rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT)
+		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
+	if ((rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT) ||
+	    rx->tx.session != rx->session)
 		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
 	if (rx->tx.produced < rx->k || rx->tx.produced - rx->k > rx->nslots)
 		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
@@ -193,9 +197,13 @@ static int cond_chunk(void *arg)
 		return CHUNK_READY;
 	if (rx->tx.state == TX_END)
 		return STREAM_END;
-	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0)
+	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0) {
+		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
+		if (rx->tx.session == rx->session && rx->tx.state == TX_ABORT)
+			return cond_chunk(rx);
 		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 			    "the sender died or stopped responding");
+	}
 	return WAIT_MORE;
 }
 
@@ -238,8 +246,10 @@ static ssize_t take_chunk(struct nshm_rx *rx)
 	rx->bytes += d.len;
 	rx->k++;
 	STORE(RXL(rx)->bytes, rx->bytes);
+	/* An archive's offered size counts its files' bytes: for progress only. */
 	if (rx->p.progress)
-		rx->p.progress(rx->p.arg, rx->bytes, rx->meta.size_known ? rx->meta.size : 0);
+		rx->p.progress(rx->p.arg, rx->bytes,
+			       rx->meta.size_known || rx->meta.archive ? rx->meta.size : 0);
 	return (ssize_t)d.len;
 }
 
@@ -309,3 +319,16 @@ uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->bytes; }
 uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->crc; }
 uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->reason; }
 const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->why; }
+
+int rx_failf(struct nshm_rx *rx, int rc, uint32_t reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rx->why, sizeof(rx->why), fmt, ap);
+	va_end(ap);
+	rx->reason = reason;
+	return rc;
+}
+
+const struct nshm_params *rx_params(const struct nshm_rx *rx) { return &rx->p; }

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,12 @@ static int check_session(struct nshm_tx *tx)
 	if (tx->rx.state == RX_ABORT || tx->rx.state == RX_FAIL)
 		return receiver_failed(tx);
 	if (watch_update(&tx->watch, &tx->rx.head, peer_timeout_ns(&tx->p)) < 0) {
+		/* Its last word may have landed between our loads of its state
+		 * and of its claim: look once more. */
+		snap_rx(tx->r, &tx->rx);
+		if (tx->rx.session == tx->session &&
+		    (tx->rx.state == RX_ABORT || tx->rx.state == RX_FAIL))
+			return receiver_failed(tx);
 		snprintf(tx->why, sizeof(tx->why), "the receiver died or stopped responding");
 		return -NSHM_EPEERGONE;
 	}
@@ -380,16 +387,25 @@ int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len)
 	return 0;
 }
 
+static bool said_done(struct nshm_tx *tx)
+{
+	return tx->rx.session == tx->session && tx->rx.ready == tx->nonce &&
+	       tx->rx.state == RX_DONE;
+}
+
 static int cond_verdict(void *arg)
 {
 	struct nshm_tx *tx = arg;
 	int rc;
 
 	snap_rx(tx->r, &tx->rx);
-	if (tx->rx.session == tx->session && tx->rx.ready == tx->nonce &&
-	    tx->rx.state == RX_DONE)
+	if (said_done(tx))
 		return WAIT_DONE;
 	rc = check_session(tx);
+	/* A receiver that said "done" and let go at once: check_session's
+	 * last snapshot, taken after it saw the claim released, has it. */
+	if (rc < 0 && said_done(tx))
+		return WAIT_DONE;
 	return rc < 0 ? rc : WAIT_MORE;
 }
 
@@ -430,3 +446,16 @@ uint64_t nshm_tx_bytes(const struct nshm_tx *tx) { return tx->bytes; }
 uint32_t nshm_tx_crc(const struct nshm_tx *tx) { return tx->crc; }
 uint32_t nshm_tx_reason(const struct nshm_tx *tx) { return tx->reason; }
 const char *nshm_tx_why(const struct nshm_tx *tx) { return tx->why; }
+
+int tx_failf(struct nshm_tx *tx, int rc, uint32_t reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tx->why, sizeof(tx->why), fmt, ap);
+	va_end(ap);
+	tx->reason = reason;
+	return rc;
+}
+
+const struct nshm_params *tx_params(const struct nshm_tx *tx) { return &tx->p; }
