@@ -41,11 +41,13 @@ def sig(v, digits=4):
 
 
 def summarise(samples):
-    groups = OrderedDict()
+    groups, warm = OrderedDict(), {}
     for s in samples:
-        if int(s["run"]) == 0:
-            continue  # warm-up
         key = (s["setting"], s["method"], s["case"])
+        if int(s["run"]) == 0:  # warm-up: not counted, but a failure is worth a word
+            if s["status"] != "ok":
+                warm[key] = s.get("note") or s["status"]
+            continue
         groups.setdefault(key, []).append(s)
     out = []
     for (setting, method, case), runs in groups.items():
@@ -62,6 +64,8 @@ def summarise(samples):
         )
         if notes:
             row["why"] = "; ".join(notes)
+        if (setting, method, case) in warm:
+            row["warmup_failed"] = warm[(setting, method, case)]
         if not bad:
             secs = [float(r["seconds"]) for r in ok]
             vals = sorted(figure(kind, bytes_, files, x) for x in secs)
@@ -132,6 +136,11 @@ def table(results, how, meta):
                 f"{r['method']} {r['case']} ({r['runs'] - r['verified_runs']}/{r['runs']} runs): "
                 f"{r.get('why', r['status'])}" for r in failed))
             lines.append("")
+        shaky = [r for r in rows if r.get("warmup_failed")]
+        if shaky:
+            lines.append("Warm-up run failed (not counted): " + "; ".join(
+                f"{r['method']} {r['case']}: {r['warmup_failed']}" for r in shaky))
+            lines.append("")
     runs = meta.get("runs", "?")
     how_many = ("One run each (smoke test: no warm-up, figures are not meaningful). " if meta.get("smoke")
                 else f"Median of {runs} runs after a warm-up run, (min–max) in brackets. ")
@@ -164,8 +173,9 @@ def write_json(f, meta, how, results):
     for r in results:
         leaf = OrderedDict(kind=r["kind"], bytes=r["bytes"], files=r["files"], runs=r["runs"],
                            verified=r["verified_runs"], status=r["status"])
-        if r.get("why"):
-            leaf["why"] = r["why"]
+        for k in ("why", "warmup_failed"):
+            if r.get(k):
+                leaf[k] = r[k]
         if r["status"] == "ok":
             leaf["seconds"] = [r["median_s"], r["min_s"], r["max_s"]]
             leaf["value"] = [r["median"], r["min"], r["max"]]
