@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -223,37 +226,52 @@ static int check_end(struct nshm_rx *rx)
 	return 0;
 }
 
-/* Copy chunk k out, verify the copy, free the slot. */
-static ssize_t take_chunk(struct nshm_rx *rx)
+/* The descriptor of chunk k, copied once and checked against the slot
+ * size and the offer. */
+static int take_desc(struct nshm_rx *rx, struct desc_snap *d)
 {
-	uint32_t slot = (uint32_t)(rx->k % rx->nslots);
-	struct desc_snap d;
-
-	snap_desc(rx->r, slot, &d);
-	if (d.seq != rx->k || d.len == 0 || d.len > rx->chunk)
+	snap_desc(rx->r, (uint32_t)(rx->k % rx->nslots), d);
+	if (d->seq != rx->k || d->len == 0 || d->len > rx->chunk)
 		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "a chunk descriptor did not validate");
-	if (rx->meta.size_known && d.len > rx->meta.size - rx->bytes)
+	if (rx->meta.size_known && d->len > rx->meta.size - rx->bytes)
 		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender sent more than it offered");
-	memcpy(rx->buf, rx->r->base + NSHM_DATA_OFF + (size_t)slot * rx->chunk, d.len);
+	return 0;
+}
+
+static const unsigned char *slot_data(const struct nshm_rx *rx)
+{
+	return rx->r->base + NSHM_DATA_OFF + (size_t)(rx->k % rx->nslots) * rx->chunk;
+}
+
+/* Frees slot k for the sender. Release: our reads of the slot are done
+ * before the sender can see it free and overwrite it. */
+static void free_slot(struct nshm_rx *rx)
+{
 	PUBLISH(RXL(rx)->consumed, rx->k + 1);
 	rx->bell.ring(&rx->bell);
-	if (nshm_crc32(0, rx->buf, d.len) != d.crc)
+}
+
+/* crc is of our private copy of the chunk, never of the slot. */
+static ssize_t account(struct nshm_rx *rx, const struct desc_snap *d, uint32_t crc)
+{
+	if (crc != d->crc)
 		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "a chunk did not match its CRC-32");
-	rx->crc = nshm_crc32_combine(rx->crc, d.crc, d.len);
-	rx->bytes += d.len;
+	rx->crc = nshm_crc32_combine(rx->crc, d->crc, d->len);
+	rx->bytes += d->len;
 	rx->k++;
 	STORE(RXL(rx)->bytes, rx->bytes);
 	/* An archive's offered size counts its files' bytes: for progress only. */
 	if (rx->p.progress)
 		rx->p.progress(rx->p.arg, rx->bytes,
 			       rx->meta.size_known || rx->meta.archive ? rx->meta.size : 0);
-	return (ssize_t)d.len;
+	return (ssize_t)d->len;
 }
 
-ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
+/* Waits for chunk k; 1 with its descriptor, 0 at the verified end. */
+static int next_chunk(struct nshm_rx *rx, struct desc_snap *d)
 {
 	int rc;
 
@@ -268,27 +286,109 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 		return rc;
 	if (rc == STREAM_END)
 		return check_end(rx);
+	rc = take_desc(rx, d);
+	return rc < 0 ? rc : 1;
+}
+
+ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
+{
+	struct desc_snap d;
+	int rc = next_chunk(rx, &d);
+
+	if (rc <= 0)
+		return rc;
+	/* The whole chunk into private memory, then the slot is free. */
+	memcpy(rx->buf, slot_data(rx), d.len);
+	free_slot(rx);
 	*buf = rx->buf;
-	return take_chunk(rx);
+	return account(rx, &d, nshm_crc32(0, rx->buf, d.len));
+}
+
+/* Pieces small enough to stay in cache between the copy out of the slot,
+ * the checksum and the write. */
+#define PIECE (256u << 10)
+
+static int write_failed(struct nshm_rx *rx, int rc)
+{
+	rx->reason = rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
+		   : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
+	snprintf(rx->why, sizeof(rx->why), "writing the output: %s", nshm_strerror(rc));
+	return rc;
+}
+
+/* The other way to checksum what reached a regular file: write straight
+ * from the slot, then read the written range back through a read-only
+ * mapping of the file. Kept to measure against the copy (NSHM_VERIFY=
+ * readback); see README "Why the receiver copies". */
+static int readback_crc(int fd, uint64_t pos, size_t len, uint32_t *crc)
+{
+	size_t skew = (size_t)(pos % 4096);
+	void *map = mmap(NULL, len + skew, PROT_READ, MAP_SHARED, fd, (off_t)(pos - skew));
+
+	if (map == MAP_FAILED)
+		return -errno;
+	*crc = nshm_crc32(0, (unsigned char *)map + skew, len);
+	munmap(map, len + skew);
+	return 0;
+}
+
+static int to_fd_readback(struct nshm_rx *rx, int fd)
+{
+	for (;;) {
+		struct desc_snap d;
+		uint32_t crc = 0;
+		ssize_t n;
+		int rc = next_chunk(rx, &d);
+
+		if (rc <= 0)
+			return rc;
+		rc = nshm_write_all(fd, slot_data(rx), d.len, rx->p.cancel);
+		if (rc < 0)
+			return write_failed(rx, rc);
+		free_slot(rx);
+		rc = readback_crc(fd, rx->bytes, d.len, &crc);
+		if (rc < 0)
+			return write_failed(rx, rc);
+		n = account(rx, &d, crc);
+		if (n < 0)
+			return (int)n;
+	}
+}
+
+static bool use_readback(int fd)
+{
+	const char *v = getenv("NSHM_VERIFY");
+	struct stat st;
+
+	return v && strcmp(v, "readback") == 0 && fstat(fd, &st) == 0 &&
+	       S_ISREG(st.st_mode) && lseek(fd, 0, SEEK_CUR) == 0;
 }
 
 int nshm_rx_to_fd(struct nshm_rx *rx, int fd)
 {
+	if (use_readback(fd))
+		return to_fd_readback(rx, fd);
 	for (;;) {
-		const void *buf;
-		ssize_t n = nshm_rx_chunk(rx, &buf);
-		int rc;
+		struct desc_snap d;
+		uint32_t crc = 0;
+		ssize_t n;
+		int rc = next_chunk(rx, &d);
 
-		if (n <= 0)
-			return (int)n;
-		rc = nshm_write_all(fd, buf, (size_t)n, rx->p.cancel);
-		if (rc < 0) {
-			rx->reason = rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
-				   : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
-			snprintf(rx->why, sizeof(rx->why), "writing the output: %s",
-				 nshm_strerror(rc));
+		if (rc <= 0)
 			return rc;
+		for (uint32_t off = 0; off < d.len; off += PIECE) {
+			size_t len = d.len - off < PIECE ? d.len - off : PIECE;
+
+			memcpy(rx->buf, slot_data(rx) + off, len);
+			crc = nshm_crc32(crc, rx->buf, len);
+			rc = nshm_write_all(fd, rx->buf, len, rx->p.cancel);
+			if (rc < 0)
+				return write_failed(rx, rc);
 		}
+		free_slot(rx);
+		n = account(rx, &d, crc);
+		if (n < 0)
+			return (int)n;
 	}
 }
 
