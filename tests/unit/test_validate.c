@@ -1,4 +1,5 @@
 /* Validation of values copied out of the region. */
+#include <stddef.h>
 #include <string.h>
 
 #include "internal.h"
@@ -19,8 +20,30 @@ static struct offer_snap good_offer(void)
 	return o;
 }
 
+/* The offsets man/nshm.7 documents. */
+static void documented_offsets(void)
+{
+	ok(offsetof(struct line_head, owner) == 8 && offsetof(struct line_head, heartbeat) == 16 &&
+	   offsetof(struct line_head, id) + offsetof(struct owner_id, pid) == 24 &&
+	   offsetof(struct line_head, id) + offsetof(struct owner_id, pidns) == 32 &&
+	   offsetof(struct line_head, id) + offsetof(struct owner_id, boot) == 40 &&
+	   sizeof(struct line_head) == 56, "head layout as documented");
+	ok(offsetof(struct tx_line, session) == 56 && offsetof(struct tx_line, state) == 72 &&
+	   offsetof(struct tx_line, produced) == 80 && offsetof(struct tx_line, nslots) == 88 &&
+	   offsetof(struct tx_line, chunk) == 92 && offsetof(struct tx_line, total_len) == 96 &&
+	   offsetof(struct tx_line, total_crc) == 104, "sender line as documented");
+	ok(offsetof(struct rx_line, ready) == 56 && offsetof(struct rx_line, session) == 64 &&
+	   offsetof(struct rx_line, state) == 72 && offsetof(struct rx_line, consumed) == 80 &&
+	   offsetof(struct rx_line, bytes) == 88, "receiver line as documented");
+	ok(offsetof(struct offer, size) == 8 && offsetof(struct offer, flags) == 16 &&
+	   offsetof(struct offer, mtime_sec) == 24 && offsetof(struct offer, name_len) == 36 &&
+	   offsetof(struct offer, name) == 40 && sizeof(struct slot_desc) == 16,
+	   "offer and descriptors as documented");
+}
+
 int main(void)
 {
+	documented_offsets();
 	char why[NSHM_WHY_LEN];
 	struct head_snap h;
 	struct offer_snap o;
