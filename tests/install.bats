@@ -1,0 +1,174 @@
+#!/usr/bin/env bats
+# `make install DESTDIR=... PREFIX=/usr`: the exact files, the shared
+# library's soname and links, pkg-config, a program built against the
+# installed tree sending to the installed nshm-get, the completions found
+# where each shell looks, and `make uninstall` leaving nothing behind.
+#
+# The build goes to a scratch BUILD directory so that it neither depends on
+# nor disturbs build/ (and nshm.pc is made with this PREFIX).
+
+ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+
+setup_file() {
+	export D=$BATS_FILE_TMPDIR/dest B=$BATS_FILE_TMPDIR/build
+	mkdir -p "$D"
+	make -C "$ROOT" -j"$(nproc 2>/dev/null || echo 2)" BUILD="$B" DESTDIR="$D" PREFIX=/usr \
+		install >"$BATS_FILE_TMPDIR/install.log" 2>&1 ||
+		{ cat "$BATS_FILE_TMPDIR/install.log" >&2; return 1; }
+}
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	SHM=nshm-install-$$-$BATS_TEST_NUMBER
+	PIDS=()
+	export HOME=$T/home XDG_CONFIG_HOME=$T/home/.config XDG_DATA_HOME=$T/home/.local/share
+	mkdir -p "$HOME"
+}
+
+teardown() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+	done
+	rm -f "/dev/shm/$SHM"
+}
+
+# not CMD...: CMD fails (a bare "! CMD" never fails a bats test).
+not() {
+	if "$@"; then
+		echo "unexpectedly true: $*" >&2
+		return 1
+	fi
+	return 0
+}
+
+installed() {
+	(cd "$D" && find . ! -type d | sed 's|^\./||' | LC_ALL=C sort)
+}
+
+@test "install: exactly the expected files" {
+	local m
+	{
+		printf '%s\n' usr/bin/nshm-put usr/bin/nshm-get usr/bin/nshm-stat \
+			usr/include/nshm.h \
+			usr/lib/libnshm.so.0.1.0 usr/lib/libnshm.so.0 usr/lib/libnshm.so \
+			usr/lib/libnshm.a usr/lib/pkgconfig/nshm.pc \
+			usr/share/bash-completion/completions/nshm-put \
+			usr/share/bash-completion/completions/nshm-get \
+			usr/share/bash-completion/completions/nshm-stat \
+			usr/share/zsh/site-functions/_nshm \
+			usr/share/fish/vendor_completions.d/nshm-put.fish \
+			usr/share/fish/vendor_completions.d/nshm-get.fish \
+			usr/share/fish/vendor_completions.d/nshm-stat.fish \
+			usr/share/man/man1/nshm-put.1 usr/share/man/man1/nshm-get.1 \
+			usr/share/man/man1/nshm-stat.1 usr/share/man/man3/libnshm.3
+		# nshm(7) once it is written.
+		[ ! -f "$ROOT/man/nshm.7" ] || echo usr/share/man/man7/nshm.7
+	} | LC_ALL=C sort >"$T/expected"
+	installed >"$T/got"
+	diff -u "$T/expected" "$T/got"
+	# Every page in man/ is installed (the list above has them all).
+	for m in "$ROOT"/man/*.[137]; do
+		grep -qx "usr/share/man/man${m##*.}/${m##*/}" "$T/got"
+	done
+}
+
+@test "install: modes, links, soname and contents" {
+	local f
+	for f in nshm-put nshm-get nshm-stat; do
+		[ "$(stat -c %a "$D/usr/bin/$f")" = 755 ]
+		[ ! -L "$D/usr/bin/$f" ]
+		cmp "$B/$f" "$D/usr/bin/$f"
+	done
+	for f in usr/lib/libnshm.so.0.1.0 usr/lib/libnshm.a usr/include/nshm.h \
+		usr/lib/pkgconfig/nshm.pc usr/share/man/man1/nshm-put.1 \
+		usr/share/zsh/site-functions/_nshm; do
+		[ "$(stat -c %a "$D/$f")" = 644 ]
+	done
+	[ -f "$D/usr/lib/libnshm.so.0.1.0" ] && [ ! -L "$D/usr/lib/libnshm.so.0.1.0" ]
+	[ "$(readlink "$D/usr/lib/libnshm.so.0")" = libnshm.so.0.1.0 ]
+	[ "$(readlink "$D/usr/lib/libnshm.so")" = libnshm.so.0 ]
+	run readelf -d "$D/usr/lib/libnshm.so.0.1.0"
+	[ "$status" -eq 0 ]
+	[[ $output == *"(SONAME)"*"Library soname: [libnshm.so.0]"* ]]
+	# Only the API is exported.
+	run sh -c "nm -D --defined-only '$D/usr/lib/libnshm.so.0.1.0' | awk '\$2 == \"T\" { print \$3 }'"
+	[[ $output == *nshm_tx_begin* ]]
+	not grep -qv '^nshm_' <<<"$output"
+	cmp "$ROOT/lib/nshm.h" "$D/usr/include/nshm.h"
+	cmp "$ROOT/completions/nshm.bash" "$D/usr/share/bash-completion/completions/nshm-get"
+	for f in "$ROOT"/man/*.1; do cmp "$f" "$D/usr/share/man/man1/${f##*/}"; done
+	grep -qx 'prefix=/usr' "$D/usr/lib/pkgconfig/nshm.pc"
+	grep -qx 'libdir=/usr/lib' "$D/usr/lib/pkgconfig/nshm.pc"
+	grep -qx 'includedir=/usr/include' "$D/usr/lib/pkgconfig/nshm.pc"
+	"$D/usr/bin/nshm-put" --version
+}
+
+# pc ARGS...: pkg-config on the installed tree.
+pc() {
+	PKG_CONFIG_SYSROOT_DIR=$D PKG_CONFIG_PATH=$D/usr/lib/pkgconfig \
+		pkg-config "$@"
+}
+
+@test "install: a program built with pkg-config sends a buffer to the installed nshm-get" {
+	run pc --modversion nshm
+	[ "$output" = 0.1.0 ]
+	run pc --cflags --libs nshm
+	[ "$status" -eq 0 ]
+	[[ $output == *"-I$D/usr/include"* && $output == *"-L$D/usr/lib"* && $output == *-lnshm* ]]
+	# shellcheck disable=SC2046
+	cc -std=c11 -Wall -Wextra -Wpedantic -Werror -o "$T/sendbuf" \
+		"$ROOT/tests/install/sendbuf.c" $(pc --cflags --libs nshm)
+	# It runs on the installed shared library.
+	run env LD_LIBRARY_PATH="$D/usr/lib" ldd "$T/sendbuf"
+	[[ $output == *"libnshm.so.0 => $D/usr/lib/libnshm.so.0 "* ]]
+
+	# 3 MB through a 1 MiB region: many chunks, every slot reused.
+	truncate -s 1M "/dev/shm/$SHM"
+	mkdir "$T/in"
+	LD_LIBRARY_PATH=$D/usr/lib timeout 30 "$D/usr/bin/nshm-get" -q --timeout 20 \
+		-s "$SHM" "$T/in" >"$T/get.out" 2>"$T/get.err" &
+	PIDS+=($!)
+	local get=$!
+	LD_LIBRARY_PATH=$D/usr/lib timeout 30 "$T/sendbuf" "$SHM" buffer.bin 3000000 "$T/sent"
+	wait "$get" || { cat "$T/get.err" >&2; return 1; }
+	cmp "$T/sent" "$T/in/buffer.bin"
+	[ "$(stat -c '%s %a %Y' "$T/in/buffer.bin")" = "3000000 640 1234567890" ]
+	[ "$(ls -A "$T/in")" = buffer.bin ]
+}
+
+@test "install: each shell finds the completions where it looks" {
+	local share=$D/usr/share
+	# bash-completion: <XDG_DATA_DIRS>/bash-completion/completions/<command>.
+	if [ -f /usr/share/bash-completion/bash_completion ]; then
+		run env XDG_DATA_DIRS="$share" BASH_COMPLETION_USER_DIR="$T/none" bash -c '
+			source /usr/share/bash-completion/bash_completion
+			for p in nshm-put nshm-get nshm-stat; do
+				complete -r $p 2>/dev/null
+				__load_completion $p && complete -p $p
+			done'
+		[ "$status" -eq 0 ]
+		[[ $output == *"-F _nshm nshm-put"* && $output == *"-F _nshm nshm-get"* &&
+			$output == *"-F _nshm nshm-stat"* ]]
+	fi
+	# zsh: site-functions on $fpath, #compdef picked up by compinit.
+	run zsh -fc "fpath=(${share@Q}/zsh/site-functions \$fpath)
+		autoload -U compinit && compinit -u -D
+		print -r -- \$_comps[nshm-put] \$_comps[nshm-get] \$_comps[nshm-stat]"
+	[ "$status" -eq 0 ]
+	[ "$output" = "_nshm _nshm _nshm" ]
+	# fish: <XDG_DATA_DIRS>/fish/vendor_completions.d, autoloaded by the
+	# name of a command found on PATH.
+	run env XDG_DATA_DIRS="$share" PATH="$D/usr/bin:$PATH" fish -c 'complete -C "nshm-stat --"'
+	[ "$status" -eq 0 ]
+	[[ $output == *--watch* && $output == *--interval* ]]
+	run env XDG_DATA_DIRS="$share" PATH="$D/usr/bin:$PATH" fish -c 'complete -C "nshm-get --"'
+	[[ $output == *--preserve-owner* ]]
+}
+
+@test "uninstall: leaves no files behind" {
+	make -C "$ROOT" BUILD="$B" DESTDIR="$D" PREFIX=/usr uninstall >"$T/uninstall.log" 2>&1 ||
+		{ cat "$T/uninstall.log" >&2; return 1; }
+	installed >"$T/left"
+	[ ! -s "$T/left" ] || { cat "$T/left" >&2; return 1; }
+}
