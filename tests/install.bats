@@ -12,6 +12,8 @@ ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 setup_file() {
 	export D=$BATS_FILE_TMPDIR/dest B=$BATS_FILE_TMPDIR/build
 	mkdir -p "$D"
+	# Under `make check`, the outer make's flags (SAN=1, a jobserver) stay out.
+	unset MAKEFLAGS MFLAGS MAKELEVEL
 	make -C "$ROOT" -j"$(nproc 2>/dev/null || echo 2)" BUILD="$B" DESTDIR="$D" PREFIX=/usr \
 		install >"$BATS_FILE_TMPDIR/install.log" 2>&1 ||
 		{ cat "$BATS_FILE_TMPDIR/install.log" >&2; return 1; }
@@ -167,6 +169,7 @@ pc() {
 }
 
 @test "uninstall: leaves no files behind" {
+	unset MAKEFLAGS MFLAGS MAKELEVEL
 	make -C "$ROOT" BUILD="$B" DESTDIR="$D" PREFIX=/usr uninstall >"$T/uninstall.log" 2>&1 ||
 		{ cat "$T/uninstall.log" >&2; return 1; }
 	installed >"$T/left"
