@@ -131,15 +131,14 @@ def table(results, how, meta):
                          + f" | {ok}/{total} |")
         lines.append("")
         failed = [r for r in rows if r["status"] != "ok"]
-        if failed:
-            lines.append("Failed: " + "; ".join(
-                f"{r['method']} {r['case']} ({r['runs'] - r['verified_runs']}/{r['runs']} runs): "
-                f"{r.get('why', r['status'])}" for r in failed))
-            lines.append("")
-        shaky = [r for r in rows if r.get("warmup_failed")]
-        if shaky:
-            lines.append("Warm-up run failed (not counted): " + "; ".join(
-                f"{r['method']} {r['case']}: {r['warmup_failed']}" for r in shaky))
+        for r in failed:
+            lines.append(f"- failed: {r['method']}, {r['case']} ({r['runs'] - r['verified_runs']} of "
+                         f"{r['runs']} runs): {r.get('why', r['status'])}")
+        for r in rows:
+            if r.get("warmup_failed"):
+                lines.append(f"- warm-up run failed (not counted): {r['method']}, {r['case']}: "
+                             f"{r['warmup_failed']}")
+        if failed or any(r.get("warmup_failed") for r in rows):
             lines.append("")
     runs = meta.get("runs", "?")
     how_many = ("One run each (smoke test: no warm-up, figures are not meaningful). " if meta.get("smoke")
