@@ -3,9 +3,11 @@
  * the claim is held. A live holder makes a second one fail with "busy"; a
  * dead one (pid gone on this kernel, or heartbeat still for the peer
  * timeout) is taken over. */
+#define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -56,15 +58,25 @@ static int judge_holder(void *arg)
 static void *beat(void *arg)
 {
 	struct claim *c = arg;
+	struct timespec next;
 
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&c->lock);
 	/* Relaxed is enough: the peer only compares heartbeat values over
 	 * time; nothing is published through them. */
-	while (!atomic_load_explicit(&c->stop, memory_order_relaxed) &&
+	while (!c->stop &&
 	       atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token) {
-		atomic_fetch_add_explicit(&c->line->heartbeat, 1,
-					  memory_order_relaxed);
-		nshm_sleep_ns((int64_t)NSHM_HEARTBEAT_MS * 1000000);
+		atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
+		next.tv_nsec += NSHM_HEARTBEAT_MS * 1000000L;
+		if (next.tv_nsec >= 1000000000L) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000L;
+		}
+		/* A timed wait, not a sleep: claim_release wakes it at once. */
+		while (!c->stop && pthread_cond_timedwait(&c->wake, &c->lock, &next) == 0)
+			;
 	}
+	pthread_mutex_unlock(&c->lock);
 	return NULL;
 }
 
@@ -85,6 +97,25 @@ static int cas_owner(struct line_head *l, uint64_t from, uint64_t to)
 	/* seq_cst: two claimants on different CPUs (or machines) must agree
 	 * on one winner; the CAS is the only arbiter. */
 	return atomic_compare_exchange_strong(&l->owner, &from, to);
+}
+
+static int start_beat(struct claim *c)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	c->stop = false;
+	rc = pthread_create(&c->thread, NULL, beat, c);
+	if (rc != 0) {
+		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->lock);
+	}
+	return rc;
 }
 
 int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
@@ -133,8 +164,7 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 			break;
 	}
 	write_identity(line);
-	atomic_store_explicit(&c->stop, false, memory_order_relaxed);
-	rc = pthread_create(&c->thread, NULL, beat, c);
+	rc = start_beat(c);
 	if (rc != 0) {
 		cas_owner(line, c->token, 0);
 		snprintf(why, NSHM_WHY_LEN, "cannot start heartbeat thread");
@@ -154,8 +184,13 @@ void claim_release(struct claim *c)
 	if (!c->line)
 		return;
 	if (c->running) {
-		atomic_store_explicit(&c->stop, true, memory_order_relaxed);
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_signal(&c->wake);
+		pthread_mutex_unlock(&c->lock);
 		pthread_join(c->thread, NULL);
+		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->lock);
 		c->running = false;
 	}
 	cas_owner(c->line, c->token, 0);

@@ -96,7 +96,9 @@ struct claim {
 	struct line_head *line;
 	uint64_t token;
 	pthread_t thread;
-	atomic_bool stop;
+	pthread_mutex_t lock;   /* with wake: stop the beat without waiting */
+	pthread_cond_t wake;
+	bool stop;
 	bool running;
 };
 int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,

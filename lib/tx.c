@@ -120,7 +120,10 @@ static int cond_ready(void *arg)
 	if (!claim_held(&tx->claim))
 		return lost(tx);
 	announce(tx);
-	if (watch_update(&tx->watch, &tx->rx.head, peer_timeout_ns(&tx->p)) <= 0)
+	/* Not known dead is enough: a stale READY costs one offer that a new
+	 * receiver's fresh nonce (or the peer timeout) withdraws, while
+	 * waiting to see a heartbeat move would add 50 ms to every transfer. */
+	if (watch_update(&tx->watch, &tx->rx.head, peer_timeout_ns(&tx->p)) < 0)
 		return WAIT_MORE;
 	if (tx->rx.state != RX_READY || tx->rx.ready == 0 || tx->rx.head.magic == 0)
 		return WAIT_MORE;
