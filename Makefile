@@ -64,9 +64,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libnshm.a tests/unit/tap.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libnshm.a $(DEPLIBS)
 
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
+	     -e 's|@VERSION@|$(LIBVER)|; s|@PRIVATE@|$(PKGS)|' lib/nshm.pc.in
 $(BUILD)/nshm.pc: lib/nshm.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
-	    -e 's|@VERSION@|$(LIBVER)|; s|@PRIVATE@|$(PKGS)|' $< > $@
+	$(PC_SED) > $@
 
 $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libnshm.a
 	@mkdir -p $(@D)
@@ -101,7 +102,9 @@ install: all
 	ln -sf libnshm.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libnshm.so
 	install -m 644 $(BUILD)/libnshm.a $(DESTDIR)$(LIBDIR)/
 	install -m 644 lib/nshm.h $(DESTDIR)$(INCDIR)/
-	install -m 644 $(BUILD)/nshm.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	# Written here: PREFIX may differ from the one `make` was run with.
+	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/nshm.pc
+	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/nshm.pc
 	for m in man/*.1; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in man/*.3; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done; true
 	for m in man/*.7; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
