@@ -166,17 +166,17 @@ def write_csv(results, path):
 
 def write_json(f, meta, how, results):
     """results: setting -> method -> case -> figures; one method a line, so
-    that it reads and diffs well and stays a few KB when committed.
-    seconds and value are [median, min, max]; value is in unit."""
+    that it reads and diffs well and stays a few KB when committed.  value
+    is [median, min, max] in unit (seconds are in results.csv)."""
     nested = OrderedDict()
     for r in results:
-        leaf = OrderedDict(kind=r["kind"], bytes=r["bytes"], files=r["files"], runs=r["runs"],
-                           verified=r["verified_runs"], status=r["status"])
+        leaf = OrderedDict(bytes=r["bytes"], runs=r["runs"], verified=r["verified_runs"], status=r["status"])
+        if r["kind"] == "files":
+            leaf["files"] = r["files"]
         for k in ("why", "warmup_failed"):
             if r.get(k):
                 leaf[k] = r[k]
         if r["status"] == "ok":
-            leaf["seconds"] = [r["median_s"], r["min_s"], r["max_s"]]
             leaf["value"] = [r["median"], r["min"], r["max"]]
             leaf["unit"] = r["unit"]
         nested.setdefault(r["setting"], OrderedDict()).setdefault(r["method"], OrderedDict())[r["case"]] = leaf
@@ -235,17 +235,17 @@ def write_chart(rows, setting, meta, outdir):
     # libgd's png, not pngcairo: a third of the bytes for the same chart,
     # and the PNG is committed with every full run.
     lo, hi = (sizes[0] / 2**20 / 1.5, sizes[-1] / 2**20 * 1.5)
-    where = "both ends on this machine" if setting == "host" else f"host to a QEMU guest ({setting})"
-    runs = "1 run" if meta.get("smoke") else f"median of {meta.get('runs', '?')}, bars = min..max"
-    gp = f"""set terminal png size 820,520
+    where = "both ends on the host" if setting == "host" else "host to a QEMU guest"
+    runs = "1 run" if meta.get("smoke") else f"median of {meta.get('runs', '?')}, bars min..max"
+    gp = f"""set terminal png size 760,480
 set output '{png}'
-set title "nshm benchmark, {where}: throughput by file size ({runs}), {date}"
+set title "{where}: MB/s by file size, {runs}, {date}"
 set logscale xy
 set xlabel 'file size'
 set xtics ({xtics})
 set ylabel 'MB/s (10^6 bytes/s)'
 set grid xtics ytics
-set key outside right top
+set key outside below horizontal
 set xrange [{lo:g}:{hi:g}]
 """
     gp += f"plot {plots}\n" if plots else "set label 'no data' at graph 0.5,0.5\nplot 1 notitle\n"
