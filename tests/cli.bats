@@ -256,3 +256,37 @@ send_and_check() {
 	run "$PUT" --map xx a b
 	[ "$status" -eq 2 ]
 }
+
+@test "permission denied on a region names its owner and what to change" {
+	command -v setpriv >/dev/null || skip "setpriv (util-linux) not installed"
+	chmod 0600 /dev/shm/$REGION
+	cp "$PUT" "$T/nshm-put" && chmod 755 "$T" "$T/nshm-put"
+	echo x >"$T/src" && chmod 644 "$T/src"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups "$T/nshm-put" "$T/src" "$REGION"
+	[ "$status" -eq 3 ]
+	[[ $output == *"permission denied (owner root, group root, mode 0600)"* ]]
+	[[ $output == *"chmod g+rw /dev/shm/$REGION"* ]]
+}
+
+@test "nshm-stat shows an idle region, then a transfer in progress" {
+	run "$STAT" "$REGION"
+	[ "$status" -eq 0 ]
+	[[ $output == *"4194304 bytes, protocol 1"* ]]
+	[[ $output == *"sender    (none)"* ]]
+	mkdir "$T/dst"
+	bg get "$GET" -q -s "$REGION" "$T/dst"
+	( head -c 3M /dev/zero; sleep 30 ) | "$PUT" -q --name streaming - "$REGION" &
+	PIDS+=($!)
+	until_true 20 sh -c "find '$T/dst' -name '.nshm-*' -size +0 | grep -q ."
+	run "$STAT" --json "$REGION"
+	[ "$status" -eq 0 ]
+	[[ $output == *'"name":"streaming"'* ]]
+	[[ $output == *'"sender":{"present":true'*'"alive":1,"state":"offering"'* ]]
+	[[ $output == *'"receiver":{"present":true'*'"state":"receiving"'* ]]
+	bytes=$(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' <<<"$output")
+	[ "$bytes" -gt 0 ]
+	run "$STAT" "$REGION"
+	[[ $output == *"transfer  streaming: "*" bytes"* ]]
+	run "$STAT" -s "$REGION"
+	[ "$status" -eq 2 ]
+}
