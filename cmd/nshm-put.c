@@ -20,7 +20,7 @@ static const char usage[] =
 "\n"
 "  -n, --name NAME         name to offer for standard input (default: stdin)\n"
 "      --slots N           number of slots in the region (default 2)\n"
-"      --chunk SIZE        bytes per slot, e.g. 1M (default: up to 4M, fitted)\n"
+"      --chunk SIZE        bytes per slot, e.g. 1M (default: up to 2M, fitted)\n"
 "      --timeout SECONDS   give up if no receiver appears (default: wait)\n"
 "      --peer-timeout SECONDS\n"
 "                          fail if the receiver is silent this long (default 15)\n"

@@ -11,7 +11,7 @@
 #include "nshm.h"
 
 #define NSHM_DEFAULT_SLOTS 2u
-#define NSHM_DEFAULT_CHUNK (4u << 20)
+#define NSHM_DEFAULT_CHUNK (2u << 20)
 #define NSHM_DEFAULT_PEER_TIMEOUT_MS 15000
 #define NSHM_HEARTBEAT_MS 50
 #define NSHM_WHY_LEN 512

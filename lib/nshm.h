@@ -81,7 +81,7 @@ NSHM_API const char *nshm_region_path(const struct nshm_region *r);
 /* Tuning and hooks shared by both sides; zero fields take defaults. */
 struct nshm_params {
 	unsigned slots;          /* sender: slot count (default 2) */
-	size_t chunk;            /* sender: chunk size (default 4 MiB, fitted) */
+	size_t chunk;            /* sender: chunk size (default 2 MiB, fitted) */
 	int64_t timeout_ms;      /* wait for the peer to appear; 0 = forever */
 	int64_t peer_timeout_ms; /* peer silent this long fails (default 15 s) */
 	volatile sig_atomic_t *cancel; /* nonzero: stop waiting, abort */
