@@ -88,7 +88,7 @@ vm-demo: all
 	@bash tests/vm/demo.sh
 
 bench: all
-	@bash bench/run
+	@bash bench/run $(BENCH_ARGS)
 
 fuzz:
 	@bash tests/fuzz/run.sh $(or $(FUZZ_SECONDS),600)
@@ -133,6 +133,6 @@ uninstall:
 	    $(PROGS:%=$(DESTDIR)$(FISHCOMPDIR)/%.fish)
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-gcc build-clang
 
 -include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(BUILD)/cmd/*.d

@@ -52,6 +52,25 @@ bats_suite() {
 	count "$label:$(basename "$file" .bats)" bats --tap "$file"
 }
 
+# -Wall -Wextra -Wpedantic clean with both compilers: one TAP line each.
+warnings_tap() {
+	local n=0 cc
+	for cc in gcc clang; do
+		n=$((n + 1))
+		if ! command -v $cc >/dev/null; then
+			echo "ok $n - $cc builds without warnings # skip $cc not installed"
+		elif make -s -j"$JOBS" BUILD=build-$cc CC=$cc CFLAGS="-O2 -Werror" all unit >build/$cc.log 2>&1; then
+			echo "ok $n - $cc builds without warnings"
+		else
+			echo "not ok $n - $cc builds without warnings"
+			sed 's/^/# /' build/$cc.log | tail -20
+		fi
+	done
+	echo "1..$n"
+}
+
+count warnings warnings_tap
+
 if build; then
 	unit_suites build unit
 	for f in tests/*.bats; do

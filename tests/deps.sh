@@ -11,7 +11,9 @@ need=(
 	"qemu-system-x86_64:qemu-system-x86" "/bin/busybox:busybox-static"
 	"cpio:cpio" "modinfo:kmod" "mandoc:mandoc" "clang:clang"
 	"valgrind:valgrind" "/usr/lib/llvm-14/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a:libclang-rt-14-dev"
-	"python3:python3" "tar:tar" "zsh:zsh" "fish:fish" "/usr/share/bash-completion/bash_completion:bash-completion"
+	"python3:python3" "tar:tar" "zsh:zsh" "fish:fish" "setpriv:util-linux"
+	"sshd:openssh-server" "ssh:openssh-client" "nc:netcat-openbsd" "gnuplot:gnuplot-nox"
+	"/usr/include/x86_64-linux-gnu/curl/curl.h:libcurl4-openssl-dev" "ip:iproute2" "/usr/share/bash-completion/bash_completion:bash-completion"
 )
 [ "${NSHM_DEPS_EXTRA:-}" ] && read -ra extra <<<"$NSHM_DEPS_EXTRA" && need+=("${extra[@]}")
 
