@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the fuzzing and fault-injection tools into build/fuzz/:
+#   build.sh helpers   the scribbler (plain cc, no sanitizer needed)
+#   build.sh fuzzers   the libFuzzer harnesses (clang, ASan + UBSan)
+#   build.sh           both
+# The harnesses compile lib/*.c themselves (with coverage instrumentation),
+# so they never use a stale build/libnshm.a.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+OUT=${FUZZ_OUT:-build/fuzz}
+PKG=${PKGCONFIG:-pkg-config}
+mkdir -p "$OUT"
+
+pkgs="zlib libarchive"
+have_isal=
+if $PKG --exists libisal 2>/dev/null; then
+	pkgs="$pkgs libisal"
+	have_isal=-DHAVE_ISAL
+fi
+# shellcheck disable=SC2086
+DEPCFLAGS="$($PKG --cflags $pkgs 2>/dev/null) $have_isal"
+# shellcheck disable=SC2086
+DEPLIBS="$($PKG --libs $pkgs 2>/dev/null) -lpthread"
+
+build_helpers() {
+	local cc=${CC:-cc}
+	$cc -std=c11 -O2 -g -Wall -Wextra -D_FILE_OFFSET_BITS=64 -Ilib \
+	    -o "$OUT/scribble" tests/fuzz/scribble.c
+}
+
+build_fuzzers() {
+	local cc=${FUZZ_CC:-clang} san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
+	local cflags="-g -O1 -fno-omit-frame-pointer -std=c11 -D_FILE_OFFSET_BITS=64 -Ilib -Itests/fuzz"
+	local obj=$OUT/obj f objs=() pids=() h
+	mkdir -p "$obj"
+	if ! printf '#include <stddef.h>\n#include <stdint.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }\n' | $cc -fsanitize=fuzzer -x c - -o "$OUT/.probe" 2>/dev/null; then
+		echo "build.sh: $cc cannot build libFuzzer targets (need clang and libclang-rt-dev)" >&2
+		return 1
+	fi
+	rm -f "$OUT/.probe"
+	for f in lib/*.c; do
+		# shellcheck disable=SC2086
+		$cc $cflags $DEPCFLAGS $san -fsanitize=fuzzer-no-link -c -o "$obj/$(basename "$f" .c).o" "$f" &
+		pids+=($!)
+		if [ ${#pids[@]} -ge "${JOBS:-2}" ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+		objs+=("$obj/$(basename "$f" .c).o")
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	rm -f "$OUT/libnshm-fuzz.a"
+	ar rcs "$OUT/libnshm-fuzz.a" "${objs[@]}"
+	for h in tests/fuzz/fuzz_*.c; do
+		h=$(basename "$h" .c)
+		local wrap=
+		grep -q __wrap_nshm_sleep_ns "tests/fuzz/$h.c" tests/fuzz/fake_region.h 2>/dev/null &&
+			grep -q fake_region.h "tests/fuzz/$h.c" && wrap=-Wl,--wrap=nshm_sleep_ns
+		# shellcheck disable=SC2086
+		$cc $cflags $DEPCFLAGS $san -fsanitize=fuzzer $wrap -o "$OUT/$h" "tests/fuzz/$h.c" \
+		    "$OUT/libnshm-fuzz.a" $DEPLIBS
+	done
+}
+
+case ${1:-all} in
+helpers) build_helpers ;;
+fuzzers) build_fuzzers ;;
+all) build_helpers && build_fuzzers ;;
+*) echo "usage: $0 [helpers|fuzzers|all]" >&2; exit 2 ;;
+esac
