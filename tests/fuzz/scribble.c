@@ -19,6 +19,9 @@
  *   scribble corrupt-filling REGION
  *       Flip one bit at the start of the slot the sender is filling and
  *       has not published yet.
+ *   scribble forge REGION tx|rx [--state N]
+ *       Leave the line of a dead process of another machine: claimed,
+ *       heartbeat still, in state N (default 1: ready, or offering).
  *   scribble cat FILE [--piece N] [--gap-us N]
  *       Copy FILE to standard output in pieces with pauses: a slow pipe.
  *
@@ -355,6 +358,45 @@ static int cmd_corrupt_filling(void)
 	return 0;
 }
 
+/* ---- forge ---- */
+
+/* A claimed line left behind by a process of another machine (another
+ * boot id) that died: its heartbeat never moves again. */
+static int cmd_forge(int argc, char **argv)
+{
+	struct line_head *h;
+	uint32_t state = 1;
+
+	if (argc < 4 || (strcmp(argv[3], "tx") && strcmp(argv[3], "rx")))
+		die("%s", "usage: scribble forge REGION tx|rx [--state N]");
+	for (int i = 4; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--state"))
+			state = (uint32_t)atoi(argv[i + 1]);
+		else
+			die("unknown option %s", argv[i]);
+	}
+	h = argv[3][0] == 't' ? &TX(base)->head : &RX(base)->head;
+	atomic_store(&h->owner, 0x5ca1ab1e);
+	atomic_store(&h->heartbeat, 5);
+	atomic_store(&h->id.pid, 4242);
+	atomic_store(&h->id.pidns, 0xabc);
+	atomic_store(&h->id.boot[0], 0x1111);
+	atomic_store(&h->id.boot[1], 0x2222);
+	atomic_store(&h->version, NSHM_VERSION);
+	atomic_store(&h->magic, NSHM_MAGIC);
+	if (argv[3][0] == 'r') {
+		atomic_store(&RX(base)->ready, 777);
+		atomic_store(&RX(base)->state, state);
+	} else {
+		atomic_store(&TX(base)->session, 888);
+		atomic_store(&TX(base)->ready_echo, 999);
+		atomic_store(&TX(base)->nslots, 1);
+		atomic_store(&TX(base)->chunk, 4096);
+		atomic_store(&TX(base)->state, state);
+	}
+	return 0;
+}
+
 /* ---- cat ---- */
 
 static int cmd_cat(int argc, char **argv)
@@ -392,7 +434,7 @@ static int cmd_cat(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: scribble random|wait|corrupt-published|corrupt-filling REGION ... | cat FILE ...\n");
+		fprintf(stderr, "usage: scribble random|wait|corrupt-published|corrupt-filling|forge REGION ... | cat FILE ...\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "cat"))
@@ -404,6 +446,8 @@ int main(int argc, char **argv)
 		return cmd_wait(argc, argv);
 	if (!strcmp(argv[1], "corrupt-published"))
 		return cmd_corrupt_published();
+	if (!strcmp(argv[1], "forge"))
+		return cmd_forge(argc, argv);
 	if (!strcmp(argv[1], "corrupt-filling"))
 		return cmd_corrupt_filling();
 	die("unknown command %s", argv[1]);
