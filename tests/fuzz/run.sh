@@ -1,29 +1,37 @@
 #!/usr/bin/env bash
-# make fuzz: build the libFuzzer harnesses and run each for SECONDS.
+# make fuzz: build the libFuzzer harnesses, replay the known bad inputs,
+# and run each harness for SECONDS.
 #
 #   tests/fuzz/run.sh [SECONDS] [HARNESS...]     (default 600, all harnesses)
 #
-# Seeds come from tests/fuzz/corpus/HARNESS/ (committed, small); what the
-# fuzzer finds goes to build/fuzz/corpus/HARNESS/ (not committed) and is
-# reused by the next run. Crashes, sanitizer reports, invariant failures and
-# hangs (an input running past FUZZ_TIMEOUT seconds) are written to
-# build/fuzz/artifacts/ and make the script exit 1. Reproduce one with
-#   build/fuzz/HARNESS build/fuzz/artifacts/HARNESS-crash-...
-# (NSHM_FUZZ_DEBUG=1 makes fuzz_receiver and fuzz_sender trace their script).
+# 1. Regressions: every file in tests/fuzz/regressions/HARNESS/ is run once,
+#    strictly; each is an input that once crashed or hung a harness, and
+#    fails until its bug is fixed (see tests/fuzz/regressions/README).
+# 2. Fuzzing: seeds from tests/fuzz/corpus/HARNESS/ (committed, small);
+#    what the fuzzer finds goes to build/fuzz/corpus/HARNESS/ (not
+#    committed) and is reused by the next run. libFuzzer runs in fork mode
+#    and goes on after a crash, so a run lasts SECONDS whatever it finds;
+#    crashes, sanitizer reports, invariant failures and hangs (an input past
+#    FUZZ_TIMEOUT seconds) land in build/fuzz/artifacts/ and make the script
+#    exit 1. Reproduce one with
+#        build/fuzz/HARNESS build/fuzz/artifacts/HARNESS-crash-...
+#    (NSHM_FUZZ_DEBUG=1 makes fuzz_receiver and fuzz_sender trace scripts).
 #
-# Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (default
-# 4096), FUZZ_ARGS (more libFuzzer options), FUZZ_NO_BUILD=1 (use what is
-# in build/fuzz), FUZZ_CC (default clang).
+# Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (4096),
+# FUZZ_ARGS (more libFuzzer options), FUZZ_NO_BUILD=1 (use build/fuzz as
+# it is), FUZZ_CC (clang), FUZZ_KNOWN (known bugs the harnesses tolerate
+# while fuzzing so that they look further, default "stale-ready"; empty to
+# tolerate none).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 secs=${1:-600}
 shift || true
 OUT=${FUZZ_OUT:-build/fuzz}
+mkdir -p "$OUT"
 
 if [ -z "${FUZZ_NO_BUILD:-}" ]; then
 	echo "== building the harnesses into $OUT/"
-	mkdir -p "$OUT"
 	if ! bash tests/fuzz/build.sh fuzzers >"$OUT/build.log" 2>&1; then
 		cat "$OUT/build.log" >&2
 		echo "fuzz: build failed" >&2
@@ -40,37 +48,58 @@ else
 	done
 fi
 
-mkdir -p "$OUT/artifacts"
 status=0
+echo "== regressions (tests/fuzz/regressions/)"
+for h in "${harnesses[@]}"; do
+	for f in tests/fuzz/regressions/"$h"/*; do
+		[ -f "$f" ] || continue
+		if timeout -s KILL 60 env -u NSHM_FUZZ_KNOWN "$OUT/$h" -runs=1 "$f" \
+			>"$OUT/regression.log" 2>&1; then
+			echo "regression $h/$(basename "$f"): ok"
+		else
+			status=1
+			echo "regression $h/$(basename "$f"): FAILED"
+			grep -E 'invariant failed|ERROR: |runtime error|SUMMARY' "$OUT/regression.log" |
+				head -5 | sed 's/^/    /'
+		fi
+	done
+done
+
+mkdir -p "$OUT/artifacts"
+export NSHM_FUZZ_KNOWN=${FUZZ_KNOWN-stale-ready}
 for h in "${harnesses[@]}"; do
 	corpus=$OUT/corpus/$h
 	seeds=tests/fuzz/corpus/$h
 	log=$OUT/$h.log
 	mkdir -p "$corpus" "$seeds"
+	before=$(find "$OUT/artifacts" -name "$h-*" | wc -l)
 	echo "== $h: ${secs} s (log $log)"
-	# Each input must finish well under FUZZ_TIMEOUT: a hang is a failure.
-	# entropic_scale_per_exec_time: prefer the fast inputs (the receiver's
-	# slow ones wait out a timeout).
+	# entropic_scale_per_exec_time: prefer the fast inputs (the slow ones
+	# wait out a timeout).
 	# shellcheck disable=SC2086
-	"$OUT/$h" -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
+	"$OUT/$h" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
+		-max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
 		-max_len="${FUZZ_MAX_LEN:-4096}" -print_final_stats=1 \
 		-entropic_scale_per_exec_time=1 -rss_limit_mb=4096 \
 		-artifact_prefix="$OUT/artifacts/$h-" ${FUZZ_ARGS:-} \
 		"$corpus" "$seeds" >"$log" 2>&1
 	rc=$?
-	execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-	rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
-	last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
+	# Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s E ...".
+	last=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -1)
+	execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
 	cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
 	files=$(find "$corpus" -type f | wc -l)
-	printf '%s: %s execs (%s/s), cov: %s ft: %s, corpus %s files\n' "$h" \
-		"${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$files"
-	if [ "$rc" -ne 0 ]; then
+	after=$(find "$OUT/artifacts" -name "$h-*" | wc -l)
+	found=$((after - before))
+	printf '%s: %s execs in %s s, cov: %s ft: %s, corpus %s files, %s new crashes\n' "$h" \
+		"${execs:-?}" "$secs" "${cov:-?}" "${ft:-?}" "$files" "$found"
+	if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ -z "$last" ]; }; then
 		status=1
 		echo "$h: FAILED (exit $rc)"
-		grep -E 'ERROR|invariant failed|Test unit written|SUMMARY|timeout after' "$log" | head -20
-		grep -A30 -m1 -E '^(==[0-9]+==ERROR|.*invariant failed)' "$log" | head -40
+		find "$OUT/artifacts" -name "$h-*" -newer "$OUT/build.log" | head -5 | sed 's/^/    /'
+		grep -E 'invariant failed|ERROR: AddressSanitizer|runtime error|SUMMARY' "$log" |
+			sort | uniq -c | sort -rn | head -10
 	fi
 done
 exit $status

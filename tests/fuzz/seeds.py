@@ -175,6 +175,76 @@ validate = {
                   + u32(7) + u8(0) + b'file.txt'),
 }
 
+# fuzz_sender: [pages] [flags] [slots-1] [chunk/4096, 0 = default] [len:2]
+# [seed], then the fake receiver's ops.
+(S_READY, S_WAIT_OFFER, S_ANSWER, S_CONSUME, S_CONSUME_ALL, S_VERDICT, S_POKE,
+ S_FLAP, S_SLEEP, S_OWNER, S_WAIT_END) = range(11)
+
+def sheader(pages=16, flags=0, slots=2, chunk=1, length=10000, seed=5):
+    return u8(pages - 1) + u8(flags) + u8(slots - 1) + u8(chunk) + u16(length) + u8(seed)
+
+def ready(v=0, nonce=None, state=None):
+    if nonce is not None:
+        v |= 1
+    if state is not None:
+        v |= 4
+    return u8(S_READY) + u8(v) + (u64(nonce) if v & 1 else b'') + (u32(state) if v & 4 else b'')
+
+def answer(sel=0, reason=None, session=None):
+    v = sel << 1 | (8 if reason is not None else 0) | (1 if session is not None else 0)
+    return u8(S_ANSWER) + u8(v) + (u32(0) if sel == 3 else b'') \
+        + (u32(reason) if reason is not None else b'') + (u64(session) if session is not None else b'')
+
+def verdict(sel=0, wait_end=True, reason=None, session=None, ready_=None, leave=False):
+    v = (1 if wait_end else 0) | sel << 1 | (8 if reason is not None else 0) \
+        | (0x10 if session is not None else 0) | (0x20 if ready_ is not None else 0) \
+        | (0x40 if leave else 0)
+    b = u8(S_VERDICT) + u8(v)
+    if sel == 3:
+        b += u32(9)
+    if reason is not None:
+        b += u32(reason)
+    if session is not None:
+        b += u64(session)
+    if ready_ is not None:
+        b += u64(ready_)
+    return b
+
+def consume(ahead=None):
+    if ahead is None:
+        return u8(S_CONSUME) + u8(0)
+    return u8(S_CONSUME) + u8(2) + u8(ahead)
+
+HANDSHAKE = ready() + u8(S_WAIT_OFFER) + answer()
+ALL = u8(S_CONSUME_ALL)
+
+sender = {
+    'good': sheader() + HANDSHAKE + ALL + verdict(),
+    'good-from-fd': sheader(flags=1) + HANDSHAKE + ALL + verdict(),
+    'good-pieces': sheader(flags=2, length=30000) + HANDSHAKE + ALL + verdict(),
+    'good-empty': sheader(length=0) + HANDSHAKE + ALL + verdict(),
+    'good-default-chunk': sheader(chunk=0, length=65535) + HANDSHAKE + ALL + verdict(),
+    'good-four-slots': sheader(slots=4, length=65535) + HANDSHAKE + ALL + verdict(),
+    'done-and-leave': sheader() + HANDSHAKE + ALL + verdict(leave=True),
+    'refuse': sheader() + ready() + u8(S_WAIT_OFFER) + answer(1, reason=1),
+    'refuse-bad-reason': sheader() + ready() + u8(S_WAIT_OFFER) + answer(1, reason=999),
+    'abort-answer': sheader() + ready() + u8(S_WAIT_OFFER) + answer(2),
+    'wrong-session-answer': sheader() + ready() + u8(S_WAIT_OFFER) + answer(0, session=5),
+    'fail-verdict': sheader() + HANDSHAKE + ALL + verdict(1, reason=5),
+    'abort-mid-stream': sheader(length=60000) + HANDSHAKE + consume() + verdict(2, wait_end=False),
+    'consumed-ahead': sheader(length=60000) + HANDSHAKE + consume(ahead=9),
+    'never-consumes': sheader(length=60000, flags=0xf8) + HANDSHAKE,
+    'done-wrong-session': sheader() + HANDSHAKE + ALL + verdict(session=3),
+    'done-wrong-ready': sheader() + HANDSHAKE + ALL + verdict(ready_=3),
+    'ready-again': sheader() + HANDSHAKE + consume() + ready(),
+    'layout-too-big': sheader(pages=2, slots=4, chunk=4),
+    'receiver-silent': sheader(flags=0xf8) + HANDSHAKE + u8(S_OWNER) + u8(4),
+    'receiver-released': sheader() + HANDSHAKE + consume() + u8(S_OWNER) + u8(0),
+    'state-flaps': sheader() + HANDSHAKE + u8(S_FLAP) + u8(0) + u32(4) + u32(2) + u8(20),
+    'poke-tx-owner': sheader() + HANDSHAKE + poke(8, 77, 8),
+    'poke-slot-data': sheader(length=60000) + HANDSHAKE + poke(4096 + 100, 0xff, 1, anywhere=True) + ALL + verdict(),
+}
+
 def write(dirname, seeds):
     d = os.path.join(HERE, 'corpus', dirname)
     os.makedirs(d, exist_ok=True)
@@ -186,4 +256,5 @@ def write(dirname, seeds):
 
 write('fuzz_receiver', receiver)
 write('fuzz_validate', validate)
-print('%d receiver seeds, %d validate seeds' % (len(receiver), len(validate)))
+write('fuzz_sender', sender)
+print('%d receiver, %d sender, %d validate seeds' % (len(receiver), len(sender), len(validate)))
