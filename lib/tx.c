@@ -163,19 +163,10 @@ static void write_offer(struct nshm_tx *tx, const struct nshm_meta *m)
 
 enum { ANSWER_RETRY = 2 };
 
-/* The receiver answers our session, or goes away (then offer again). */
-static int cond_answer(void *arg)
+/* What the receiver said to our session, if anything. */
+static int answer_of(struct nshm_tx *tx)
 {
-	struct nshm_tx *tx = arg;
-	int alive;
-
-	snap_rx(tx->r, &tx->rx);
-	if (!claim_held(&tx->claim))
-		return lost(tx);
-	alive = watch_update(&tx->watch, &tx->rx.head, peer_timeout_ns(&tx->p));
-	if (tx->rx.ready != tx->nonce || alive < 0)
-		return ANSWER_RETRY;
-	if (tx->rx.session != tx->session)
+	if (tx->rx.session != tx->session || tx->rx.ready != tx->nonce)
 		return WAIT_MORE;
 	switch (tx->rx.state) {
 	case RX_ACCEPT:
@@ -190,6 +181,28 @@ static int cond_answer(void *arg)
 	default:
 		return WAIT_MORE;
 	}
+}
+
+/* The receiver answers our session, or goes away (then offer again). */
+static int cond_answer(void *arg)
+{
+	struct nshm_tx *tx = arg;
+	int rc;
+
+	snap_rx(tx->r, &tx->rx);
+	if (!claim_held(&tx->claim))
+		return lost(tx);
+	rc = answer_of(tx);
+	if (rc != WAIT_MORE)
+		return rc;
+	if (watch_update(&tx->watch, &tx->rx.head, peer_timeout_ns(&tx->p)) < 0) {
+		/* A receiver that refused and left at once: its answer was
+		 * stored before its claim was released; look once more. */
+		snap_rx(tx->r, &tx->rx);
+		rc = answer_of(tx);
+		return rc != WAIT_MORE ? rc : ANSWER_RETRY;
+	}
+	return tx->rx.ready != tx->nonce ? ANSWER_RETRY : WAIT_MORE;
 }
 
 static int deadline_of(int64_t ms)

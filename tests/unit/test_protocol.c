@@ -399,6 +399,54 @@ static void refusal_and_abort(void)
 	round_trip(5000, 1);
 }
 
+/* A receiver that refuses and releases its claim in the same instant: the
+ * sender must still read the refusal (its last word), not wait anew. */
+static void *refuse_and_leave(void *arg)
+{
+	struct nshm_region *r = arg;
+	struct rx_line *x = RX(r->base);
+	struct tx_line *t = TX(r->base);
+	const struct nshm_self *me = nshm_self();
+
+	x->head.id.pid = me->pid;
+	x->head.id.pidns = me->pidns;
+	x->head.id.boot[0] = me->boot[0];
+	x->head.id.boot[1] = me->boot[1];
+	x->head.version = NSHM_VERSION;
+	x->head.magic = NSHM_MAGIC;
+	x->ready = 777;
+	x->head.owner = 55;
+	x->state = RX_READY;
+	for (int i = 0; i < 3000 && !(t->state == TX_OFFER && t->ready_echo == 777); i++)
+		nshm_sleep_ns(1000000);
+	x->reason = NSHM_R_EXISTS;
+	x->session = t->session;
+	x->state = RX_REFUSE;
+	x->head.owner = 0;
+	return NULL;
+}
+
+static void refusal_then_gone(void)
+{
+	struct nshm_region *r;
+	struct nshm_params p = params();
+	struct nshm_meta m = { .name = "x" };
+	struct nshm_tx *tx = NULL;
+	pthread_t t;
+	int rc;
+
+	new_region(REGION);
+	r = open_region();
+	p.timeout_ms = 2000;
+	pthread_create(&t, NULL, refuse_and_leave, r);
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	pthread_join(t, NULL);
+	ok(rc == -NSHM_EREFUSED && nshm_tx_reason(tx) == NSHM_R_EXISTS,
+	   "a refusal from a receiver already gone is still read (%d)", rc);
+	nshm_tx_close(tx, NSHM_R_IO);
+	nshm_close(r);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 5 * CHUNK + 3 };
@@ -411,6 +459,7 @@ int main(void)
 	round_trip(3 * CHUNK, 0);
 	round_trip(3 * CHUNK, 1);   /* same region, second transfer */
 	refusal_and_abort();
+	refusal_then_gone();
 	claims();
 
 	ok(run_fake(s_bad_name, NSHM_VERSION) == -NSHM_EPROTO, "unsafe name refused");
