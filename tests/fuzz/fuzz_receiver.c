@@ -10,7 +10,9 @@
  *
  * Asserted: each call returns one of the codes it documents; an accepted
  * offer's name is a safe single component; the bytes handed out are the
- * bytes whose CRC-32 the receiver verified (nshm_rx_crc / nshm_rx_bytes);
+ * bytes whose CRC-32 the receiver verified (nshm_rx_crc / nshm_rx_bytes),
+ * and so is what nshm_rx_to_fd left in its file (also with
+ * NSHM_VERIFY=readback, which writes straight from the slot);
  * a verified end matches the offered size; a canceled receiver returns
  * promptly; the claim is released at close. Crashes, sanitizer reports and
  * hangs (libFuzzer -timeout) are failures too.
@@ -35,8 +37,9 @@ enum {
 
 /* Receiver flags (second input byte). */
 #define RF_REFUSE   0x01  /* refuse the offer instead of accepting */
-#define RF_TO_FD    0x02  /* nshm_rx_to_fd into /dev/null, not chunk by chunk */
-#define RF_FAIL     0x04  /* after a verified end, complete with failure */
+#define RF_TO_FD    0x02  /* nshm_rx_to_fd into a file, not chunk by chunk */
+#define RF_FAIL     0x04  /* chunk by chunk: after a verified end, complete
+			   * with failure; to_fd: NSHM_VERIFY=readback */
 #define RF_TAIL     0xf8  /* how the script ends: see fake_tail */
 
 struct fake {
@@ -492,6 +495,8 @@ static bool safe_name(const char *s)
 	return true;
 }
 
+static int out_fd = -1;          /* the destination of nshm_rx_to_fd */
+
 static void receive(struct fake *f, struct nshm_region *r, uint8_t flags)
 {
 	struct nshm_params p;
@@ -515,16 +520,26 @@ static void receive(struct fake *f, struct nshm_region *r, uint8_t flags)
 	if (rc == 0 && (flags & RF_REFUSE)) {
 		nshm_rx_refuse(rx, NSHM_R_EXISTS);
 	} else if (rc == 0 && (flags & RF_TO_FD)) {
-		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
 		nshm_rx_accept(rx);
-		rc = nshm_rx_to_fd(rx, fd);
-		close(fd);
+		rc = nshm_rx_to_fd(rx, out_fd);
 		if (!IN_SET(rc, 0, -NSHM_EPEERGONE, -NSHM_EPROTO, -NSHM_EPEERABORT,
 			    -NSHM_ECHECKSUM, -ECANCELED))
 			FAIL("nshm_rx_to_fd returned %d", rc);
-		if (rc == 0 && meta.size_known)
-			CHECK(nshm_rx_bytes(rx) == meta.size);
+		if (rc == 0) {
+			/* What reached the file is what was verified. */
+			off_t len = lseek(out_fd, 0, SEEK_END);
+			unsigned char *back = malloc((size_t)len + 1);
+
+			CHECK(len >= 0 && (uint64_t)len == nshm_rx_bytes(rx));
+			CHECK(pread(out_fd, back, (size_t)len, 0) == len);
+			if (nshm_crc32(0, back, (size_t)len) != nshm_rx_crc(rx))
+				FAIL("nshm_rx_to_fd verified crc32 %08x, the file holds %08x%s",
+				     nshm_rx_crc(rx), nshm_crc32(0, back, (size_t)len),
+				     getenv("NSHM_VERIFY") ? " (NSHM_VERIFY=readback)" : "");
+			free(back);
+			if (meta.size_known)
+				CHECK(nshm_rx_bytes(rx) == meta.size);
+		}
 		nshm_rx_complete(rx, rc == 0, rc ? nshm_rx_reason(rx) : NSHM_R_NONE);
 	} else if (rc == 0) {
 		uint64_t total = 0;
@@ -581,6 +596,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pthread_t t;
 
 	debug = getenv("NSHM_FUZZ_DEBUG") != NULL;
+	if (out_fd < 0 && (out_fd = memfd_create("nshm-fuzz-out", MFD_CLOEXEC)) < 0)
+		abort();
+	if (ftruncate(out_fd, 0) != 0 || lseek(out_fd, 0, SEEK_SET) != 0)
+		abort();
+	/* Set before any thread of this input runs: the library reads it. */
+	if ((flags & (RF_TO_FD | RF_FAIL)) == (RF_TO_FD | RF_FAIL))
+		setenv("NSHM_VERIFY", "readback", 1);
+	else
+		unsetenv("NSHM_VERIFY");
 	f->size = NSHM_DATA_OFF + pages * 4096;
 	f->base = region_new(f->size);
 	f->in = in;

@@ -92,8 +92,15 @@ for h in "${harnesses[@]}"; do
 	files=$(find "$corpus" -type f | wc -l)
 	after=$(find "$OUT/artifacts" -name "$h-*" | wc -l)
 	found=$((after - before))
-	printf '%s: %s execs in %s s, cov: %s ft: %s, corpus %s files, %s new crashes\n' "$h" \
-		"${execs:-?}" "$secs" "${cov:-?}" "${ft:-?}" "$files" "$found"
+	# The corpus's coverage, measured the usual way (one pass, no fork):
+	# comparable between runs, unlike fork mode's running totals.
+	"$OUT/$h" -runs=0 -timeout="${FUZZ_TIMEOUT:-10}" -max_len="${FUZZ_MAX_LEN:-4096}" \
+		"$corpus" "$seeds" >"$OUT/$h.cov.log" 2>&1
+	init=$(grep -E '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
+	icov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$init")
+	ift=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$init")
+	printf '%s: %s execs in %s s (fork mode cov: %s ft: %s), corpus %s files: cov: %s ft: %s, %s new crashes\n' \
+		"$h" "${execs:-?}" "$secs" "${cov:-?}" "${ft:-?}" "$files" "${icov:-?}" "${ift:-?}" "$found"
 	if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ -z "$last" ]; }; then
 		status=1
 		echo "$h: FAILED (exit $rc)"

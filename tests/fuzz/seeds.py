@@ -20,7 +20,8 @@ u16 = lambda v: struct.pack('<H', v & 0xffff)
 u32 = lambda v: struct.pack('<I', v & 0xffffffff)
 u64 = lambda v: struct.pack('<Q', v & 0xffffffffffffffff)
 
-# Receiver flags: bit0 refuse, bit1 to_fd, bit2 complete-as-failed,
+# Receiver flags: bit0 refuse, bit1 to_fd (a file), bit2 complete-as-failed
+# (with to_fd: NSHM_VERIFY=readback),
 # bits 3-7 the tail (0-27 cancel once settled, 28 at once, 29 after 20 ms,
 # 30 after 60 ms, 31 silence).
 def header(pages=16, flags=0):
@@ -126,6 +127,9 @@ receiver = {
         size=3 * 16384) + W_ANS + chunks(3) + end() + W_VER,
     'good-to-fd': header(flags=2) + good(3),
     'good-then-fail': header(flags=4) + good(2),
+    'good-readback': header(flags=6) + good(3),
+    'readback-data-changed': header(flags=6) + offer(size=1000) + W_ANS
+        + chunk(1000, flip_at=10) + end() + W_VER,
     'good-data-from-input': header() + offer(size=16) + W_ANS
         + chunk(16, data=b'0123456789abcdef') + end() + W_VER,
     'refuse': header(flags=1) + offer() + W_ANS,
