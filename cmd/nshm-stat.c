@@ -32,27 +32,34 @@ static const char *liveness(const struct nshm_side_stat *s)
 			    : "silent (stale after the peer timeout)";
 }
 
-static void side_text(const char *role, const struct nshm_side_stat *s, uint32_t state)
+/* The sender stays in "offer" through the data phase; once the receiver
+ * has accepted, it is sending. */
+static const char *tx_state(const struct nshm_stat *st)
+{
+	if (st->tx.state == 1 && st->rx.state == 2)
+		return "sending";
+	return nshm_tx_state_name(st->tx.state);
+}
+
+static void side_text(const char *role, const struct nshm_side_stat *s, const char *state)
 {
 	printf("%-9s %s", role, s->present ? "" : "(none) ");
 	if (!s->present) {
 		printf("\n");
 		return;
 	}
-	printf("%s, %s, pid %u%s, heartbeat %llu\n",
-	       role[0] == 's' ? nshm_tx_state_name(state) : nshm_rx_state_name(state),
+	printf("%s, %s, pid %u%s, heartbeat %llu\n", state,
 	       liveness(s), s->pid, s->same_host ? "" : " (other side)",
 	       (unsigned long long)s->heartbeat);
 }
 
-static void side_json(const char *role, const struct nshm_side_stat *s, uint32_t state)
+static void side_json(const char *role, const struct nshm_side_stat *s, const char *state)
 {
 	printf("\"%s\":{\"present\":%s,\"version\":%u,\"claimed\":%s,\"pid\":%u,"
 	       "\"same_host\":%s,\"alive\":%d,\"state\":\"%s\",\"reason\":%u,"
 	       "\"heartbeat\":%llu}", role, s->present ? "true" : "false", s->version,
 	       s->claimed ? "true" : "false", s->pid, s->same_host ? "true" : "false",
-	       s->alive, role[0] == 's' ? nshm_tx_state_name(state) : nshm_rx_state_name(state),
-	       s->reason, (unsigned long long)s->heartbeat);
+	       s->alive, state, s->reason, (unsigned long long)s->heartbeat);
 }
 
 static void show(const struct cli *c, const char *ep, const struct nshm_stat *st,
@@ -63,9 +70,9 @@ static void show(const struct cli *c, const char *ep, const struct nshm_stat *st
 		json_string(stdout, ep);
 		printf(",\"size\":%zu,\"protocol\":%d,\"slots\":%u,\"chunk\":%u,",
 		       st->size, NSHM_PROTOCOL_VERSION, st->slots, st->chunk);
-		side_json("sender", &st->tx, st->tx.state);
+		side_json("sender", &st->tx, tx_state(st));
 		putchar(',');
-		side_json("receiver", &st->rx, st->rx.state);
+		side_json("receiver", &st->rx, nshm_rx_state_name(st->rx.state));
 		printf(",\"session\":\"%016llx\",\"name\":", (unsigned long long)st->session);
 		json_string(stdout, st->name);
 		printf(",\"total\":%llu,\"size_known\":%s,\"archive\":%s,\"bytes\":%llu,"
@@ -79,8 +86,8 @@ static void show(const struct cli *c, const char *ep, const struct nshm_stat *st
 	if (st->slots)
 		printf(", %u slots of %u bytes", st->slots, st->chunk);
 	printf("\n");
-	side_text("sender", &st->tx, st->tx.state);
-	side_text("receiver", &st->rx, st->rx.state);
+	side_text("sender", &st->tx, tx_state(st));
+	side_text("receiver", &st->rx, nshm_rx_state_name(st->rx.state));
 	if (st->session && st->name[0]) {
 		printf("transfer  %s%s: %llu", st->name, st->archive ? " (archive)" : "",
 		       (unsigned long long)st->bytes);
@@ -104,7 +111,6 @@ int main(int argc, char **argv)
 	struct nshm_stat st;
 	const char *ep = "pci";
 	int64_t interval = 1000;
-	uint64_t last_bytes = 0;
 	bool watch = false;
 	char msg[1024];
 	int opt, rc;
@@ -150,16 +156,11 @@ int main(int argc, char **argv)
 		cli_err(&c, "%s", msg);
 		return cli_exit_status(rc);
 	}
-	/* The first sample's heartbeat check needs an interval of its own;
-	 * later ones measure the rate over the refresh interval. */
-	nshm_stat(r, &st, 150);
+	/* Two snapshots this far apart judge heartbeats (beaten every 50 ms)
+	 * and the rate; --watch samples over its own interval. */
+	nshm_stat(r, &st, 200);
 	do {
-		uint64_t b = st.bytes;
-		double rate = last_bytes && b >= last_bytes
-			? (double)(b - last_bytes) * 1000.0 / (double)interval : 0;
-
-		show(&c, ep, &st, rate);
-		last_bytes = b ? b : 1;
+		show(&c, ep, &st, (double)st.rate);
 		if (!watch || cli_cancel)
 			break;
 		if (!c.json)

@@ -23,6 +23,12 @@ struct nshm_region {
 	char path[256];
 };
 
+/* crc.c: the implementations behind nshm_crc32, for the tests. */
+uint32_t nshm_crc32_zlib(uint32_t crc, const void *buf, size_t len);
+#ifdef HAVE_ISAL
+uint32_t nshm_crc32_isal(uint32_t crc, const void *buf, size_t len);
+#endif
+
 /* time.c */
 int64_t nshm_now_ns(void);
 uint64_t nshm_random64(void);

@@ -183,6 +183,7 @@ struct nshm_stat {
 	int size_known, archive;
 	uint32_t slots, chunk;
 	uint64_t bytes;          /* received so far */
+	uint64_t rate;           /* bytes/s over the sampling interval */
 };
 /* Sample the region twice, interval_ms apart, to judge heartbeats. */
 NSHM_API int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms);

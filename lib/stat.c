@@ -52,7 +52,11 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 			st->chunk = t1.chunk;
 		}
 	}
-	if (st->rx.present && x1.session == t1.session)
+	if (st->rx.present && x1.session == t1.session) {
 		st->bytes = x1.bytes;
+		if (x0.session == x1.session && x1.bytes >= x0.bytes)
+			st->rate = (x1.bytes - x0.bytes) * 1000 /
+				   (uint64_t)(interval_ms > 0 ? interval_ms : 1);
+	}
 	return 0;
 }

@@ -216,9 +216,13 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		? nshm_now_ns() + tx->p.timeout_ms * 1000000 : 0;
 	int rc;
 
+	/* One watch across retries: a receiver that never answered stays
+	 * known dead until its line changes owner. */
+	snap_rx(tx->r, &tx->rx);
+	watch_reset(&tx->watch, &tx->rx.head);
 	for (;;) {
-		snap_rx(tx->r, &tx->rx);
-		watch_reset(&tx->watch, &tx->rx.head);
+		int64_t answer_deadline;
+
 		rc = wait_until(&tx->bell, cond_ready, tx, ready_deadline, tx->p.cancel);
 		if (rc == -ETIMEDOUT)
 			snprintf(tx->why, sizeof(tx->why), "no receiver appeared on %s",
@@ -228,10 +232,18 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		tx->nonce = tx->rx.ready;
 		tx->session = nshm_random64();
 		write_offer(tx, m);
-		rc = wait_until(&tx->bell, cond_answer, tx,
-				nshm_now_ns() + peer_timeout_ns(&tx->p), tx->p.cancel);
+		/* --timeout bounds the whole wait for a peer, offers included. */
+		answer_deadline = nshm_now_ns() + peer_timeout_ns(&tx->p);
+		if (ready_deadline && ready_deadline < answer_deadline)
+			answer_deadline = ready_deadline;
+		rc = wait_until(&tx->bell, cond_answer, tx, answer_deadline, tx->p.cancel);
 		if (rc == 0)
 			return 0;
+		if (rc == -ETIMEDOUT && ready_deadline && nshm_now_ns() >= ready_deadline) {
+			snprintf(tx->why, sizeof(tx->why), "no receiver answered on %s",
+				 tx->r->path);
+			return rc;
+		}
 		if (rc != ANSWER_RETRY && rc != -ETIMEDOUT)
 			return rc;
 		/* The receiver left or never answered: wait for another. */

@@ -281,12 +281,13 @@ send_and_check() {
 	run "$STAT" --json "$REGION"
 	[ "$status" -eq 0 ]
 	[[ $output == *'"name":"streaming"'* ]]
-	[[ $output == *'"sender":{"present":true'*'"alive":1,"state":"offering"'* ]]
+	[[ $output == *'"sender":{"present":true'*'"alive":1,"state":"sending"'* ]]
 	[[ $output == *'"receiver":{"present":true'*'"state":"receiving"'* ]]
 	bytes=$(sed -n 's/.*"bytes":\([0-9]*\).*/\1/p' <<<"$output")
 	[ "$bytes" -gt 0 ]
 	run "$STAT" "$REGION"
 	[[ $output == *"transfer  streaming: "*" bytes"* ]]
+	[[ $output == *"sender    sending, alive"* ]]
 	run "$STAT" -s "$REGION"
 	[ "$status" -eq 2 ]
 }

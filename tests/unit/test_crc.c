@@ -4,7 +4,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "nshm.h"
+#include "internal.h"
 #include "tap.h"
 
 int main(void)
@@ -44,6 +44,23 @@ int main(void)
 	ok(all, "crc32_combine of two parts equals the whole");
 	ok(nshm_crc32(nshm_crc32(0, buf, 100), buf + 100, 900) ==
 	   (uint32_t)crc32(0, buf, 1000), "chained calls equal one call");
+	/* Both implementations, whichever the calibration picked. */
+	all = 1;
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		uint32_t z = (uint32_t)crc32(7, buf + 1, (uInt)lens[i]);
+
+		all &= nshm_crc32_zlib(7, buf + 1, lens[i]) == z;
+#ifdef HAVE_ISAL
+		all &= nshm_crc32_isal(7, buf + 1, lens[i]) == z;
+#endif
+	}
+	ok(all, "zlib%s implementation%s give zlib's values",
+#ifdef HAVE_ISAL
+	   " and ISA-L", "s"
+#else
+	   "", ""
+#endif
+	);
 	free(buf);
 	return done_testing();
 }
