@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -26,6 +27,7 @@ struct nshm_tx {
 	uint32_t nslots, chunk;
 	uint64_t k;                   /* next chunk to publish */
 	size_t fill;                  /* bytes in slot k not yet published */
+	uint32_t slot_crc;            /* CRC-32 of those bytes, as they came */
 	bool slot_free;               /* slot k may be written */
 	uint64_t bytes, total;
 	uint32_t crc, reason;
@@ -349,10 +351,13 @@ static int wait_slot(struct nshm_tx *tx)
 	return rc;
 }
 
+/* The chunk's CRC was accumulated as its bytes arrived (slot_crc), from
+ * private memory where it could be, never by reading the slot back at the
+ * end: by then anyone with the region could have rewritten it. */
 static void publish(struct nshm_tx *tx, size_t len)
 {
 	struct slot_desc *d = DESC(tx->r->base, (uint32_t)(tx->k % tx->nslots));
-	uint32_t crc = nshm_crc32(0, slot_ptr(tx, tx->k), len);
+	uint32_t crc = tx->slot_crc;
 
 	STORE(d->seq, tx->k);
 	STORE(d->len, (uint32_t)len);
@@ -361,6 +366,7 @@ static void publish(struct nshm_tx *tx, size_t len)
 	tx->bytes += len;
 	tx->k++;
 	tx->fill = 0;
+	tx->slot_crc = 0;
 	tx->slot_free = false;
 	publish_fence();
 	PUBLISH(TXL(tx)->produced, tx->k);
@@ -369,27 +375,36 @@ static void publish(struct nshm_tx *tx, size_t len)
 		tx->p.progress(tx->p.arg, tx->bytes, tx->total);
 }
 
+/* Reads straight from the file into the slot (no bounce buffer) and
+ * checksums each read's bytes at once, so that the window in which another
+ * writer of the region could change them unseen is one read() wide, not
+ * the time a slow input takes to fill the slot. */
 int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 {
 	for (;;) {
+		unsigned char *at;
 		ssize_t n;
 		int rc = wait_slot(tx);
 
 		if (rc < 0)
 			return rc;
-		/* Straight from the file into shared memory: no bounce buffer. */
-		n = nshm_read_full(fd, slot_ptr(tx, tx->k) + tx->fill,
-				   tx->chunk - tx->fill, tx->p.cancel);
+		at = slot_ptr(tx, tx->k) + tx->fill;
+		n = read(fd, at, tx->chunk - tx->fill < (256u << 10) ? tx->chunk - tx->fill : (256u << 10));
+		if (n < 0 && errno == EINTR && !(tx->p.cancel && *tx->p.cancel))
+			continue;
 		if (n < 0) {
-			tx->reason = n == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
+			rc = errno == EINTR ? -ECANCELED : -errno;
+			tx->reason = rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
 			snprintf(tx->why, sizeof(tx->why), "reading the input: %s",
-				 nshm_strerror((int)n));
-			return (int)n;
+				 nshm_strerror(rc));
+			return rc;
 		}
-		tx->fill += (size_t)n;
-		if (tx->fill < tx->chunk)
+		if (n == 0)
 			return 0;       /* end of input; nshm_tx_end sends the rest */
-		publish(tx, tx->fill);
+		tx->slot_crc = nshm_crc32(tx->slot_crc, at, (size_t)n);
+		tx->fill += (size_t)n;
+		if (tx->fill == tx->chunk)
+			publish(tx, tx->fill);
 	}
 }
 
@@ -405,6 +420,8 @@ int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len)
 			return rc;
 		n = tx->chunk - tx->fill;
 		n = n < len ? n : len;
+		/* The CRC of our own buffer: the slot copy may be rewritten. */
+		tx->slot_crc = nshm_crc32(tx->slot_crc, p, n);
 		memcpy(slot_ptr(tx, tx->k) + tx->fill, p, n);
 		tx->fill += n;
 		p += n;
