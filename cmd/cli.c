@@ -10,6 +10,34 @@
 #include "cli.h"
 
 volatile sig_atomic_t cli_cancel;
+static char bus_msg[128];
+static size_t bus_len;
+static const char *bus_cleanup;
+
+/* The region can shrink under the mapping (a truncated shm object): an
+ * access then raises SIGBUS. Nothing is safe to continue; remove the
+ * partial output, say why, and fail. Only async-signal-safe calls here. */
+static void on_sigbus(int sig)
+{
+	(void)sig;
+	if (bus_cleanup && bus_cleanup[0])
+		unlink(bus_cleanup);
+	if (write(STDERR_FILENO, bus_msg, bus_len) < 0) {
+		/* nothing more to do */
+	}
+	_exit(EXIT_FAILED);
+}
+
+void cli_catch_sigbus(const struct cli *c, const char *cleanup_path)
+{
+	bus_len = (size_t)snprintf(bus_msg, sizeof(bus_msg),
+				   "%s: the region shrank or vanished under the transfer\n",
+				   c->prog);
+	if (bus_len >= sizeof(bus_msg))
+		bus_len = sizeof(bus_msg) - 1;
+	bus_cleanup = cleanup_path;
+	signal(SIGBUS, on_sigbus);
+}
 
 static void on_signal(int sig)
 {

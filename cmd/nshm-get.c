@@ -55,21 +55,6 @@ struct target {
 
 static char bus_tmp[PATH_MAX];
 
-/* The region can shrink under us (a truncated shm object): accesses then
- * raise SIGBUS. Remove the partial file and fail; nothing else is safe. */
-static void on_sigbus(int sig)
-{
-	static const char msg[] = "nshm-get: the region shrank or vanished under the transfer\n";
-
-	(void)sig;
-	if (bus_tmp[0])
-		unlink(bus_tmp);
-	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0) {
-		/* nothing more to do */
-	}
-	_exit(EXIT_FAILED);
-}
-
 static int parse_args(struct get *g, int argc, char **argv)
 {
 	static const struct option longs[] = {
@@ -320,7 +305,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
-	signal(SIGBUS, on_sigbus);
+	cli_catch_sigbus(&g.cli, bus_tmp);
 	rc = nshm_open(&r, g.source, g.cli.map_flags, msg, sizeof(msg));
 	if (rc < 0) {
 		cli_err(&g.cli, "%s", msg);

@@ -247,6 +247,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
+	cli_catch_sigbus(&p.cli, NULL);
 	rc = nshm_open(&r, p.target, p.cli.map_flags, msg, sizeof(msg));
 	if (rc < 0) {
 		cli_err(&p.cli, "%s", msg);

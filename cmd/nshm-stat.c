@@ -151,6 +151,7 @@ int main(int argc, char **argv)
 	if (argc - optind == 1)
 		ep = argv[optind];
 	cli_signals();
+	cli_catch_sigbus(&c, NULL);
 	rc = nshm_open(&r, ep, c.map_flags, msg, sizeof(msg));
 	if (rc < 0) {
 		cli_err(&c, "%s", msg);
