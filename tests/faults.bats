@@ -12,7 +12,9 @@ load helpers
 SCRIBBLE=$BATS_TEST_DIRNAME/../build/fuzz/scribble
 
 setup_file() {
-	bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers
+	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
+		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers
+	fi
 }
 
 setup() {
@@ -361,7 +363,8 @@ truncate_setup() {
 
 @test "fuzzers survive a short pass (NSHM_FUZZ_SECONDS per harness, default 5)" {
 	command -v "${FUZZ_CC:-clang}" >/dev/null || skip "no clang"
-	run bash "$BATS_TEST_DIRNAME/fuzz/run.sh" "${NSHM_FUZZ_SECONDS:-5}"
+	# Its own build and corpus: a long `make fuzz` may be using build/fuzz.
+	FUZZ_OUT=$T/fuzz run bash "$BATS_TEST_DIRNAME/fuzz/run.sh" "${NSHM_FUZZ_SECONDS:-5}"
 	printf '%s\n' "$output" >&2
 	[[ $output != *"cannot build libFuzzer targets"* ]] || skip "no libFuzzer runtime"
 	printf '%s\n' "$output" | grep -E '^fuzz_[a-z]+: [0-9]' | sed 's/^/# /' >&3

@@ -43,7 +43,7 @@ struct fake {
 	unsigned tail;
 	uint64_t owner, nonce, beats, consumed;
 	int64_t budget_ns, last_beat;
-	bool beating, tx_line_touched, said_done;
+	bool beating, tx_line_touched, data_touched, said_done;
 	atomic_bool tx_done;
 	volatile sig_atomic_t cancel;
 };
@@ -234,6 +234,8 @@ static void op_poke(struct fake *f)
 		off = f->size - w;
 	if (off < NSHM_RX_OFF)
 		f->tx_line_touched = true;
+	if (off + w > NSHM_DATA_OFF)
+		f->data_touched = true;
 	memcpy(f->base + off, &val, w);
 }
 
@@ -350,6 +352,19 @@ static bool known_stale_ready(struct fake *f)
 	       GET(T(f)->produced) == 0;
 }
 
+/* The other known bug, "slot-crc": the sender computes each chunk's
+ * CRC-32 over the slot after filling it (tx.c publish()), so bytes the peer
+ * writes into a slot being filled are covered by the checksum and the
+ * sender reports success for data that is not its input. Tolerated only
+ * when the fake receiver did write into the data area. Found with
+ * tests/fuzz/known/fuzz_sender-slot-crc (timing: -runs=3000). */
+static bool known_slot_crc(struct fake *f)
+{
+	const char *k = getenv("NSHM_FUZZ_KNOWN");
+
+	return k && strstr(k, "slot-crc") && f->data_touched;
+}
+
 static void fake_tail(struct fake *f)
 {
 	int64_t t0;
@@ -458,7 +473,8 @@ static void send(struct fake *f, struct nshm_region *r, const struct job *j)
 		if (rc == 0) {
 			/* Success is a statement about the input. */
 			CHECK(nshm_tx_bytes(tx) == j->len);
-			if (nshm_tx_crc(tx) != nshm_crc32(0, j->data, j->len))
+			if (nshm_tx_crc(tx) != nshm_crc32(0, j->data, j->len) &&
+			    !known_slot_crc(f))
 				FAIL("nshm_tx_end succeeded with crc32 %08x, but the input's is "
 				     "%08x: the checksum covered bytes the peer changed",
 				     nshm_tx_crc(tx), nshm_crc32(0, j->data, j->len));

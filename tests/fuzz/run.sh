@@ -20,8 +20,8 @@
 # Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (4096),
 # FUZZ_ARGS (more libFuzzer options), FUZZ_NO_BUILD=1 (use build/fuzz as
 # it is), FUZZ_CC (clang), FUZZ_KNOWN (known bugs the harnesses tolerate
-# while fuzzing so that they look further, default "stale-ready"; empty to
-# tolerate none).
+# while fuzzing so that they look further, default "stale-ready,slot-crc",
+# see tests/fuzz/regressions/README; empty to tolerate none).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -59,14 +59,14 @@ for h in "${harnesses[@]}"; do
 		else
 			status=1
 			echo "regression $h/$(basename "$f"): FAILED"
-			grep -E 'invariant failed|ERROR: |runtime error|SUMMARY' "$OUT/regression.log" |
+			grep -aE 'invariant failed|ERROR: |runtime error|SUMMARY' "$OUT/regression.log" |
 				head -5 | sed 's/^/    /'
 		fi
 	done
 done
 
 mkdir -p "$OUT/artifacts"
-export NSHM_FUZZ_KNOWN=${FUZZ_KNOWN-stale-ready}
+export NSHM_FUZZ_KNOWN=${FUZZ_KNOWN-stale-ready,slot-crc}
 for h in "${harnesses[@]}"; do
 	corpus=$OUT/corpus/$h
 	seeds=tests/fuzz/corpus/$h
@@ -85,7 +85,7 @@ for h in "${harnesses[@]}"; do
 		"$corpus" "$seeds" >"$log" 2>&1
 	rc=$?
 	# Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s E ...".
-	last=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -1)
+	last=$(grep -aE '^#[0-9]+: cov: ' "$log" | tail -1)
 	execs=$(sed -n 's/^#\([0-9]*\):.*/\1/p' <<<"$last")
 	cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
 	ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
@@ -96,7 +96,7 @@ for h in "${harnesses[@]}"; do
 	# comparable between runs, unlike fork mode's running totals.
 	"$OUT/$h" -runs=0 -timeout="${FUZZ_TIMEOUT:-10}" -max_len="${FUZZ_MAX_LEN:-4096}" \
 		"$corpus" "$seeds" >"$OUT/$h.cov.log" 2>&1
-	init=$(grep -E '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
+	init=$(grep -aE '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
 	icov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$init")
 	ift=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$init")
 	printf '%s: %s execs in %s s (fork mode cov: %s ft: %s), corpus %s files: cov: %s ft: %s, %s new crashes\n' \
@@ -105,7 +105,7 @@ for h in "${harnesses[@]}"; do
 		status=1
 		echo "$h: FAILED (exit $rc)"
 		find "$OUT/artifacts" -name "$h-*" -newer "$OUT/build.log" | head -5 | sed 's/^/    /'
-		grep -E 'invariant failed|ERROR: AddressSanitizer|runtime error|SUMMARY' "$log" |
+		grep -aE 'invariant failed|ERROR: AddressSanitizer|runtime error|SUMMARY' "$log" |
 			sort | uniq -c | sort -rn | head -10
 	fi
 done
