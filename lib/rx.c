@@ -332,27 +332,35 @@ static int readback_crc(int fd, uint64_t pos, size_t len, uint32_t *crc)
 	return 0;
 }
 
-static int to_fd_readback(struct nshm_rx *rx, int fd)
-{
-	for (;;) {
-		struct desc_snap d;
-		uint32_t crc = 0;
-		ssize_t n;
-		int rc = next_chunk(rx, &d);
+/* Two ways to store chunk k in fd with the CRC-32 of what reached it. */
+typedef int (*store_fn)(struct nshm_rx *rx, int fd, const struct desc_snap *d,
+			uint32_t *crc);
 
-		if (rc <= 0)
+/* Copy out in cache-sized pieces; checksum and write each private copy. */
+static int store_copy(struct nshm_rx *rx, int fd, const struct desc_snap *d,
+		      uint32_t *crc)
+{
+	*crc = 0;
+	for (uint32_t off = 0; off < d->len; off += PIECE) {
+		size_t len = d->len - off < PIECE ? d->len - off : PIECE;
+		int rc;
+
+		memcpy(rx->buf, slot_data(rx) + off, len);
+		*crc = nshm_crc32(*crc, rx->buf, len);
+		rc = nshm_write_all(fd, rx->buf, len, rx->p.cancel);
+		if (rc < 0)
 			return rc;
-		rc = nshm_write_all(fd, slot_data(rx), d.len, rx->p.cancel);
-		if (rc < 0)
-			return write_failed(rx, rc);
-		free_slot(rx);
-		rc = readback_crc(fd, rx->bytes, d.len, &crc);
-		if (rc < 0)
-			return write_failed(rx, rc);
-		n = account(rx, &d, crc);
-		if (n < 0)
-			return (int)n;
 	}
+	return 0;
+}
+
+/* Write from the slot, then checksum the written range of the file. */
+static int store_readback(struct nshm_rx *rx, int fd, const struct desc_snap *d,
+			  uint32_t *crc)
+{
+	int rc = nshm_write_all(fd, slot_data(rx), d->len, rx->p.cancel);
+
+	return rc < 0 ? rc : readback_crc(fd, rx->bytes, d->len, crc);
 }
 
 static bool use_readback(int fd)
@@ -366,25 +374,19 @@ static bool use_readback(int fd)
 
 int nshm_rx_to_fd(struct nshm_rx *rx, int fd)
 {
-	if (use_readback(fd))
-		return to_fd_readback(rx, fd);
+	store_fn store = use_readback(fd) ? store_readback : store_copy;
+
 	for (;;) {
 		struct desc_snap d;
-		uint32_t crc = 0;
+		uint32_t crc;
 		ssize_t n;
 		int rc = next_chunk(rx, &d);
 
 		if (rc <= 0)
 			return rc;
-		for (uint32_t off = 0; off < d.len; off += PIECE) {
-			size_t len = d.len - off < PIECE ? d.len - off : PIECE;
-
-			memcpy(rx->buf, slot_data(rx) + off, len);
-			crc = nshm_crc32(crc, rx->buf, len);
-			rc = nshm_write_all(fd, rx->buf, len, rx->p.cancel);
-			if (rc < 0)
-				return write_failed(rx, rc);
-		}
+		rc = store(rx, fd, &d, &crc);
+		if (rc < 0)
+			return write_failed(rx, rc);
 		free_slot(rx);
 		n = account(rx, &d, crc);
 		if (n < 0)
