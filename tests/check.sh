@@ -86,6 +86,9 @@ if build BUILD=build-san SAN=1; then
 	NSHM_BIN=$PWD/build-san bats_suite asan tests/cli.bats
 fi
 
+# Memcheck over the unit tests and one real transfer: leaks and bad reads.
+count valgrind bash tests/fuzz/valgrind.sh
+
 line="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
 echo "$line"
