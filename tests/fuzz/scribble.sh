@@ -11,7 +11,9 @@
 # both programs exiting by themselves with a status below 128 (a signal, or
 # the hard `timeout` of NSHM_SCRIBBLE_HARD seconds, is a failure), a
 # message on stderr for every non-zero status, and:
-#   - receiver exit 0: the file under its final name equals the source;
+#   - receiver exit 0: the file under its final name equals the source (a
+#     scribble on the offer may have changed that name: then the one file
+#     in DEST is compared);
 #   - receiver exit non-zero: no file under the final name, no temporary;
 #   - sender exit 0: the receiver succeeded too.
 # A failing round is kept in build/fuzz/scribble-failures/round-N/ (its
@@ -61,7 +63,7 @@ done
 chunks=(16K 64K 256K)
 targets=(mixed mixed data header fields)
 
-rounds=0 failed=0 verified=0 errors=0
+rounds=0 failed=0 verified=0 errors=0 renamed=0
 declare -A statuses=()
 
 # fail ROUND-DIR WHY: keep the round and count it.
@@ -136,16 +138,27 @@ while [ "$SECONDS" -lt "$end" ]; do
 	statuses["get $grc, put $prc"]=$((${statuses["get $grc, put $prc"]:-0} + 1))
 
 	final=$d/dst/$name
+	# A scribble on the offer may rename the file (still one safe name in
+	# DEST): then it is that file that must equal the source.
+	if [ "$grc" -eq 0 ] && [ ! -e "$final" ]; then
+		got=$(find "$d/dst" -mindepth 1 -maxdepth 1 ! -name '.nshm-*')
+		if [ "$(printf '%s\n' "$got" | grep -c .)" = 1 ] && [ -f "$got" ]; then
+			final=$got
+			renamed=$((renamed + 1))
+		fi
+	fi
 	if [ "$grc" -ge 124 ] || [ "$prc" -ge 124 ]; then
 		fail "$d" "a program was killed by a signal or hung (get $grc, put $prc)"
 	elif [ "$grc" -ne 0 ] && [ ! -s "$d/get.err" ]; then
 		fail "$d" "nshm-get exited $grc without a message"
 	elif [ "$prc" -ne 0 ] && [ ! -s "$d/put.err" ]; then
 		fail "$d" "nshm-put exited $prc without a message"
+	elif [ "$grc" -eq 0 ] && [ ! -f "$final" ]; then
+		fail "$d" "nshm-get reported success but left no single file in DEST"
 	elif [ "$grc" -eq 0 ] && ! cmp -s "$src" "$final"; then
-		fail "$d" "nshm-get reported success but $name differs from the source"
-	elif [ "$grc" -ne 0 ] && [ -e "$final" ]; then
-		fail "$d" "nshm-get failed ($grc) but left $name under its final name"
+		fail "$d" "nshm-get reported success but $(basename "$final") differs from the source"
+	elif [ "$grc" -ne 0 ] && [ -n "$(find "$d/dst" -mindepth 1 ! -name '.nshm-*' -print -quit)" ]; then
+		fail "$d" "nshm-get failed ($grc) but left a file under a final name"
 	elif [ -n "$(find "$d/dst" -name '.nshm-*' -print -quit)" ]; then
 		fail "$d" "a temporary file was left behind"
 	elif [ "$prc" -eq 0 ] && [ "$grc" -ne 0 ]; then
@@ -162,5 +175,5 @@ for k in "${!statuses[@]}"; do
 	printf '    %-20s %d\n' "$k" "${statuses[$k]}"
 done | sort
 survived=$((rounds - failed))
-echo "scribble: $survived of $rounds rounds survived ($verified verified transfers, $errors clean errors, $failed failed)"
+echo "scribble: $survived of $rounds rounds survived ($verified verified transfers ($renamed renamed by a scribble on the offer), $errors clean errors, $failed failed)"
 [ "$failed" -eq 0 ]
