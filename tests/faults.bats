@@ -185,9 +185,13 @@ verdict_setup() {
 	finish put
 	kill -CONT "$get_PID"
 	finish get
-	[ "$get_RC" != hang ] && [ "$get_RC" -lt 128 ]
+	[ "$get_RC" != hang ]
+	[ "$get_RC" -lt 128 ]
 	if [ "$get_RC" = 0 ]; then cmp "$T/src" "$T/dst/src"; else no_file src; fi
-	[ "$put_RC" = 137 ] || { [ "$put_RC" = 0 ] && [ "$get_RC" = 0 ]; }
+	if [ "$put_RC" != 137 ]; then
+		[ "$put_RC" = 0 ]
+		[ "$get_RC" = 0 ]
+	fi
 	transfer_ok
 }
 
@@ -197,7 +201,8 @@ verdict_setup() {
 	kill -CONT "$get_PID"
 	finish put 10
 	finish get 10
-	[ "$put_RC" != hang ] && [ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
+	[ "$get_RC" != hang ]
 	[ "$get_RC" -lt 128 ]
 	if [ "$get_RC" = 0 ]; then cmp "$T/src" "$T/dst/src"; else no_file src; fi
 	if [ "$put_RC" = 0 ]; then [ "$get_RC" = 0 ]; else [ "$put_RC" = 130 ]; fi
@@ -228,13 +233,15 @@ verdict_setup() {
 	kill -CONT "$get_PID"
 	finish get 10
 	finish put 10
-	[ "$get_RC" != hang ] && [ "$put_RC" != hang ]
+	[ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
 	if [ "$get_RC" = 0 ]; then
 		cmp "$T/src" "$T/dst/src"
 	else
 		[ "$get_RC" = 130 ] || [ "$get_RC" = 1 ]
 		no_file src
-		[ "$put_RC" -ne 0 ] && [ "$put_RC" -lt 128 ]
+		[ "$put_RC" -ne 0 ]
+		[ "$put_RC" -lt 128 ]
 	fi
 	transfer_ok
 }
@@ -269,7 +276,8 @@ verdict_setup() {
 	[ "$status" -ne 0 ]
 	[[ $output == *"permission denied at the destination"* ]]
 	finish get
-	[ "$get_RC" != 0 ] && [ "$get_RC" -lt 128 ]
+	[ "$get_RC" != 0 ]
+	[ "$get_RC" -lt 128 ]
 	grep -q "Read-only file system" "$T/get.err"
 }
 
@@ -299,7 +307,8 @@ truncate_setup() {
 	finish put 20
 	[ "$put_RC" != hang ]
 	# 135 is death by SIGBUS: nshm-put has no handler (see nshm-get's).
-	[ "$put_RC" -ne 0 ] && [ "$put_RC" -lt 128 ]
+	[ "$put_RC" -ne 0 ]
+	[ "$put_RC" -lt 128 ]
 	[ -s "$T/put.err" ]
 }
 
@@ -342,7 +351,8 @@ truncate_setup() {
 	exec 7>&-
 	finish get
 	finish put
-	[ "$get_RC" != hang ] && [ "$get_RC" -lt 128 ]
+	[ "$get_RC" != hang ]
+	[ "$get_RC" -lt 128 ]
 	# The sender's checksum must cover its input, not the slot, which
 	# anyone with the region can rewrite before it is published.
 	if [ "$get_RC" = 0 ]; then
@@ -402,6 +412,30 @@ truncate_setup() {
 	start get "$GET" -q --timeout 20 --peer-timeout 1 -s "$REGION" "$T/dst"
 	finish get 25
 	finish put 25
-	[ "$get_RC" = 0 ] && [ "$put_RC" = 0 ]
+	[ "$get_RC" = 0 ]
+	[ "$put_RC" = 0 ]
 	cmp "$T/src" "$T/dst/src"
+}
+
+# ---- a live pair wedged by one write ----
+# Found by the scribbler (a round where both programs ran into the hard
+# timeout): the sender's state turned from "ended" back to "idle" before
+# the receiver saw the end record. The receiver then waits for more chunks
+# from a live sender, the sender for a verdict from a live receiver: both
+# heartbeats move, so neither --peer-timeout nor --timeout ends it. Each
+# side could notice that its own published state is no longer what it
+# wrote.
+
+@test "the sender's end record overwritten before the receiver saw it: both sides end" {
+	head -c 100000 /dev/urandom >"$T/src"
+	start get "$GET" --peer-timeout 1 -s "$REGION" "$T/dst"
+	start put "$PUT" --peer-timeout 1 --chunk 64K --slots 2 "$T/src" "$REGION"
+	wait_for tx-state=2 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	"$SCRIBBLE" set "$R" tx.state 0
+	kill -CONT "$get_PID"
+	finish get 15
+	finish put 15
+	[ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
+	if [ "$get_RC" = 0 ]; then cmp "$T/src" "$T/dst/src"; else no_file src; fi
 }

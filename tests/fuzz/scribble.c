@@ -19,6 +19,9 @@
  *   scribble corrupt-filling REGION
  *       Flip one bit at the start of the slot the sender is filling and
  *       has not published yet.
+ *   scribble set REGION FIELD VALUE
+ *       Write one protocol field (names as `random` prints them, e.g.
+ *       tx.state, rx.consumed, desc[0].len).
  *   scribble forge REGION tx|rx [--state N]
  *       Leave the line of a dead process of another machine: claimed,
  *       heartbeat still, in state N (default 1: ready, or offering).
@@ -237,6 +240,21 @@ static int cmd_random(int argc, char **argv)
 	return 0;
 }
 
+/* set REGION FIELD VALUE: one field of the table above, by name. */
+static int cmd_set(int argc, char **argv)
+{
+	if (argc < 5)
+		die("%s", "usage: scribble set REGION FIELD VALUE");
+	for (size_t i = 0; i < NFIELDS; i++) {
+		if (strcmp(fields[i].name, argv[3]) == 0) {
+			store(fields[i].off, fields[i].width, strtoull(argv[4], NULL, 0));
+			return 0;
+		}
+	}
+	die("unknown field %s", argv[3]);
+	return 2;
+}
+
 /* ---- wait ---- */
 
 static uint64_t rd64(_Atomic uint64_t *p) { return atomic_load(p); }
@@ -434,7 +452,7 @@ static int cmd_cat(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
-		fprintf(stderr, "usage: scribble random|wait|corrupt-published|corrupt-filling|forge REGION ... | cat FILE ...\n");
+		fprintf(stderr, "usage: scribble random|wait|set|corrupt-published|corrupt-filling|forge REGION ... | cat FILE ...\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "cat"))
@@ -446,6 +464,8 @@ int main(int argc, char **argv)
 		return cmd_wait(argc, argv);
 	if (!strcmp(argv[1], "corrupt-published"))
 		return cmd_corrupt_published();
+	if (!strcmp(argv[1], "set"))
+		return cmd_set(argc, argv);
 	if (!strcmp(argv[1], "forge"))
 		return cmd_forge(argc, argv);
 	if (!strcmp(argv[1], "corrupt-filling"))
