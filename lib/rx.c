@@ -174,6 +174,14 @@ static int fail(struct nshm_rx *rx, int rc, uint32_t reason, const char *what)
 
 enum { CHUNK_READY = WAIT_DONE, STREAM_END = 2 };
 
+static int sender_aborted(struct nshm_rx *rx)
+{
+	rx->reason = rx->tx.reason < NSHM_R_MAX ? rx->tx.reason : NSHM_R_PROTO;
+	snprintf(rx->why, sizeof(rx->why), "the sender aborted (%s)",
+		 nshm_reason_str(rx->reason));
+	return -NSHM_EPEERABORT;
+}
+
 static int cond_chunk(void *arg)
 {
 	struct nshm_rx *rx = arg;
@@ -184,26 +192,30 @@ static int cond_chunk(void *arg)
 	snap_tx(rx->r, &rx->tx);
 	if (rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT)
 		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
+	if (!claim_held(&rx->claim))
+		return fail(rx, -NSHM_ELOST, NSHM_R_PROTO,
+			    "another receiver took the region over");
 	if ((rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT) ||
 	    rx->tx.session != rx->session)
 		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
 	if (rx->tx.produced < rx->k || rx->tx.produced - rx->k > rx->nslots)
 		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender published chunks out of order");
-	if (rx->tx.state == TX_ABORT) {
-		rx->reason = rx->tx.reason < NSHM_R_MAX ? rx->tx.reason : NSHM_R_PROTO;
-		snprintf(rx->why, sizeof(rx->why), "the sender aborted (%s)",
-			 nshm_reason_str(rx->reason));
-		return -NSHM_EPEERABORT;
-	}
+	if (rx->tx.state == TX_ABORT)
+		return sender_aborted(rx);
 	if (rx->tx.produced > rx->k)
 		return CHUNK_READY;
 	if (rx->tx.state == TX_END)
 		return STREAM_END;
+	/* In a session the sender is sending, has ended, or has aborted;
+	 * anything else would leave both sides waiting on each other. */
+	if (rx->tx.state != TX_OFFER)
+		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+			    "the sender left its session without ending it");
 	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0) {
 		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
 		if (rx->tx.session == rx->session && rx->tx.state == TX_ABORT)
-			return cond_chunk(rx);
+			return sender_aborted(rx);
 		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 			    "the sender died or stopped responding");
 	}
@@ -396,7 +408,9 @@ int nshm_rx_to_fd(struct nshm_rx *rx, int fd)
 
 int nshm_rx_complete(struct nshm_rx *rx, int ok, enum nshm_reason why)
 {
-	answer(rx, ok ? RX_DONE : RX_FAIL, ok ? NSHM_R_NONE : why);
+	/* Interrupted is an abort, not a failure of the destination. */
+	answer(rx, ok ? RX_DONE : why == NSHM_R_CANCELED ? RX_ABORT : RX_FAIL,
+	       ok ? NSHM_R_NONE : why);
 	rx->completed = true;
 	return 0;
 }
