@@ -106,7 +106,7 @@ struct nshm_tx;
  * answer. -NSHM_EREFUSED carries the reason in nshm_tx_reason(). */
 NSHM_API int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 		  const struct nshm_params *p, struct nshm_tx **out);
-/* Send the rest of fd, read() straight into the slots. */
+/* Send the rest of fd, checksummed in private pieces, then copied in. */
 NSHM_API int nshm_tx_from_fd(struct nshm_tx *tx, int fd);
 /* Send len bytes from buf (copied into the slots). */
 NSHM_API int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len);
