@@ -522,8 +522,9 @@ static void receive(struct fake *f, struct nshm_region *r, uint8_t flags)
 	} else if (rc == 0 && (flags & RF_TO_FD)) {
 		nshm_rx_accept(rx);
 		rc = nshm_rx_to_fd(rx, out_fd);
+		/* ELOST: the peer may overwrite our claim token too. */
 		if (!IN_SET(rc, 0, -NSHM_EPEERGONE, -NSHM_EPROTO, -NSHM_EPEERABORT,
-			    -NSHM_ECHECKSUM, -ECANCELED))
+			    -NSHM_ECHECKSUM, -ECANCELED, -NSHM_ELOST))
 			FAIL("nshm_rx_to_fd returned %d", rc);
 		if (rc == 0) {
 			/* What reached the file is what was verified. */
@@ -558,7 +559,7 @@ static void receive(struct fake *f, struct nshm_region *r, uint8_t flags)
 				CHECK(total <= meta.size);
 		}
 		if (!IN_SET(n, 0, -NSHM_EPEERGONE, -NSHM_EPROTO, -NSHM_EPEERABORT,
-			    -NSHM_ECHECKSUM, -ECANCELED))
+			    -NSHM_ECHECKSUM, -ECANCELED, -NSHM_ELOST))
 			FAIL("nshm_rx_chunk returned %zd", n);
 		rc = (int)n;
 		if (n == 0) {
