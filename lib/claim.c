@@ -21,26 +21,12 @@ struct take_ctx {
 	struct head_snap h;
 };
 
-static void snap_own_head(const struct line_head *l, struct head_snap *h)
-{
-	/* Another process of our own role may be writing this line (a rival
-	 * sender): it is read once, like any peer value. */
-	h->magic = atomic_load_explicit(&l->magic, memory_order_relaxed);
-	h->version = atomic_load_explicit(&l->version, memory_order_relaxed);
-	h->owner = atomic_load_explicit(&l->owner, memory_order_relaxed);
-	h->heartbeat = atomic_load_explicit(&l->heartbeat, memory_order_relaxed);
-	h->pid = atomic_load_explicit(&l->id.pid, memory_order_relaxed);
-	h->pidns = atomic_load_explicit(&l->id.pidns, memory_order_relaxed);
-	h->boot[0] = atomic_load_explicit(&l->id.boot[0], memory_order_relaxed);
-	h->boot[1] = atomic_load_explicit(&l->id.boot[1], memory_order_relaxed);
-}
-
 static int judge_holder(void *arg)
 {
 	struct take_ctx *t = arg;
 	int alive;
 
-	snap_own_head(t->line, &t->h);
+	snap_head(t->line, &t->h);
 	if (t->h.owner == 0)
 		return WAIT_DONE;       /* released meanwhile: try again */
 	alive = watch_update(&t->watch, &t->h, t->timeout_ns);
@@ -132,7 +118,7 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 		struct take_ctx t = { .r = r, .line = line,
 				      .timeout_ns = peer_timeout_ns(p) };
 
-		snap_own_head(line, &t.h);
+		snap_head(line, &t.h);
 		rc = validate_head(&t.h, why);
 		if (rc < 0)
 			return rc;

@@ -70,14 +70,14 @@ struct desc_snap {
 	uint64_t seq;
 	uint32_t len, crc;
 };
+/* Either line's head, ours included: a rival of our own role may write it. */
+void snap_head(const struct line_head *l, struct head_snap *h);
 void snap_tx(const struct nshm_region *r, struct tx_snap *s);
 void snap_rx(const struct nshm_region *r, struct rx_snap *s);
 void snap_offer(const struct nshm_region *r, struct offer_snap *s);
 void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s);
-uint32_t peek_tx_state(const struct nshm_region *r);
 uint64_t peek_tx_produced(const struct nshm_region *r);
 uint64_t peek_rx_consumed(const struct nshm_region *r);
-uint32_t peek_rx_state(const struct nshm_region *r);
 /* validate.c */
 int validate_head(const struct head_snap *h, char *why);
 int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
@@ -138,8 +138,6 @@ const struct nshm_params *rx_params(const struct nshm_rx *rx);
 const struct nshm_params *tx_params(const struct nshm_tx *tx);
 
 /* io.c */
-ssize_t nshm_read_full(int fd, void *buf, size_t len,
-		       volatile sig_atomic_t *cancel);
 int nshm_write_all(int fd, const void *buf, size_t len,
 		   volatile sig_atomic_t *cancel);
 

@@ -15,7 +15,7 @@
 #define LOAD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
 #define ACQ(x)   atomic_load_explicit(&(x), memory_order_acquire)
 
-static void snap_head(const struct line_head *l, struct head_snap *h)
+void snap_head(const struct line_head *l, struct head_snap *h)
 {
 	/* Acquire on owner: a peer stores its last state (done, failed,
 	 * aborted) before the seq_cst CAS that releases its claim, so once we
@@ -88,11 +88,6 @@ void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s)
 }
 
 /* Single values for the hot loops: the doorbell counters and states. */
-uint32_t peek_tx_state(const struct nshm_region *r)
-{
-	return ACQ(TX(r->base)->state);
-}
-
 uint64_t peek_tx_produced(const struct nshm_region *r)
 {
 	return ACQ(TX(r->base)->produced);
@@ -101,9 +96,4 @@ uint64_t peek_tx_produced(const struct nshm_region *r)
 uint64_t peek_rx_consumed(const struct nshm_region *r)
 {
 	return ACQ(RX(r->base)->consumed);
-}
-
-uint32_t peek_rx_state(const struct nshm_region *r)
-{
-	return ACQ(RX(r->base)->state);
 }

@@ -165,13 +165,6 @@ int nshm_rx_refuse(struct nshm_rx *rx, enum nshm_reason why)
 	return 0;
 }
 
-static int fail(struct nshm_rx *rx, int rc, uint32_t reason, const char *what)
-{
-	rx->reason = reason;
-	snprintf(rx->why, sizeof(rx->why), "%s", what);
-	return rc;
-}
-
 enum { CHUNK_READY = WAIT_DONE, STREAM_END = 2 };
 
 static int sender_aborted(struct nshm_rx *rx)
@@ -193,13 +186,13 @@ static int cond_chunk(void *arg)
 	if (rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT)
 		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
 	if (!claim_held(&rx->claim))
-		return fail(rx, -NSHM_ELOST, NSHM_R_PROTO,
+		return rx_failf(rx, -NSHM_ELOST, NSHM_R_PROTO,
 			    "another receiver took the region over");
 	if ((rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT) ||
 	    rx->tx.session != rx->session)
-		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
+		return rx_failf(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
 	if (rx->tx.produced < rx->k || rx->tx.produced - rx->k > rx->nslots)
-		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender published chunks out of order");
 	if (rx->tx.state == TX_ABORT)
 		return sender_aborted(rx);
@@ -210,13 +203,13 @@ static int cond_chunk(void *arg)
 	/* In a session the sender is sending, has ended, or has aborted;
 	 * anything else would leave both sides waiting on each other. */
 	if (rx->tx.state != TX_OFFER)
-		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender left its session without ending it");
 	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0) {
 		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
 		if (rx->tx.session == rx->session && rx->tx.state == TX_ABORT)
 			return sender_aborted(rx);
-		return fail(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
+		return rx_failf(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 			    "the sender died or stopped responding");
 	}
 	return WAIT_MORE;
@@ -226,13 +219,13 @@ static int cond_chunk(void *arg)
 static int check_end(struct nshm_rx *rx)
 {
 	if (rx->tx.total_len != rx->bytes)
-		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the stream's length does not match its end record");
 	if (rx->tx.total_crc != rx->crc)
-		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the stream's CRC-32 does not match its end record");
 	if (rx->meta.size_known && rx->bytes != rx->meta.size)
-		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the sender sent a different size than it offered");
 	rx->ended = true;
 	return 0;
@@ -244,10 +237,10 @@ static int take_desc(struct nshm_rx *rx, struct desc_snap *d)
 {
 	snap_desc(rx->r, (uint32_t)(rx->k % rx->nslots), d);
 	if (d->seq != rx->k || d->len == 0 || d->len > rx->chunk)
-		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "a chunk descriptor did not validate");
 	if (rx->meta.size_known && d->len > rx->meta.size - rx->bytes)
-		return fail(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender sent more than it offered");
 	return 0;
 }
@@ -269,7 +262,7 @@ static void free_slot(struct nshm_rx *rx)
 static ssize_t account(struct nshm_rx *rx, const struct desc_snap *d, uint32_t crc)
 {
 	if (crc != d->crc)
-		return fail(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "a chunk did not match its CRC-32");
 	rx->crc = nshm_crc32_combine(rx->crc, d->crc, d->len);
 	rx->bytes += d->len;
@@ -293,7 +286,7 @@ static int next_chunk(struct nshm_rx *rx, struct desc_snap *d)
 	 * nshm-put) is waited for; a dead or silent one fails in cond_chunk. */
 	rc = wait_until(&rx->bell, cond_chunk, rx, 0, rx->p.cancel);
 	if (rc == -ECANCELED)
-		return fail(rx, rc, NSHM_R_CANCELED, "interrupted");
+		return rx_failf(rx, rc, NSHM_R_CANCELED, "interrupted");
 	if (rc < 0)
 		return rc;
 	if (rc == STREAM_END)

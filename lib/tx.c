@@ -207,14 +207,9 @@ static int cond_answer(void *arg)
 	return tx->rx.ready != tx->nonce ? ANSWER_RETRY : WAIT_MORE;
 }
 
-static int deadline_of(int64_t ms)
-{
-	return ms > 0;
-}
-
 static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 {
-	int64_t ready_deadline = deadline_of(tx->p.timeout_ms)
+	int64_t ready_deadline = tx->p.timeout_ms > 0
 		? nshm_now_ns() + tx->p.timeout_ms * 1000000 : 0;
 	int rc;
 
