@@ -12,8 +12,9 @@ send_and_check() {
 	mkdir -p "$T/dst"
 	bg get "$GET" -q -s "$REGION" --timeout 30 "$T/dst"
 	run "$PUT" -q --timeout 30 "$@" "$T/src" "$REGION"
+	echo "size $size: nshm-put exited $status: $output"
 	[ "$status" -eq 0 ]
-	[ "$(wait_rc get)" = 0 ]
+	[ "$(wait_rc get)" = 0 ] || { echo "nshm-get: $(cat "$T/get.err")"; false; }
 	cmp "$T/src" "$T/dst/src"
 }
 
