@@ -27,8 +27,12 @@ teardown_region() {
 # $T/NAME.*; killed after BG_LIMIT seconds so that no test can hang.
 bg() {
 	local name=$1; shift
+	# A status file left by an earlier job of the same name would be read
+	# as this one's (seen as a random failure): start from a clean slate.
+	rm -f "$T/$name.rc" "$T/$name.rc.tmp" "$T/$name.out" "$T/$name.err"
 	( set +e; timeout -s KILL "${BG_LIMIT:-90}" "$@" >"$T/$name.out" 2>"$T/$name.err"
-	  echo $? >"$T/$name.rc" ) &
+	  # Written whole, then renamed: a reader never sees it half written.
+	  echo $? >"$T/$name.rc.tmp" && mv "$T/$name.rc.tmp" "$T/$name.rc" ) &
 	PIDS+=($!)
 	eval "${name}_PID=$!"
 }
