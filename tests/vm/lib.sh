@@ -322,6 +322,38 @@ vm__is_pvh_elf() {
   [[ -s $1 && $(head -c 4 "$1" | od -An -c | tr -d ' ') == 177ELF ]] && LC_ALL=C grep -aqF 'xen-3.0' "$1"
 }
 
+# vm_deb_file PACKAGE PATH: print a file from a Debian package unpacked into the cache (not
+# installed on the host), e.g. vm_deb_file qemu-guest-agent /usr/bin/qemu-ga for a guest. The
+# package is fetched with apt-get download once per version; only its files are kept.
+vm_deb_file() {
+  local pkg=$1 path=$2 cache ver dir tmp
+  cache=$(vm_cache_dir) || return 1
+  ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+  if [[ -z $ver ]]; then
+    # No package lists (offline?): any version already in the cache.
+    dir=$(ls -d "$cache/debs/${pkg}_"*/ 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $dir && -e ${dir%/}$path ]] && { printf '%s\n' "${dir%/}$path"; return 0; }
+    vm_die "apt-cache knows no package $pkg"
+    return 1
+  fi
+  dir=$cache/debs/${pkg}_${ver//:/_}
+  if [[ ! -e $dir$path ]]; then
+    mkdir -p "$cache/debs" || return 1
+    tmp=$(mktemp -d "$cache/debs/.fetch.XXXXXX") || return 1
+    if ! (cd "$tmp" && apt-get download -qq "$pkg=$ver" >/dev/null 2>"$tmp/apt.err" &&
+      dpkg -x "$tmp"/*.deb "$tmp/root"); then
+      cat "$tmp/apt.err" >&2
+      rm -rf "$tmp"
+      vm_die "apt-get download $pkg=$ver failed"
+      return 1
+    fi
+    rm -rf "$dir"
+    mv "$tmp/root" "$dir" && rm -rf "$tmp"
+  fi
+  [[ -e $dir$path ]] || { vm_die "$pkg $ver has no $path"; return 1; }
+  printf '%s\n' "$dir$path"
+}
+
 # ---------------------------------------------------------------------------------------------
 # The initramfs
 
@@ -343,7 +375,8 @@ vm__copy_exec() {
 
 # vm_initramfs OUT [-m "MODULES"] [FILE...]: build a gzip-free initramfs (an uncompressed cpio
 # unpacks much faster under software emulation) with busybox, our /init, the named modules and
-# the given executables (copied into /usr/local/bin with their libraries).
+# the given executables (copied into /usr/local/bin with their libraries; FILE=/GUEST/PATH puts
+# one at that path instead).
 vm_initramfs() {
   local out=$1
   shift
@@ -366,6 +399,10 @@ vm_initramfs() {
     : >"$root/etc/nshm/modules"
   fi
   for f in "$@"; do
+    if [[ $f == *=/* ]]; then
+      vm__copy_exec "$root" "${f%%=/*}" "/${f#*=/}" || { vm_die "cannot copy $f into the initramfs"; return 1; }
+      continue
+    fi
     vm__copy_exec "$root" "$f" || { vm_die "cannot copy $f into the initramfs"; return 1; }
   done
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp" ||
