@@ -3,7 +3,10 @@
  * sleeping up to a millisecond, so a waiting side uses almost no CPU while
  * a busy transfer sees the next chunk within microseconds. An interrupt
  * doorbell (ivshmem-doorbell + eventfds) would fill the same three hooks. */
+#define _GNU_SOURCE      /* ppoll */
+#include <poll.h>
 #include <sched.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -55,4 +58,93 @@ void bell_init_polling(struct nshm_bell *b)
 	b->wait = poll_wait;
 	b->reset = poll_reset;
 	poll_reset(b);
+}
+
+/* The fd bell: a region with an interrupt doorbell (r->db: eventfds from
+ * nshm-server on the host, /dev/nshmN in a guest). ring() wakes the peer
+ * through the ID it published in its line's `bell` field; wait() spins as
+ * polling does (a busy transfer never sleeps), then sleeps in ppoll() on
+ * db.fd. How long it sleeps depends on whether anyone will ring:
+ *   a live peer with a doorbell rings on every change: RING_CAP_NS bounds
+ *     the cost of a lost ring only;
+ *   a live peer without one never rings: polling's pace (SLEEP_MAX_NS);
+ *   no peer yet: whoever comes rings if it can; one that cannot is seen
+ *     within IDLE_CAP_NS (so an idle waiter wakes rarely).
+ * The counters stay the truth: a ring only ends a sleep early. */
+
+#define RING_CAP_NS 500000000
+#define IDLE_CAP_NS 500000000
+/* At most one wake-up by ring per RING_GAP_NS: a peer ringing in a loop
+ * costs us 10000 wake-ups a second, never a spin. */
+#define RING_GAP_NS 100000
+
+static void fd_ring(struct nshm_bell *b)
+{
+	struct head_snap h;
+
+	snap_head(b->peer, &h);
+	/* A failed ring (peer unknown to us, its doorbell gone) is a late
+	 * wake-up for the peer, which polls as its floor: nothing to do. */
+	if (h.owner != 0 && h.bell != 0)
+		(void)b->r->db.ring(b->r, h.bell - 1);
+}
+
+static int64_t fd_cap(const struct nshm_bell *b)
+{
+	struct head_snap h;
+
+	snap_head(b->peer, &h);
+	if (h.owner == 0)
+		return IDLE_CAP_NS;
+	return h.bell != 0 ? RING_CAP_NS : SLEEP_MAX_NS;
+}
+
+/* true when db.fd became readable within ns. */
+static bool fd_sleep(int fd, int64_t ns)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	/* EINTR returns early: the caller re-checks its cancel flag. */
+	return ppoll(&p, 1, &ts, NULL) > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP));
+}
+
+static void fd_wait(struct nshm_bell *b, int64_t max_ns)
+{
+	int64_t cap, ns, now;
+
+	if (b->spins < SPINS + YIELDS) {
+		poll_wait(b, max_ns);   /* its spin and yield phases only */
+		return;
+	}
+	cap = fd_cap(b);
+	if (b->sleep_ns < SLEEP_MIN_NS)
+		b->sleep_ns = SLEEP_MIN_NS;
+	ns = b->sleep_ns < cap ? b->sleep_ns : cap;
+	ns = ns < max_ns ? ns : max_ns;
+	if (!fd_sleep(b->r->db.fd, ns)) {
+		if (b->sleep_ns < cap)
+			b->sleep_ns *= 2;
+		return;
+	}
+	b->r->db.drain(b->r);
+	now = nshm_now_ns();
+	if (now - b->woke_ns < RING_GAP_NS) {
+		nshm_sleep_ns(RING_GAP_NS - (now - b->woke_ns));
+		now = nshm_now_ns();
+	}
+	b->woke_ns = now;
+}
+
+void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
+		    const struct line_head *peer)
+{
+	bell_init_polling(b);
+	if (!r || r->db.fd < 0 || !peer)
+		return;
+	b->r = r;
+	b->peer = peer;
+	b->woke_ns = 0;
+	b->ring = fd_ring;
+	b->wait = fd_wait;
 }

@@ -66,10 +66,13 @@ static void *beat(void *arg)
 	return NULL;
 }
 
-static void write_identity(struct line_head *l)
+static void write_identity(struct line_head *l, const struct nshm_region *r)
 {
 	const struct nshm_self *me = nshm_self();
 
+	/* Relaxed like the rest: the peer reads it on each ring, and a stale
+	 * value only costs it a wake-up sent to no one (it polls as floor). */
+	atomic_store_explicit(&l->id.bell, nshm_bell_word(r), memory_order_relaxed);
 	atomic_store_explicit(&l->id.pid, me->pid, memory_order_relaxed);
 	atomic_store_explicit(&l->id.pidns, me->pidns, memory_order_relaxed);
 	atomic_store_explicit(&l->id.boot[0], me->boot[0], memory_order_relaxed);
@@ -149,7 +152,7 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 		if (t.stale && cas_owner(line, t.stale, c->token))
 			break;
 	}
-	write_identity(line);
+	write_identity(line, r);
 	rc = start_beat(c);
 	if (rc != 0) {
 		cas_owner(line, c->token, 0);

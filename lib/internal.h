@@ -16,12 +16,38 @@
 #define NSHM_HEARTBEAT_MS 50
 #define NSHM_WHY_LEN 512
 
+struct nshm_region;
+
+/* The region's interrupt doorbell, if it has one (see man/nshm.7,
+ * "Doorbells"). Only a wake-up: the counters in the region stay the truth,
+ * so a lost, late, spurious or repeated ring costs time, never data. */
+struct nshm_doorbell {
+	int fd;            /* readable when this side was rung; -1: none (poll only) */
+	uint32_t self_id;  /* our ivshmem peer ID (IVPosition / server-given) */
+	const char *kind;  /* for --verbose/nshm-stat: "eventfd (nshm-server)",
+			      "MSI-X (/dev/nshm0)", "polling" */
+	/* Wake peer_id's vector 0; 0 or -errno. Must not block. */
+	int (*ring)(struct nshm_region *r, uint32_t peer_id);
+	/* Consume pending wake-ups once fd polled readable. */
+	void (*drain)(struct nshm_region *r);
+	void (*close)(struct nshm_region *r);
+	void *ctx;
+};
+
 struct nshm_region {
 	unsigned char *base;
 	size_t size;
 	bool wc;               /* write-combining mapping: fence before doorbells */
 	char path[256];
+	struct nshm_doorbell db;
 };
+
+/* Value of owner_id.bell for this region: our peer ID + 1, 0 without a
+ * doorbell. */
+static inline uint32_t nshm_bell_word(const struct nshm_region *r)
+{
+	return r->db.fd >= 0 && r->db.self_id < 65536 ? r->db.self_id + 1 : 0;
+}
 
 /* crc.c: the implementations behind nshm_crc32, for the tests. */
 uint32_t nshm_crc32_zlib(uint32_t crc, const void *buf, size_t len);
@@ -48,6 +74,7 @@ struct head_snap {
 	uint32_t magic, version;
 	uint64_t owner, heartbeat;
 	uint32_t pid;
+	uint32_t bell;          /* owner's ivshmem peer ID + 1; 0: none */
 	uint64_t pidns, boot[2];
 };
 struct tx_snap {
@@ -112,7 +139,8 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 bool claim_held(const struct claim *c);
 void claim_release(struct claim *c);
 
-/* bell.c: doorbell; polling here, interrupts could replace it. */
+/* bell.c: how a side waits for its peer and wakes it: polling the
+ * counters, or an interrupt doorbell (r->db) with polling as the floor. */
 struct nshm_bell {
 	void (*ring)(struct nshm_bell *b);
 	/* Wait up to max_ns or until rung; the caller re-checks its condition. */
@@ -120,8 +148,21 @@ struct nshm_bell {
 	void (*reset)(struct nshm_bell *b);  /* condition moved: spin again */
 	unsigned spins;
 	int64_t sleep_ns;
+	struct nshm_region *r;            /* fd bell: the region's doorbell */
+	const struct line_head *peer;     /* fd bell: whom ring() wakes */
+	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
 };
 void bell_init_polling(struct nshm_bell *b);
+/* The fd bell when r has a doorbell, else polling; peer is the line whose
+ * owner ring() wakes (its `bell` field says how). */
+void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
+		    const struct line_head *peer);
+
+/* ivclient.c: a NAME endpoint's doorbell through nshm-server's socket
+ * ($NSHM_RUN_DIR or /run/nshm, NAME.sock) when it serves the object open
+ * as fd; leaves r->db alone (polling) on any failure. */
+void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
+const char *nshm_run_dir(void);
 
 /* wait.c: wait for a condition with deadline, cancel and peer checks. */
 enum { WAIT_MORE = 0, WAIT_DONE = 1 };

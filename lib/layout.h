@@ -40,7 +40,7 @@ enum { RX_IDLE = 0, RX_READY = 1, RX_ACCEPT = 2, RX_REFUSE = 3,
  * timeout. */
 struct owner_id {
 	_Atomic uint32_t pid;
-	_Atomic uint32_t pad;
+	_Atomic uint32_t bell;     /* ivshmem peer ID + 1 to ring; 0: poll */
 	_Atomic uint64_t pidns;    /* inode of /proc/self/ns/pid */
 	_Atomic uint64_t boot[2];  /* /proc/sys/kernel/random/boot_id */
 };

@@ -25,6 +25,9 @@ void snap_head(const struct line_head *l, struct head_snap *h)
 	h->version = LOAD(l->version);
 	h->heartbeat = LOAD(l->heartbeat);
 	h->pid = LOAD(l->id.pid);
+	h->bell = LOAD(l->id.bell);
+	if (h->bell > 65536)    /* IDs are 16 bits: anything else rings no one */
+		h->bell = 0;
 	h->pidns = LOAD(l->id.pidns);
 	h->boot[0] = LOAD(l->id.boot[0]);
 	h->boot[1] = LOAD(l->id.boot[1]);

@@ -217,6 +217,12 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	r->size = (size_t)st.st_size;
 	r->wc = wc;
 	snprintf(r->path, sizeof(r->path), "%.255s", path);
+	r->db.fd = -1;
+	r->db.kind = "polling";
+	/* A NAME served by nshm-server: its eventfds, if it serves this very
+	 * object (else, or on any failure, polling stays). */
+	if (!strchr(ep, '/') && strncmp(path, "/dev/shm/", 9) == 0)
+		nshm_ivclient_attach(r, ep, fd);
 	*out = r;
 	rc = 0;
 out:
@@ -228,6 +234,8 @@ void nshm_close(struct nshm_region *r)
 {
 	if (!r)
 		return;
+	if (r->db.close)
+		r->db.close(r);
 	munmap(r->base, r->size);
 	free(r);
 }

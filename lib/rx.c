@@ -127,11 +127,12 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	rx->r = r;
 	rx->p = *p;
 	rx->started_ns = nshm_now_ns();
-	bell_init_polling(&rx->bell);
+	nshm_bell_init(&rx->bell, r, &TX(r->base)->head);
 	rc = claim_take(&rx->claim, r, &RXL(rx)->head, p, "receiver", rx->why);
 	if (rc < 0)
 		return rc;
 	announce_ready(rx);
+	rx->bell.ring(&rx->bell);
 	deadline = p->timeout_ms > 0 ? rx->started_ns + p->timeout_ms * 1000000 : 0;
 	rc = wait_until(&rx->bell, cond_offer, rx, deadline, p->cancel);
 	if (rc == -ETIMEDOUT)
@@ -418,6 +419,7 @@ void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 			       why ? why : NSHM_R_IO);
 		else if (!rx->accepted && !rx->completed)
 			PUBLISH(RXL(rx)->state, RX_IDLE);
+		rx->bell.ring(&rx->bell);
 	}
 	claim_release(&rx->claim);
 	free(rx->buf);

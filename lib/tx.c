@@ -229,6 +229,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		tx->nonce = tx->rx.ready;
 		tx->session = nshm_random64();
 		write_offer(tx, m);
+		tx->bell.ring(&tx->bell);
 		/* --timeout bounds the whole wait for a peer, offers included. */
 		answer_deadline = nshm_now_ns() + peer_timeout_ns(&tx->p);
 		if (ready_deadline && ready_deadline < answer_deadline)
@@ -262,7 +263,7 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 	tx->total = meta->size_known ? meta->size : 0;
 	tx->waiting_for = "a receiver";
 	tx->started_ns = nshm_now_ns();
-	bell_init_polling(&tx->bell);
+	nshm_bell_init(&tx->bell, r, &RX(r->base)->head);
 	rc = plan_layout(tx);
 	if (rc < 0)
 		return rc;
@@ -487,6 +488,7 @@ void nshm_tx_close(struct nshm_tx *tx, enum nshm_reason why)
 		} else {
 			PUBLISH(TXL(tx)->state, TX_IDLE);
 		}
+		tx->bell.ring(&tx->bell);
 	}
 	claim_release(&tx->claim);
 	free(tx);

@@ -1,0 +1,356 @@
+/* A NAME endpoint's doorbell: connect to nshm-server as an ordinary
+ * ivshmem peer (QEMU's server protocol, docs/specs/ivshmem-spec.rst in
+ * QEMU) and ring peers by writing their eventfds, be rung on our own.
+ *
+ * The server is trusted less than it might expect: every message is
+ * checked (version 0, IDs 0..65535, an fd only where one belongs, fds that
+ * really are eventfds, the memory fd the very object we mapped), counts are
+ * bounded, and the handshake has a deadline. Any failure leaves the region
+ * polling, which always works. After the handshake the socket is read only
+ * when it is readable (in drain, or in ring for a peer not yet known), and
+ * a server that misbehaves or goes away is dropped, keeping the eventfds
+ * already received.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "ivproto.h"
+
+#define HANDSHAKE_NS 2000000000LL
+#define MAX_OWN 16u             /* our vectors kept (peers ring vector 0) */
+#define MAX_PEERS 256u          /* peers whose vector 0 we keep */
+#define MAX_HANDSHAKE_MSGS (MAX_PEERS * IVPROTO_MAX_VECTORS + 8u)
+#define MAX_DRAIN_MSGS 64u      /* per drain: a flooding server waits its turn */
+
+struct iv_peer {
+	uint32_t id;
+	int fd;                 /* its vector 0 */
+};
+
+struct ivclient {
+	pthread_mutex_t lock;   /* ring and drain may come from two threads */
+	int sock;               /* -1 once the server is dropped */
+	int ep;                 /* epoll: own eventfds and sock; the db.fd */
+	uint32_t id;
+	int own[MAX_OWN];
+	unsigned nown;
+	struct iv_peer peers[MAX_PEERS];
+	unsigned npeers;
+	struct ivproto_rx in;   /* a message being read */
+};
+
+const char *nshm_run_dir(void)
+{
+	const char *d = getenv("NSHM_RUN_DIR");
+
+	return d && *d ? d : "/run/nshm";
+}
+
+static struct iv_peer *find_peer(struct ivclient *c, uint32_t id)
+{
+	for (unsigned i = 0; i < c->npeers; i++)
+		if (c->peers[i].id == id)
+			return &c->peers[i];
+	return NULL;
+}
+
+static void peer_left(struct ivclient *c, uint32_t id)
+{
+	struct iv_peer *p = find_peer(c, id);
+
+	if (!p)
+		return;
+	close(p->fd);
+	*p = c->peers[--c->npeers];
+}
+
+static int add_own(struct ivclient *c, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	if (c->nown >= MAX_OWN) {
+		close(fd);
+		return 0;
+	}
+	if (epoll_ctl(c->ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rc;
+	}
+	c->own[c->nown++] = fd;
+	return 0;
+}
+
+/* A peer's eventfd for its next vector: we keep vector 0 only. */
+static void add_peer_fd(struct ivclient *c, uint32_t id, int fd)
+{
+	if (find_peer(c, id) || c->npeers >= MAX_PEERS) {
+		close(fd);
+		return;
+	}
+	c->peers[c->npeers].id = id;
+	c->peers[c->npeers].fd = fd;
+	c->npeers++;
+}
+
+/* One checked message. shm: the fd of the region (st) during the
+ * handshake, NULL after it (a second memory message is an error). */
+static int handle(struct ivclient *c, int64_t msg, int fd, const struct stat *shm,
+		  bool *got_shm)
+{
+	struct stat st;
+
+	if (msg == -1) {
+		bool same = fd >= 0 && shm && !*got_shm && fstat(fd, &st) == 0 &&
+			    st.st_dev == shm->st_dev && st.st_ino == shm->st_ino;
+
+		if (fd >= 0)
+			close(fd);      /* we map the object ourselves */
+		if (!same)
+			return -EPROTO;
+		*got_shm = true;
+		return 0;
+	}
+	if (msg < 0 || msg > IVPROTO_MAX_ID) {
+		if (fd >= 0)
+			close(fd);
+		return -EPROTO;
+	}
+	if (fd < 0) {
+		if ((uint32_t)msg == c->id)
+			return -EPROTO;   /* told that we left */
+		peer_left(c, (uint32_t)msg);
+		return 0;
+	}
+	if (!ivproto_is_eventfd(fd) ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
+		close(fd);
+		return -EPROTO;
+	}
+	if ((uint32_t)msg == c->id)
+		return add_own(c, fd);
+	add_peer_fd(c, (uint32_t)msg, fd);
+	return 0;
+}
+
+/* The server goes: keep what we have, stop listening to it. */
+static void drop_server(struct ivclient *c)
+{
+	if (c->sock < 0)
+		return;
+	epoll_ctl(c->ep, EPOLL_CTL_DEL, c->sock, NULL);
+	close(c->sock);
+	c->sock = -1;
+	ivproto_rx_reset(&c->in);
+}
+
+/* Messages already waiting on the socket, at most max of them. */
+static void read_pending(struct ivclient *c, unsigned max)
+{
+	bool got_shm = true;
+
+	while (c->sock >= 0 && max-- > 0) {
+		int64_t msg;
+		int fd, rc = ivproto_recv(c->sock, &c->in, &msg, &fd);
+
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0 || handle(c, msg, fd, NULL, &got_shm) < 0)
+			drop_server(c);
+	}
+}
+
+static int wait_readable(int fd, int64_t deadline)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int64_t left = deadline - nshm_now_ns();
+	int n;
+
+	if (left <= 0)
+		return -ETIMEDOUT;
+	n = poll(&p, 1, (int)(left / 1000000) + 1);
+	return n > 0 ? 0 : n == 0 ? -ETIMEDOUT : errno == EINTR ? 0 : -errno;
+}
+
+/* The next whole message, waiting for it until deadline. */
+static int recv_by(struct ivclient *c, int64_t deadline, int64_t *msg, int *fd)
+{
+	for (;;) {
+		int rc = ivproto_recv(c->sock, &c->in, msg, fd);
+
+		if (rc != -EAGAIN)
+			return rc;
+		rc = wait_readable(c->sock, deadline);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+/* Version, our ID, then messages until both the memory and our vector 0
+ * have come (QEMU's server sends ours last). */
+static int handshake(struct ivclient *c, const struct stat *shm)
+{
+	int64_t deadline = nshm_now_ns() + HANDSHAKE_NS, msg;
+	bool got_shm = false;
+	unsigned n;
+	int fd, rc;
+
+	rc = recv_by(c, deadline, &msg, &fd);
+	if (rc == 0 && (msg != IVPROTO_VERSION || fd >= 0))
+		rc = -EPROTO;
+	if (rc == 0)
+		rc = recv_by(c, deadline, &msg, &fd);
+	if (rc == 0 && (msg < 0 || msg > IVPROTO_MAX_ID || fd >= 0))
+		rc = -EPROTO;
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		return rc;
+	c->id = (uint32_t)msg;
+	for (n = 0; n < MAX_HANDSHAKE_MSGS && !(got_shm && c->nown > 0); n++) {
+		rc = recv_by(c, deadline, &msg, &fd);
+		if (rc == 0)
+			rc = handle(c, msg, fd, shm, &got_shm);
+		if (rc < 0)
+			return rc;
+	}
+	return got_shm && c->nown > 0 ? 0 : -EPROTO;
+}
+
+static int iv_ring(struct nshm_region *r, uint32_t peer_id)
+{
+	struct ivclient *c = r->db.ctx;
+	const uint64_t one = 1;
+	struct iv_peer *p;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->lock);
+	p = find_peer(c, peer_id);
+	if (!p) {
+		/* Joined after us: its eventfds wait on the socket. */
+		read_pending(c, MAX_DRAIN_MSGS);
+		p = find_peer(c, peer_id);
+	}
+	/* EAGAIN: the counter is full, so a wake-up is pending anyway. */
+	if (!p)
+		rc = -ENOENT;
+	else if (write(p->fd, &one, sizeof(one)) != (ssize_t)sizeof(one) && errno != EAGAIN)
+		rc = -errno;
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+static void iv_drain(struct nshm_region *r)
+{
+	struct ivclient *c = r->db.ctx;
+	uint64_t v;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->nown; i++)
+		while (read(c->own[i], &v, sizeof(v)) == (ssize_t)sizeof(v))
+			;
+	read_pending(c, MAX_DRAIN_MSGS);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void free_client(struct ivclient *c)
+{
+	drop_server(c);
+	for (unsigned i = 0; i < c->nown; i++)
+		close(c->own[i]);
+	for (unsigned i = 0; i < c->npeers; i++)
+		close(c->peers[i].fd);
+	if (c->ep >= 0)
+		close(c->ep);
+	ivproto_rx_reset(&c->in);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+static void iv_close(struct nshm_region *r)
+{
+	free_client(r->db.ctx);
+	r->db.ctx = NULL;
+	r->db.fd = -1;
+	r->db.kind = "polling";
+}
+
+/* 0 connected, -ENOENT no server here, other -errno: one that failed. */
+static int connect_server(const char *name, int *out)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int s, n;
+
+	n = snprintf(a.sun_path, sizeof(a.sun_path), "%s/%s.sock", nshm_run_dir(), name);
+	if (n < 0 || (size_t)n >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -errno;
+	/* Non-blocking: a server whose backlog is full is no reason to hang. */
+	if (connect(s, (struct sockaddr *)&a, sizeof(a)) != 0 && errno != EINPROGRESS) {
+		int rc = -errno;
+
+		close(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct ivclient *c;
+	struct stat shm;
+	int rc;
+
+	if (fstat(fd, &shm) != 0)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return;
+	pthread_mutex_init(&c->lock, NULL);
+	ivproto_rx_init(&c->in);
+	c->ep = -1;
+	rc = connect_server(name, &c->sock);
+	if (rc < 0) {
+		c->sock = -1;
+		if (rc != -ENOENT)
+			r->db.kind = "polling (nshm-server's socket does not answer)";
+		goto fail;
+	}
+	c->ep = epoll_create1(EPOLL_CLOEXEC);
+	rc = c->ep < 0 ? -errno : handshake(c, &shm);
+	if (rc == 0) {
+		ev.data.fd = c->sock;
+		rc = epoll_ctl(c->ep, EPOLL_CTL_ADD, c->sock, &ev) == 0 ? 0 : -errno;
+	}
+	if (rc < 0) {
+		r->db.kind = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
+			   : "polling (nshm-server's answer did not validate)";
+		goto fail;
+	}
+	r->db.fd = c->ep;
+	r->db.self_id = c->id;
+	r->db.kind = "eventfd (nshm-server)";
+	r->db.ring = iv_ring;
+	r->db.drain = iv_drain;
+	r->db.close = iv_close;
+	r->db.ctx = c;
+	return;
+fail:
+	free_client(c);
+}
