@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * nshm.c - guest driver for QEMU's ivshmem device (PCI 1af4:1110), for nshm.
+ *
+ * Exposes /dev/nshmN per device:
+ *   mmap   BAR2 (the shared memory, host RAM behind it), write-back unless the
+ *          file asked otherwise. The kernel grants write-back only where the
+ *          guest's MTRRs say write-back (pat_x_mtrr_type); firmware marks the
+ *          PCI hole uncachable, so user space (libnshm, as root) carves BAR2
+ *          out of that range through /proc/mtrr first: mtrr_add() is not
+ *          exported to modules. NSHM_IOC_INFO reports the type obtained.
+ *   read   blocks for an MSI-X interrupt; returns the interrupt count (u64).
+ *   poll   POLLIN when the count moved since this file's last read.
+ *   ioctl  NSHM_IOC_RING writes the doorbell register (BAR0 + 12);
+ *          NSHM_IOC_INFO reports IVPosition (BAR0 + 8), BAR2 and the mapping.
+ *
+ * ivshmem-plain has no MSI-X: the device then works for mmap and ioctl, and
+ * read() fails with EOPNOTSUPP (user space polls the shared counters).
+ */
+#include <linux/atomic.h>
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/interrupt.h>
+#include <linux/io.h>
+#include <linux/kref.h>
+#include <linux/miscdevice.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+
+#include "nshm_uapi.h"
+
+#define DRV_NAME "nshm"
+#define NSHM_MAX_VECTORS 16
+
+#define IVSHMEM_VENDOR 0x1af4
+#define IVSHMEM_DEVICE 0x1110
+#define REG_IVPOSITION 8
+#define REG_DOORBELL 12
+
+struct nshm_dev {
+	struct kref ref;
+	struct pci_dev *pdev;
+	void __iomem *regs;
+	phys_addr_t bar2_addr;
+	resource_size_t bar2_size;
+	int vectors;
+	atomic64_t irq_count;
+	wait_queue_head_t wq;
+	struct rw_semaphore sem; /* held for reading around register access */
+	bool gone;              /* device removed: files fail with ENODEV */
+	int id;
+	char name[16];
+	struct miscdevice misc;
+};
+
+struct nshm_file {
+	struct nshm_dev *nd;
+	u64 seen;               /* irq_count at this file's last read */
+	u32 want_cache;
+	u32 map_cache;
+};
+
+static DEFINE_IDA(nshm_ida);
+
+static void nshm_free(struct kref *ref)
+{
+	struct nshm_dev *nd = container_of(ref, struct nshm_dev, ref);
+
+	ida_free(&nshm_ida, nd->id);
+	kfree(nd);
+}
+
+static irqreturn_t nshm_irq(int irq, void *data)
+{
+	struct nshm_dev *nd = data;
+
+	atomic64_inc(&nd->irq_count);
+	wake_up_interruptible(&nd->wq);
+	return IRQ_HANDLED;
+}
+
+static int nshm_open(struct inode *inode, struct file *file)
+{
+	struct nshm_dev *nd = container_of(file->private_data,
+					   struct nshm_dev, misc);
+	struct nshm_file *nf;
+
+	/* misc_open() holds misc_mtx, which misc_deregister() takes too. */
+	nf = kzalloc(sizeof(*nf), GFP_KERNEL);
+	if (!nf)
+		return -ENOMEM;
+	kref_get(&nd->ref);
+	nf->nd = nd;
+	nf->seen = atomic64_read(&nd->irq_count);
+	nf->want_cache = NSHM_CACHE_WB;
+	file->private_data = nf;
+	return 0;
+}
+
+static int nshm_release(struct inode *inode, struct file *file)
+{
+	struct nshm_file *nf = file->private_data;
+
+	kref_put(&nf->nd->ref, nshm_free);
+	kfree(nf);
+	return 0;
+}
+
+static ssize_t nshm_read(struct file *file, char __user *buf, size_t len,
+			 loff_t *ppos)
+{
+	struct nshm_file *nf = file->private_data;
+	struct nshm_dev *nd = nf->nd;
+	u64 now;
+	int rc;
+
+	if (len < sizeof(now))
+		return -EINVAL;
+	if (READ_ONCE(nd->gone))
+		return -ENODEV;
+	if (nd->vectors == 0)
+		return -EOPNOTSUPP;
+	if (atomic64_read(&nd->irq_count) == nf->seen) {
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		rc = wait_event_interruptible(nd->wq,
+				atomic64_read(&nd->irq_count) != nf->seen ||
+				READ_ONCE(nd->gone));
+		if (rc)
+			return rc;
+		if (READ_ONCE(nd->gone))
+			return -ENODEV;
+	}
+	now = atomic64_read(&nd->irq_count);
+	if (copy_to_user(buf, &now, sizeof(now)))
+		return -EFAULT;
+	nf->seen = now;
+	return sizeof(now);
+}
+
+static __poll_t nshm_poll(struct file *file, poll_table *wait)
+{
+	struct nshm_file *nf = file->private_data;
+	struct nshm_dev *nd = nf->nd;
+	__poll_t mask = 0;
+
+	poll_wait(file, &nd->wq, wait);
+	if (READ_ONCE(nd->gone))
+		return EPOLLHUP | EPOLLERR;
+	if (atomic64_read(&nd->irq_count) != nf->seen)
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+/* The cache type a PTE protection carries (x86: PAT bits). */
+static u32 nshm_cache_of(pgprot_t prot)
+{
+	unsigned long bits = pgprot_val(prot) & _PAGE_CACHE_MASK;
+
+	if (bits == cachemode2protval(_PAGE_CACHE_MODE_WB))
+		return NSHM_CACHE_WB;
+	if (bits == cachemode2protval(_PAGE_CACHE_MODE_WC))
+		return NSHM_CACHE_WC;
+	if (bits == cachemode2protval(_PAGE_CACHE_MODE_UC_MINUS))
+		return NSHM_CACHE_UC_MINUS;
+	if (bits == cachemode2protval(_PAGE_CACHE_MODE_UC))
+		return NSHM_CACHE_UC;
+	return NSHM_CACHE_OTHER;
+}
+
+/*
+ * What the kernel granted: remap_pfn_range() applies the memory-type
+ * tracking's answer to its own copy of the protection, not to
+ * vma->vm_page_prot, so read it back from the first PTE.
+ */
+static u32 nshm_granted(struct vm_area_struct *vma)
+{
+	spinlock_t *ptl;
+	pte_t *ptep;
+	u32 cache;
+
+	if (follow_pte(vma->vm_mm, vma->vm_start, &ptep, &ptl))
+		return NSHM_CACHE_NONE;
+	cache = nshm_cache_of(__pgprot(pte_flags(*ptep)));
+	pte_unmap_unlock(ptep, ptl);
+	return cache;
+}
+
+static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct nshm_file *nf = file->private_data;
+	struct nshm_dev *nd = nf->nd;
+	unsigned long len = vma->vm_end - vma->vm_start;
+	unsigned long off = vma->vm_pgoff << PAGE_SHIFT;
+	int rc;
+
+	if (READ_ONCE(nd->gone))
+		return -ENODEV;
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff > (nd->bar2_size >> PAGE_SHIFT) ||
+	    len > nd->bar2_size - off)
+		return -EINVAL;
+	switch (nf->want_cache) {
+	case NSHM_CACHE_WC:
+		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+		break;
+	case NSHM_CACHE_UC_MINUS:
+		vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+		break;
+	default:
+		/* vm_page_prot is write-back already. */
+		break;
+	}
+	/*
+	 * The memory-type tracking in remap_pfn_range() may downgrade the
+	 * request: write-back inside an uncachable MTRR becomes
+	 * uncached-minus (pat_x_mtrr_type()).
+	 */
+	rc = remap_pfn_range(vma, vma->vm_start,
+			     (nd->bar2_addr + off) >> PAGE_SHIFT, len,
+			     vma->vm_page_prot);
+	if (rc)
+		return rc;
+	nf->map_cache = nshm_granted(vma);
+	return 0;
+}
+
+static long nshm_ioctl_locked(struct nshm_file *nf, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct nshm_dev *nd = nf->nd;
+	struct nshm_info info;
+	struct nshm_ring ring;
+
+	switch (cmd) {
+	case NSHM_IOC_INFO:
+		memset(&info, 0, sizeof(info));
+		info.version = NSHM_UAPI_VERSION;
+		info.ivposition = ioread32(nd->regs + REG_IVPOSITION);
+		info.bar2_addr = nd->bar2_addr;
+		info.bar2_size = nd->bar2_size;
+		info.vectors = nd->vectors;
+		info.map_cache = nf->map_cache;
+		info.want_cache = nf->want_cache;
+		info.irq_count = atomic64_read(&nd->irq_count);
+		if (copy_to_user((void __user *)arg, &info, sizeof(info)))
+			return -EFAULT;
+		return 0;
+	case NSHM_IOC_RING:
+		if (copy_from_user(&ring, (void __user *)arg, sizeof(ring)))
+			return -EFAULT;
+		if (ring.peer > 0xffff || ring.vector > 0xffff)
+			return -EINVAL;
+		iowrite32(ring.peer << 16 | ring.vector,
+			  nd->regs + REG_DOORBELL);
+		return 0;
+	case NSHM_IOC_SET_CACHE:
+		if (arg != NSHM_CACHE_WB && arg != NSHM_CACHE_WC &&
+		    arg != NSHM_CACHE_UC_MINUS)
+			return -EINVAL;
+		nf->want_cache = arg;
+		return 0;
+	default:
+		return -ENOTTY;
+	}
+}
+
+static long nshm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct nshm_file *nf = file->private_data;
+	struct nshm_dev *nd = nf->nd;
+	long rc = -ENODEV;
+
+	down_read(&nd->sem);
+	if (!nd->gone)
+		rc = nshm_ioctl_locked(nf, cmd, arg);
+	up_read(&nd->sem);
+	return rc;
+}
+
+static const struct file_operations nshm_fops = {
+	.owner = THIS_MODULE,
+	.open = nshm_open,
+	.release = nshm_release,
+	.read = nshm_read,
+	.poll = nshm_poll,
+	.mmap = nshm_mmap,
+	.unlocked_ioctl = nshm_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static int nshm_setup_irqs(struct nshm_dev *nd)
+{
+	struct pci_dev *pdev = nd->pdev;
+	int i, n, rc;
+
+	/* ivshmem-plain has no MSI-X: no interrupts, not an error. */
+	if (!pdev->msix_cap)
+		return 0;
+	n = pci_alloc_irq_vectors(pdev, 1, NSHM_MAX_VECTORS, PCI_IRQ_MSIX);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		rc = request_irq(pci_irq_vector(pdev, i), nshm_irq, 0,
+				 nd->name, nd);
+		if (rc)
+			goto undo;
+	}
+	nd->vectors = n;
+	return 0;
+undo:
+	while (i--)
+		free_irq(pci_irq_vector(pdev, i), nd);
+	pci_free_irq_vectors(pdev);
+	return rc;
+}
+
+static void nshm_free_irqs(struct nshm_dev *nd)
+{
+	int i;
+
+	for (i = 0; i < nd->vectors; i++)
+		free_irq(pci_irq_vector(nd->pdev, i), nd);
+	if (nd->vectors)
+		pci_free_irq_vectors(nd->pdev);
+	nd->vectors = 0;
+}
+
+static int nshm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct nshm_dev *nd;
+	int rc;
+
+	nd = kzalloc(sizeof(*nd), GFP_KERNEL);
+	if (!nd)
+		return -ENOMEM;
+	kref_init(&nd->ref);
+	nd->pdev = pdev;
+	init_waitqueue_head(&nd->wq);
+	init_rwsem(&nd->sem);
+	rc = ida_alloc(&nshm_ida, GFP_KERNEL);
+	if (rc < 0) {
+		kfree(nd);
+		return rc;
+	}
+	nd->id = rc;
+	snprintf(nd->name, sizeof(nd->name), DRV_NAME "%d", nd->id);
+
+	rc = pcim_enable_device(pdev);
+	if (rc)
+		goto err;
+	/* BAR0: registers, mapped for the driver; BAR2 is only claimed. */
+	rc = pcim_iomap_regions(pdev, BIT(0), DRV_NAME);
+	if (rc)
+		goto err;
+	nd->regs = pcim_iomap_table(pdev)[0];
+	rc = pci_request_region(pdev, 2, DRV_NAME);
+	if (rc)
+		goto err;
+	nd->bar2_addr = pci_resource_start(pdev, 2);
+	nd->bar2_size = pci_resource_len(pdev, 2);
+	if (!nd->bar2_size || !PAGE_ALIGNED(nd->bar2_addr) ||
+	    !PAGE_ALIGNED(nd->bar2_size)) {
+		rc = -ENODEV;
+		goto err_bar2;
+	}
+	/* MSI-X messages are memory writes by the device. */
+	pci_set_master(pdev);
+	rc = nshm_setup_irqs(nd);
+	if (rc)
+		goto err_bar2;
+
+	nd->misc.minor = MISC_DYNAMIC_MINOR;
+	nd->misc.name = nd->name;
+	nd->misc.fops = &nshm_fops;
+	nd->misc.parent = &pdev->dev;
+	rc = misc_register(&nd->misc);
+	if (rc)
+		goto err_irq;
+	pci_set_drvdata(pdev, nd);
+	dev_info(&pdev->dev, "/dev/%s: BAR2 %pa, %llu MiB, %d MSI-X vectors\n",
+		 nd->name, &nd->bar2_addr,
+		 (unsigned long long)nd->bar2_size >> 20, nd->vectors);
+	return 0;
+
+err_irq:
+	nshm_free_irqs(nd);
+err_bar2:
+	pci_release_region(pdev, 2);
+err:
+	kref_put(&nd->ref, nshm_free);
+	return rc;
+}
+
+static void nshm_remove(struct pci_dev *pdev)
+{
+	struct nshm_dev *nd = pci_get_drvdata(pdev);
+
+	misc_deregister(&nd->misc);
+	/* After this no ioctl touches the registers devres unmaps. */
+	down_write(&nd->sem);
+	WRITE_ONCE(nd->gone, true);
+	up_write(&nd->sem);
+	wake_up_interruptible_all(&nd->wq);
+	nshm_free_irqs(nd);
+	pci_release_region(pdev, 2);
+	/*
+	 * Open files keep nd (and its now unused register mapping pointer)
+	 * until they are closed; every file operation checks ->gone first.
+	 * Existing user mappings of BAR2 stay, as with sysfs resource files.
+	 */
+	kref_put(&nd->ref, nshm_free);
+}
+
+static const struct pci_device_id nshm_ids[] = {
+	{ PCI_DEVICE(IVSHMEM_VENDOR, IVSHMEM_DEVICE) },
+	{ }
+};
+MODULE_DEVICE_TABLE(pci, nshm_ids);
+
+static struct pci_driver nshm_driver = {
+	.name = DRV_NAME,
+	.id_table = nshm_ids,
+	.probe = nshm_probe,
+	.remove = nshm_remove,
+};
+module_pci_driver(nshm_driver);
+
+MODULE_DESCRIPTION("ivshmem guest driver for nshm: write-back BAR2 mapping, MSI-X doorbells");
+MODULE_LICENSE("GPL");
