@@ -188,7 +188,7 @@ int cli_common_option(struct cli *c, int opt, const char *arg)
 		if (strcmp(arg, "wc") == 0)
 			c->map_flags = NSHM_MAP_WC;
 		else if (strcmp(arg, "uc") == 0)
-			c->map_flags = 0;
+			c->map_flags = NSHM_MAP_UC;
 		else {
 			cli_err(c, "bad --map '%s': use uc or wc", arg);
 			return -1;

@@ -65,7 +65,10 @@ enum nshm_reason {
 };
 
 /* Flags for nshm_open(). */
-#define NSHM_MAP_WC 0x1u    /* pci endpoints: map resource2_wc, not resource2 */
+#define NSHM_MAP_WC 0x1u    /* pci endpoints: write-combining (resource2_wc) */
+#define NSHM_MAP_UC 0x2u    /* pci endpoints: uncached-minus (resource2) */
+/* Neither: through the guest module's /dev/nshmN when it is bound
+ * (write-back where it can be had), else resource2. */
 
 struct nshm_region;
 
@@ -77,6 +80,9 @@ NSHM_API int nshm_open(struct nshm_region **out, const char *endpoint, unsigned 
 NSHM_API void nshm_close(struct nshm_region *r);
 NSHM_API size_t nshm_region_size(const struct nshm_region *r);
 NSHM_API const char *nshm_region_path(const struct nshm_region *r);
+/* How the region is mapped, e.g. "write-back (/dev/nshm0, module)",
+ * "uncached-minus (resource2)", "shared file". */
+NSHM_API const char *nshm_region_mapping(const struct nshm_region *r);
 
 /* Tuning and hooks shared by both sides; zero fields take defaults. */
 struct nshm_params {

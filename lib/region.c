@@ -128,12 +128,13 @@ static void explain_denied(const char *path, char *msg, size_t msglen)
 }
 
 static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
-		     bool *wc, char *msg, size_t msglen)
+		     bool *wc, bool *dev, char *msg, size_t msglen)
 {
 	char bdf[64];
 	int rc;
 
 	*wc = false;
+	*dev = false;
 	if (strcmp(ep, "pci") == 0 || strncmp(ep, "pci:", 4) == 0) {
 		const char *want = ep[3] == ':' ? ep + 4 : NULL;
 
@@ -144,9 +145,12 @@ static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
 		rc = pci_find(want, bdf, sizeof(bdf), msg, msglen);
 		if (rc < 0)
 			return rc;
+		/* The guest module, when bound, maps and rings (nshm_dev.c). */
+		*dev = nshm_dev_find(sysfs_root(), bdf, path, pathlen) == 0;
 		*wc = flags & NSHM_MAP_WC;
-		snprintf(path, pathlen, "%s/bus/pci/devices/%s/resource2%s",
-			 sysfs_root(), bdf, *wc ? "_wc" : "");
+		if (!*dev)
+			snprintf(path, pathlen, "%s/bus/pci/devices/%s/resource2%s",
+				 sysfs_root(), bdf, *wc ? "_wc" : "");
 	} else if (strchr(ep, '/')) {
 		snprintf(path, pathlen, "%s", ep);
 	} else {
@@ -177,7 +181,7 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	char sink[8], path[512];
 	struct nshm_region *r = NULL;
 	struct stat st;
-	bool wc;
+	bool wc, dev;
 	void *base;
 	int fd, rc;
 
@@ -186,9 +190,18 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 		msglen = sizeof(sink);
 	}
 	*out = NULL;
-	fd = open_path(ep, flags, path, sizeof(path), &wc, msg, msglen);
+	fd = open_path(ep, flags, path, sizeof(path), &wc, &dev, msg, msglen);
 	if (fd < 0)
 		return fd;
+	if (dev) {
+		r = calloc(1, sizeof(*r));
+		rc = r ? nshm_dev_setup(r, fd, path, flags, msg, msglen) : -ENOMEM;
+		if (rc == 0)
+			*out = r;
+		else
+			free(r);
+		goto out;
+	}
 	if (fstat(fd, &st) != 0) {
 		rc = -errno;
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
@@ -217,6 +230,9 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	r->size = (size_t)st.st_size;
 	r->wc = wc;
 	snprintf(r->path, sizeof(r->path), "%.255s", path);
+	snprintf(r->mapping, sizeof(r->mapping), "%s",
+		 strncmp(ep, "pci", 3) != 0 ? "shared file" :
+		 wc ? "write-combining (resource2_wc)" : "uncached-minus (resource2)");
 	r->db.fd = -1;
 	r->db.kind = "polling";
 	/* A NAME served by nshm-server: its eventfds, if it serves this very
@@ -248,4 +264,9 @@ size_t nshm_region_size(const struct nshm_region *r)
 const char *nshm_region_path(const struct nshm_region *r)
 {
 	return r->path;
+}
+
+const char *nshm_region_mapping(const struct nshm_region *r)
+{
+	return r->mapping;
 }
