@@ -9,6 +9,7 @@ PKGCONFIG ?= pkg-config
 
 BUILD    ?= build
 CC       ?= cc
+OBJCOPY  ?= objcopy
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
 SAN      ?=
@@ -22,8 +23,13 @@ PKGS      := zlib libarchive $(if $(HAVE_ISAL),libisal)
 DEPCFLAGS := $(shell $(PKGCONFIG) --cflags $(PKGS) 2>/dev/null) $(if $(HAVE_ISAL),-DHAVE_ISAL)
 DEPLIBS   := $(shell $(PKGCONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
 
-SOVERSION := 0
-LIBVER    := 0.1.0
+# The library's version has one source, lib/nshm.h (as zstd's build reads
+# zstd.h); the soname carries its major number.
+LIBVER    := $(shell sed -n '/define NSHM_LIB_VERSION /s/.*"\([0-9][0-9.]*\)".*/\1/p' lib/nshm.h)
+ifeq ($(LIBVER),)
+$(error cannot read NSHM_LIB_VERSION from lib/nshm.h)
+endif
+SOVERSION := $(firstword $(subst ., ,$(LIBVER)))
 LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
@@ -49,29 +55,42 @@ $(BUILD)/cmd/%.o: cmd/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/libnshm.a: $(LIB_OBJ)
+# Two static libraries. The programs, unit tests and tools link the
+# internal one, whose internal functions they call. The installed libnshm.a
+# exports only the API, as libnshm.so does: its objects, built with hidden
+# visibility, are linked into one object whose hidden symbols are then made
+# local, so that a program linking it cannot clash with, say, wait_until.
+INT_LIB   := $(BUILD)/libnshm-internal.a
+$(INT_LIB): $(LIB_OBJ)
+	rm -f $@
 	$(AR) rcs $@ $^
+$(BUILD)/libnshm.a: $(LIB_PIC)
+	@mkdir -p $(BUILD)/static
+	$(LD) -r -o $(BUILD)/static/libnshm.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/static/libnshm.o
+	rm -f $@
+	$(AR) rcs $@ $(BUILD)/static/libnshm.o
 $(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC)
 	$(CC) $(LDFLAGS) -shared -Wl,-soname,libnshm.so.$(SOVERSION) -o $@ $^ $(DEPLIBS)
 	ln -sf libnshm.so.$(LIBVER) $(BUILD)/libnshm.so.$(SOVERSION)
 	ln -sf libnshm.so.$(SOVERSION) $(BUILD)/libnshm.so
 
 # The programs carry the library statically: one file to copy into a guest.
-$(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(BUILD)/libnshm.a
-	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(BUILD)/libnshm.a $(DEPLIBS)
+$(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB)
+	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libnshm.a tests/unit/tap.h
+$(BUILD)/tests/%: tests/unit/%.c $(INT_LIB) tests/unit/tap.h
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libnshm.a $(DEPLIBS)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS)
 
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
 	     -e 's|@VERSION@|$(LIBVER)|; s|@PRIVATE@|$(PKGS)|' lib/nshm.pc.in
-$(BUILD)/nshm.pc: lib/nshm.pc.in Makefile
+$(BUILD)/nshm.pc: lib/nshm.pc.in lib/nshm.h Makefile
 	$(PC_SED) > $@
 
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libnshm.a
+$(BUILD)/tools/%: tests/tools/%.c $(INT_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libnshm.a $(DEPLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS)
 
 unit: $(UNIT_BIN) $(TOOL_BIN)
 
@@ -105,9 +124,9 @@ install: all
 	# Written here: PREFIX may differ from the one `make` was run with.
 	$(PC_SED) > $(DESTDIR)$(LIBDIR)/pkgconfig/nshm.pc
 	chmod 644 $(DESTDIR)$(LIBDIR)/pkgconfig/nshm.pc
-	for m in man/*.1; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man1/; done; true
-	for m in man/*.3; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man3/; done; true
-	for m in man/*.7; do [ -e "$$m" ] && install -m 644 $$m $(DESTDIR)$(MANDIR)/man7/; done; true
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
+	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
 	@$(MAKE) --no-print-directory install-completions
 
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
@@ -115,13 +134,11 @@ ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
 .PHONY: install-completions
 install-completions:
-	@if [ -f completions/nshm.bash ]; then \
-	  install -d $(DESTDIR)$(BASHCOMPDIR) && \
-	  for p in $(PROGS); do install -m 644 completions/nshm.bash $(DESTDIR)$(BASHCOMPDIR)/$$p; done; fi
-	@if [ -f completions/_nshm ]; then install -d $(DESTDIR)$(ZSHCOMPDIR) && \
-	  install -m 644 completions/_nshm $(DESTDIR)$(ZSHCOMPDIR)/_nshm; fi
-	@if [ -d completions ] && ls completions/*.fish >/dev/null 2>&1; then \
-	  install -d $(DESTDIR)$(FISHCOMPDIR) && install -m 644 completions/*.fish $(DESTDIR)$(FISHCOMPDIR)/; fi
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	for p in $(PROGS); do \
+	  install -m 644 completions/nshm.bash $(DESTDIR)$(BASHCOMPDIR)/$$p || exit 1; done
+	install -m 644 completions/_nshm $(DESTDIR)$(ZSHCOMPDIR)/_nshm
+	install -m 644 completions/*.fish $(DESTDIR)$(FISHCOMPDIR)/
 
 uninstall:
 	rm -f $(PROGS:%=$(DESTDIR)$(BINDIR)/%) $(DESTDIR)$(INCDIR)/nshm.h \
@@ -132,7 +149,9 @@ uninstall:
 	    $(PROGS:%=$(DESTDIR)$(BASHCOMPDIR)/%) $(DESTDIR)$(ZSHCOMPDIR)/_nshm \
 	    $(PROGS:%=$(DESTDIR)$(FISHCOMPDIR)/%.fish)
 
+# make clean BUILD=dir removes dir only; the default also removes the
+# directories of tests/check.sh's other builds.
 clean:
-	rm -rf build build-san build-gcc build-clang
+	rm -rf $(BUILD) $(if $(filter build,$(BUILD)),build-san build-gcc build-clang)
 
 -include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(BUILD)/cmd/*.d

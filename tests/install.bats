@@ -8,6 +8,9 @@
 # nor disturbs build/ (and nshm.pc is made with this PREFIX).
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+# The library's version, from its one source; the soname carries its major.
+VER=$(sed -nE 's/^#define NSHM_LIB_VERSION "([0-9.]+)"$/\1/p' "$ROOT/lib/nshm.h")
+MAJOR=${VER%%.*}
 
 setup_file() {
 	export D=$BATS_FILE_TMPDIR/dest B=$BATS_FILE_TMPDIR/build
@@ -53,7 +56,7 @@ installed() {
 	{
 		printf '%s\n' usr/bin/nshm-put usr/bin/nshm-get usr/bin/nshm-stat \
 			usr/include/nshm.h \
-			usr/lib/libnshm.so.0.1.0 usr/lib/libnshm.so.0 usr/lib/libnshm.so \
+			"usr/lib/libnshm.so.$VER" "usr/lib/libnshm.so.$MAJOR" usr/lib/libnshm.so \
 			usr/lib/libnshm.a usr/lib/pkgconfig/nshm.pc \
 			usr/share/bash-completion/completions/nshm-put \
 			usr/share/bash-completion/completions/nshm-get \
@@ -82,21 +85,28 @@ installed() {
 		[ ! -L "$D/usr/bin/$f" ]
 		cmp "$B/$f" "$D/usr/bin/$f"
 	done
-	for f in usr/lib/libnshm.so.0.1.0 usr/lib/libnshm.a usr/include/nshm.h \
+	[ -n "$VER" ] && [ "$MAJOR" -ge 0 ]
+	for f in "usr/lib/libnshm.so.$VER" usr/lib/libnshm.a usr/include/nshm.h \
 		usr/lib/pkgconfig/nshm.pc usr/share/man/man1/nshm-put.1 \
 		usr/share/zsh/site-functions/_nshm; do
 		[ "$(stat -c %a "$D/$f")" = 644 ]
 	done
-	[ -f "$D/usr/lib/libnshm.so.0.1.0" ] && [ ! -L "$D/usr/lib/libnshm.so.0.1.0" ]
-	[ "$(readlink "$D/usr/lib/libnshm.so.0")" = libnshm.so.0.1.0 ]
-	[ "$(readlink "$D/usr/lib/libnshm.so")" = libnshm.so.0 ]
-	run readelf -d "$D/usr/lib/libnshm.so.0.1.0"
+	[ -f "$D/usr/lib/libnshm.so.$VER" ] && [ ! -L "$D/usr/lib/libnshm.so.$VER" ]
+	[ "$(readlink "$D/usr/lib/libnshm.so.$MAJOR")" = "libnshm.so.$VER" ]
+	[ "$(readlink "$D/usr/lib/libnshm.so")" = "libnshm.so.$MAJOR" ]
+	run readelf -d "$D/usr/lib/libnshm.so.$VER"
 	[ "$status" -eq 0 ]
-	[[ $output == *"(SONAME)"*"Library soname: [libnshm.so.0]"* ]]
-	# Only the API is exported.
-	run sh -c "nm -D --defined-only '$D/usr/lib/libnshm.so.0.1.0' | awk '\$2 == \"T\" { print \$3 }'"
+	[[ $output == *"(SONAME)"*"Library soname: [libnshm.so.$MAJOR]"* ]]
+	# Only the API is exported, by the shared library and the static one.
+	run sh -c "nm -D --defined-only '$D/usr/lib/libnshm.so.$VER' | awk '\$2 == \"T\" { print \$3 }'"
 	[[ $output == *nshm_tx_begin* ]]
 	not grep -qv '^nshm_' <<<"$output"
+	local so=$output
+	run sh -c "nm -g --defined-only '$D/usr/lib/libnshm.a' | awk 'NF == 3 { print \$3 }'"
+	[ "$status" -eq 0 ]
+	[[ $output == *nshm_tx_begin* ]]
+	not grep -qv '^nshm_' <<<"$output"
+	diff -u <(LC_ALL=C sort <<<"$so") <(LC_ALL=C sort <<<"$output")
 	cmp "$ROOT/lib/nshm.h" "$D/usr/include/nshm.h"
 	cmp "$ROOT/completions/nshm.bash" "$D/usr/share/bash-completion/completions/nshm-get"
 	for f in "$ROOT"/man/*.1; do cmp "$f" "$D/usr/share/man/man1/${f##*/}"; done
@@ -114,7 +124,7 @@ pc() {
 
 @test "install: a program built with pkg-config sends a buffer to the installed nshm-get" {
 	run pc --modversion nshm
-	[ "$output" = 0.1.0 ]
+	[ "$output" = "$VER" ]
 	run pc --cflags --libs nshm
 	[ "$status" -eq 0 ]
 	[[ $output == *"-I$D/usr/include"* && $output == *"-L$D/usr/lib"* && $output == *-lnshm* ]]
@@ -137,6 +147,52 @@ pc() {
 	cmp "$T/sent" "$T/in/buffer.bin"
 	[ "$(stat -c '%s %a %Y' "$T/in/buffer.bin")" = "3000000 640 1234567890" ]
 	[ "$(ls -A "$T/in")" = buffer.bin ]
+}
+
+@test "install: a program linking libnshm.a statically may use the library's internal names" {
+	# Names libnshm uses inside. Were they global in libnshm.a, nshm_stat's
+	# call of snap_tx would reach this program's, or the link would fail.
+	cat >"$T/clash.c" <<-'EOF'
+	#include <stdio.h>
+	#include <nshm.h>
+	int wait_until(void);
+	int snap_tx(void);
+	int claim_take(void);
+	int validate_name(void);
+	int wait_until(void) { return 1; }
+	int snap_tx(void) { return 2; }
+	int claim_take(void) { return 3; }
+	int validate_name(void) { return 4; }
+	int main(int argc, char **argv)
+	{
+		struct nshm_region *r;
+		struct nshm_stat st;
+		char msg[256];
+		int rc;
+
+		if (argc != 2 || nshm_open(&r, argv[1], 0, msg, sizeof(msg)) != 0)
+			return 2;
+		rc = nshm_stat(r, &st, 1);
+		nshm_close(r);
+		printf("%d %d %d\n", rc, st.tx.present,
+		       wait_until() + snap_tx() + claim_take() + validate_name());
+		return rc != 0;
+	}
+	EOF
+	# libnshm.a itself, its dependencies shared (pkg-config --static would
+	# want the static libraries of libarchive's own dependencies).
+	local deps
+	deps="$(pkg-config --libs zlib libarchive) -lpthread"
+	! pkg-config --exists libisal || deps="$deps $(pkg-config --libs libisal)"
+	# shellcheck disable=SC2086
+	cc -std=c11 -Wall -Wextra -Werror -I"$D/usr/include" -o "$T/clash" "$T/clash.c" \
+		"$D/usr/lib/libnshm.a" $deps
+	# Static: no libnshm.so needed.
+	not sh -c "readelf -d '$T/clash' | grep -q libnshm"
+	truncate -s 64K "/dev/shm/$SHM"
+	run "$T/clash" "$SHM"
+	[ "$status" -eq 0 ]
+	[ "$output" = "0 0 10" ]
 }
 
 @test "install: each shell finds the completions where it looks" {
