@@ -124,6 +124,7 @@ void cli_progress_done(struct cli *c)
 void cli_init(struct cli *c, const char *prog)
 {
 	memset(c, 0, sizeof(*c));
+	nshm_crc32_use(getenv("NSHM_CRC")); /* a measurement switch (nshm-put(1)); bad names: auto */
 	c->prog = prog;
 	c->tty = isatty(STDERR_FILENO);
 	c->params.cancel = &cli_cancel;

@@ -11,7 +11,10 @@
 
 #include "internal.h"
 
-static struct nshm_tree_stats *measuring;
+/* nftw's callback takes no argument: the counts of the call in progress on
+ * this thread. Thread-local, so two threads measure at once without sharing
+ * it; within a thread calls cannot overlap (measure_one calls nothing). */
+static _Thread_local struct nshm_tree_stats *measuring;
 
 static int measure_one(const char *path, const struct stat *st, int flag,
 		       struct FTW *ftw)

@@ -3,9 +3,15 @@
  * speed on a host with PCLMULQDQ) and zlib's crc32. On a CPU without
  * PCLMULQDQ, as in an emulated (TCG) guest, ISA-L falls back to a byte-wise
  * loop three times slower than zlib's; so the first call times both on a
- * small buffer and keeps the faster. NSHM_CRC=isal|zlib overrides. */
+ * small buffer and keeps the faster. nshm_crc32_use() overrides the choice:
+ * the library reads no environment for it (the programs pass NSHM_CRC in).
+ *
+ * The choice is one atomic pointer: threads that compute CRCs while another
+ * calls nshm_crc32_use() each see one implementation or the other, both of
+ * which give the same values. */
+#include <errno.h>
 #include <pthread.h>
-#include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <zlib.h>
 #ifdef HAVE_ISAL
@@ -38,9 +44,21 @@ uint32_t nshm_crc32_isal(uint32_t crc, const void *buf, size_t len)
 #endif
 
 typedef uint32_t (*crc_fn)(uint32_t, const void *, size_t);
-static crc_fn chosen = nshm_crc32_zlib;
-static const char *chosen_name = "zlib";
-static pthread_once_t choose_once = PTHREAD_ONCE_INIT;
+struct crc_impl {
+	crc_fn fn;
+	const char *name;
+};
+static const struct crc_impl zlib_impl = { nshm_crc32_zlib, "zlib" };
+#ifdef HAVE_ISAL
+static const struct crc_impl isal_impl = { nshm_crc32_isal, "isa-l" };
+#endif
+
+/* NULL until the first use (or after nshm_crc32_use("auto")). Acquire/release: a reader
+ * that sees the pointer sees the constant it points to (the constants are
+ * static, so relaxed would do; acquire costs nothing once per call). */
+static _Atomic(const struct crc_impl *) chosen;
+static const struct crc_impl *timed = &zlib_impl;   /* set once, in time_both */
+static pthread_once_t timed_once = PTHREAD_ONCE_INIT;
 
 #ifdef HAVE_ISAL
 /* Best of three runs over 64 KiB: microseconds on a host, a fraction of a
@@ -62,29 +80,66 @@ static int64_t time_fn(crc_fn f, const unsigned char *buf, size_t len)
 }
 #endif
 
-static void choose(void)
+/* The faster of the two on this CPU, once per process. */
+static void time_both(void)
 {
 #ifdef HAVE_ISAL
-	const char *force = getenv("NSHM_CRC");
 	static unsigned char buf[65536];
 
-	if (force && strcmp(force, "zlib") == 0)
-		return;
-	if (!(force && strcmp(force, "isal") == 0)) {
-		memset(buf, 0x5a, sizeof(buf));
-		if (time_fn(nshm_crc32_zlib, buf, sizeof(buf)) <
-		    time_fn(nshm_crc32_isal, buf, sizeof(buf)))
-			return;
-	}
-	chosen = nshm_crc32_isal;
-	chosen_name = "isa-l";
+	int64_t zlib_ns;
+
+	memset(buf, 0x5a, sizeof(buf));
+	zlib_ns = time_fn(nshm_crc32_zlib, buf, sizeof(buf));
+	if (time_fn(nshm_crc32_isal, buf, sizeof(buf)) <= zlib_ns)
+		timed = &isal_impl;
 #endif
+}
+
+static const struct crc_impl *timed_choice(void)
+{
+	pthread_once(&timed_once, time_both);
+	return timed;
+}
+
+static const struct crc_impl *current(void)
+{
+	const struct crc_impl *c = atomic_load_explicit(&chosen, memory_order_acquire);
+	const struct crc_impl *none = NULL;
+
+	if (c)
+		return c;
+	/* First use: the timed choice, unless nshm_crc32_use() got in first. */
+	c = timed_choice();
+	if (!atomic_compare_exchange_strong_explicit(&chosen, &none, c,
+						     memory_order_acq_rel,
+						     memory_order_acquire))
+		c = none;
+	return c;
+}
+
+int nshm_crc32_use(const char *impl)
+{
+	const struct crc_impl *c;
+
+	if (!impl || !*impl || strcmp(impl, "auto") == 0)
+		c = NULL;          /* timed at the first use, not now */
+	else if (strcmp(impl, "zlib") == 0)
+		c = &zlib_impl;
+	else if (strcmp(impl, "isal") == 0 || strcmp(impl, "isa-l") == 0)
+#ifdef HAVE_ISAL
+		c = &isal_impl;
+#else
+		return -ENOTSUP;
+#endif
+	else
+		return -EINVAL;
+	atomic_store_explicit(&chosen, c, memory_order_release);
+	return 0;
 }
 
 uint32_t nshm_crc32(uint32_t crc, const void *buf, size_t len)
 {
-	pthread_once(&choose_once, choose);
-	return chosen(crc, buf, len);
+	return current()->fn(crc, buf, len);
 }
 
 uint32_t nshm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
@@ -94,6 +149,5 @@ uint32_t nshm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2)
 
 const char *nshm_crc32_impl(void)
 {
-	pthread_once(&choose_once, choose);
-	return chosen_name;
+	return current()->name;
 }

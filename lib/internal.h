@@ -188,6 +188,10 @@ int rx_failf(struct nshm_rx *rx, int rc, uint32_t reason, const char *fmt, ...)
 const struct nshm_params *rx_params(const struct nshm_rx *rx);
 const struct nshm_params *tx_params(const struct nshm_tx *tx);
 
+/* abi.c: what a caller passes has its reserved fields zero: 0 or -EINVAL. */
+int nshm_check_params(const struct nshm_params *p);
+int nshm_check_meta(const struct nshm_meta *m);
+
 /* io.c */
 int nshm_write_all(int fd, const void *buf, size_t len,
 		   volatile sig_atomic_t *cancel);

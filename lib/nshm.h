@@ -84,6 +84,11 @@ NSHM_API const char *nshm_region_path(const struct nshm_region *r);
  * "uncached-minus (resource2)", "shared file". */
 NSHM_API const char *nshm_region_mapping(const struct nshm_region *r);
 
+/* The structs below end in reserved fields so that fields can be added
+ * before 1.0 without changing their size: a program built before a field
+ * existed leaves it zero, which means "the default" or "nothing". Clear a
+ * struct the library reads (= { 0 } or memset) before filling it in. */
+
 /* Tuning and hooks shared by both sides; zero fields take defaults. */
 struct nshm_params {
 	unsigned slots;          /* sender: slot count (default 2) */
@@ -94,6 +99,7 @@ struct nshm_params {
 	void (*waiting)(void *arg, const char *what); /* a wait goes on */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
+	uint64_t reserved[8];    /* zero */
 };
 
 /* What the sender offers. size is meaningful only with size_known. */
@@ -105,6 +111,7 @@ struct nshm_meta {
 	uint32_t mode;           /* permission bits (07777) */
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
+	uint64_t reserved[8];    /* zero */
 };
 
 struct nshm_tx;
@@ -151,6 +158,7 @@ NSHM_API const char *nshm_rx_why(const struct nshm_rx *rx);
 struct nshm_tree_stats {
 	uint64_t entries;        /* files, directories, links */
 	uint64_t bytes;          /* regular files' data bytes */
+	uint64_t reserved[4];    /* zero */
 };
 typedef void (*nshm_entry_fn)(void *arg, const char *name);
 /* Walk paths without following symlinks: what nshm_tx_tree will send. */
@@ -179,6 +187,7 @@ struct nshm_side_stat {
 	uint32_t state;
 	uint32_t reason;
 	uint64_t heartbeat;
+	uint64_t reserved[4];    /* zero */
 };
 struct nshm_stat {
 	size_t size;
@@ -190,6 +199,7 @@ struct nshm_stat {
 	uint32_t slots, chunk;
 	uint64_t bytes;          /* received so far */
 	uint64_t rate;           /* bytes/s over the sampling interval */
+	uint64_t reserved[8];    /* zero */
 };
 /* Sample the region twice, interval_ms apart, to judge heartbeats. */
 NSHM_API int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms);
@@ -203,6 +213,10 @@ NSHM_API const char *nshm_reason_str(uint32_t reason);
 NSHM_API uint32_t nshm_crc32(uint32_t crc, const void *buf, size_t len);
 NSHM_API uint32_t nshm_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t len2);
 NSHM_API const char *nshm_crc32_impl(void);
+/* Use "zlib" or "isa-l" (also "isal"), or NULL, "" or "auto" for the faster
+ * on this CPU (the default); for measurements. -EINVAL for another name,
+ * -ENOTSUP for isa-l in a build without it. */
+NSHM_API int nshm_crc32_use(const char *impl);
 
 #ifdef __cplusplus
 }

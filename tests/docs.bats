@@ -116,6 +116,43 @@ lint() {
 	[ -z "$out" ] || { echo "$out" >&2; return 1; }
 }
 
+# leaks PAGE: no mdoc macro shows in the rendered text. mandoc -Tlint says
+# nothing when a macro lands on the end of another's line (".Fn f ..It Ev X"
+# renders "f(..It) X"): the macro name is then text after a dot.
+leaks() {
+	local out
+	out=$(render "$1" | grep -nE '(^|[^[:alnum:]_])\.(Ad|Ar|Bd|Bl|Bq|Cm|Dq|Dv|Ed|El|Em|Er|Ev|Fa|Fl|Fn|Ft|Ic|In|It|Li|Lk|Mt|Nd|Nm|No|Ns|Op|Pa|Pc|Pf|Po|Pp|Pq|Ql|Qq|Sh|Sq|Ss|Sx|Sy|Ta|Va|Vt|Xr)([^[:alnum:]]|$)' || true)
+	[ -z "$out" ] || { echo "${1##*/}: a macro leaked into the text:" >&2; echo "$out" >&2; return 1; }
+}
+
+# versions_agree HEADER PAGE...: every library version (x.y.z) and protocol
+# version the rendered pages state is the one HEADER (lib/nshm.h) defines.
+versions_agree() {
+	local h=$1 lib proto p txt v n=0
+	shift
+	lib=$(sed -nE 's/^#define NSHM_LIB_VERSION "([0-9.]+)"$/\1/p' "$h")
+	proto=$(sed -nE 's/^#define NSHM_PROTOCOL_VERSION ([0-9]+)$/\1/p' "$h")
+	if [ -z "$lib" ] || [ -z "$proto" ]; then
+		echo "no NSHM_LIB_VERSION or NSHM_PROTOCOL_VERSION in $h" >&2
+		return 1
+	fi
+	for p in "$@"; do
+		txt=$(render "$p" | tr -s ' \n' '  ')
+		for v in $(grep -oE '(^|[^.[:alnum:]])[0-9]+\.[0-9]+\.[0-9]+([^.[:alnum:]]|$)' <<<"$txt" |
+			grep -oE '[0-9]+\.[0-9]+\.[0-9]+'); do
+			[ "$v" = "$lib" ] || { echo "${p##*/}: library version $v, nshm.h: $lib" >&2; return 1; }
+			n=$((n + 1))
+		done
+		for v in $(grep -oE 'protocol version,? [0-9]+|protocol it speaks, [0-9]+' <<<"$txt" |
+			grep -oE '[0-9]+$'); do
+			[ "$v" = "$proto" ] || { echo "${p##*/}: protocol version $v, nshm.h: $proto" >&2; return 1; }
+			n=$((n + 1))
+		done
+	done
+	# libnshm(3) states both, nshm(7) the protocol's twice.
+	[ "$n" -ge 4 ] || { echo "only $n version statements found" >&2; return 1; }
+}
+
 # ------------------------------------------------------------------ pages
 
 @test "man pages: all present, and mandoc -Tlint -Wwarning has nothing to say" {
@@ -125,7 +162,33 @@ lint() {
 	done
 	for p in "$MAN"/*.[1-9]; do
 		lint "$p"
+		leaks "$p"
 	done
+}
+
+@test "man pages: the leak check catches two macros fused on one line" {
+	sed 's/^\.Fn nshm_rx_to_fd \.$/.Fn nshm_rx_to_fd ..It Ev NSHM_CRC/' \
+		"$MAN/libnshm.3" >"$T/bad.3"
+	not cmp -s "$MAN/libnshm.3" "$T/bad.3"
+	lint "$T/bad.3"
+	run leaks "$T/bad.3"
+	[ "$status" -ne 0 ]
+	[[ $output == *"(..It)"* ]]
+}
+
+@test "man pages: the versions they state are lib/nshm.h's" {
+	versions_agree "$ROOT/lib/nshm.h" "$MAN"/*.[1-9]
+	# Doctored: nshm.h moves on and the pages do not.
+	sed 's/^#define NSHM_PROTOCOL_VERSION .*/#define NSHM_PROTOCOL_VERSION 7/' \
+		"$ROOT/lib/nshm.h" >"$T/proto.h"
+	run versions_agree "$T/proto.h" "$MAN"/*.[1-9]
+	[ "$status" -ne 0 ]
+	[[ $output == *"protocol version"* ]]
+	sed 's/^#define NSHM_LIB_VERSION .*/#define NSHM_LIB_VERSION "9.8.7"/' \
+		"$ROOT/lib/nshm.h" >"$T/lib.h"
+	run versions_agree "$T/lib.h" "$MAN"/*.[1-9]
+	[ "$status" -ne 0 ]
+	[[ $output == *"library version"* ]]
 }
 
 @test "man pages: nshm(7) lints clean" {

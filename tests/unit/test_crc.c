@@ -1,5 +1,6 @@
 /* nshm_crc32 must give zlib's values, whichever implementation is built,
  * and nshm_crc32_combine must agree with one pass over the whole. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -61,6 +62,20 @@ int main(void)
 	   "", ""
 #endif
 	);
+	/* The choice the programs make from NSHM_CRC, through the API. */
+	ok(nshm_crc32_use("zlib") == 0 && strcmp(nshm_crc32_impl(), "zlib") == 0 &&
+	   nshm_crc32(0, "123456789", 9) == 0xcbf43926u, "nshm_crc32_use(\"zlib\") uses zlib");
+#ifdef HAVE_ISAL
+	ok(nshm_crc32_use("isal") == 0 && strcmp(nshm_crc32_impl(), "isa-l") == 0 &&
+	   nshm_crc32(0, "123456789", 9) == 0xcbf43926u, "nshm_crc32_use(\"isal\") uses isa-l");
+#else
+	ok(nshm_crc32_use("isal") == -ENOTSUP && strcmp(nshm_crc32_impl(), "zlib") == 0,
+	   "nshm_crc32_use(\"isal\") without ISA-L: -ENOTSUP, choice kept");
+#endif
+	ok(nshm_crc32_use("crc32c") == -EINVAL, "an unknown implementation is refused");
+	ok(nshm_crc32_use(NULL) == 0 && nshm_crc32_use("auto") == 0 &&
+	   nshm_crc32(0, "123456789", 9) == 0xcbf43926u, "back to the timed choice (%s)",
+	   nshm_crc32_impl());
 	free(buf);
 	return done_testing();
 }

@@ -1,4 +1,5 @@
 /* Validation of values copied out of the region. */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -106,5 +107,16 @@ int main(void)
 	o.name_len = NSHM_NAME_MAX;
 	ok(validate_offer(&o, 7, &m, why) == 0 && strlen(m.name) == NSHM_NAME_MAX,
 	   "255-byte name taken");
+	ok(m.reserved[0] == 0 && m.reserved[7] == 0, "a received meta's reserved fields are zero");
+
+	/* Reserved fields of what a caller passes must be zero. */
+	struct nshm_params p = { .slots = 2 };
+	ok(nshm_check_params(&p) == 0, "cleared params pass");
+	p.reserved[7] = 1;
+	ok(nshm_check_params(&p) == -EINVAL, "a nonzero reserved param is refused");
+	memset(&m, 0, sizeof(m));
+	ok(nshm_check_meta(&m) == 0, "cleared meta passes");
+	m.reserved[0] = 1;
+	ok(nshm_check_meta(&m) == -EINVAL, "a nonzero reserved meta field is refused");
 	return done_testing();
 }
