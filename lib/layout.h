@@ -1,4 +1,5 @@
-/* The shared region's layout: protocol version 1 (see man/nshm.7).
+/* The shared region's layout, of the protocol version NSHM_PROTOCOL_VERSION
+ * (lib/nshm.h) specifies (see man/nshm.7).
  *
  * Internal to libnshm. Everything here lives in memory the peer can write
  * at any moment; only lib/peer_view.c reads the peer's parts, and it copies
@@ -12,8 +13,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nshm.h"
+
+/* nshm(7): "All integers are little-endian". The fields are stored in the
+ * CPU's order, so a big-endian build would speak another protocol. */
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "nshm's region layout is little-endian (nshm(7)); this build is not: fields would need byte swaps"
+#endif
+
 #define NSHM_MAGIC      0x4d48534eu /* "NSHM" in memory on little-endian */
-#define NSHM_VERSION    1u
+#define NSHM_VERSION    ((uint32_t)NSHM_PROTOCOL_VERSION)
 #define NSHM_TX_OFF     0u          /* sender's control line */
 #define NSHM_RX_OFF     256u        /* receiver's control line */
 #define NSHM_OFFER_OFF  512u        /* sender: stream metadata */
@@ -103,6 +112,61 @@ _Static_assert(sizeof(struct rx_line) <= NSHM_OFFER_OFF - NSHM_RX_OFF, "rx line"
 _Static_assert(sizeof(struct offer) <= NSHM_DESC_OFF - NSHM_OFFER_OFF, "offer");
 _Static_assert(NSHM_MAX_SLOTS * sizeof(struct slot_desc) <=
 	       NSHM_DATA_OFF - NSHM_DESC_OFF, "descriptors");
+
+/* Every offset nshm(7) documents, checked by the compiler: a change to a
+ * struct above that moves a field fails the build instead of the protocol. */
+#define NSHM_AT(type, field, off) \
+	_Static_assert(offsetof(type, field) == (off), #type "." #field " at " #off " (nshm(7))")
+/* LAYOUT: the region. */
+_Static_assert(NSHM_TX_OFF == 0 && NSHM_RX_OFF == 256 && NSHM_OFFER_OFF == 512 &&
+	       NSHM_DESC_OFF == 1024 && NSHM_DATA_OFF == 4096, "region offsets (nshm(7))");
+_Static_assert(NSHM_MAX_SLOTS == 64 && sizeof(struct slot_desc) == 16 &&
+	       NSHM_MIN_CHUNK == 4096 && NSHM_MAX_CHUNK == 256u << 20,
+	       "slot and chunk limits (nshm(7))");
+/* The head both control lines begin with: 56 bytes every version keeps. */
+NSHM_AT(struct line_head, magic, 0);
+NSHM_AT(struct line_head, version, 4);
+NSHM_AT(struct line_head, owner, 8);
+NSHM_AT(struct line_head, heartbeat, 16);
+NSHM_AT(struct line_head, id.pid, 24);
+NSHM_AT(struct line_head, id.bell, 28);
+NSHM_AT(struct line_head, id.pidns, 32);
+NSHM_AT(struct line_head, id.boot, 40);
+_Static_assert(sizeof(struct line_head) == 56, "head is 56 bytes (nshm(7))");
+/* Sender control line. */
+NSHM_AT(struct tx_line, head, 0);
+NSHM_AT(struct tx_line, session, 56);
+NSHM_AT(struct tx_line, ready_echo, 64);
+NSHM_AT(struct tx_line, state, 72);
+NSHM_AT(struct tx_line, reason, 76);
+NSHM_AT(struct tx_line, produced, 80);
+NSHM_AT(struct tx_line, nslots, 88);
+NSHM_AT(struct tx_line, chunk, 92);
+NSHM_AT(struct tx_line, total_len, 96);
+NSHM_AT(struct tx_line, total_crc, 104);
+/* Receiver control line. */
+NSHM_AT(struct rx_line, head, 0);
+NSHM_AT(struct rx_line, ready, 56);
+NSHM_AT(struct rx_line, session, 64);
+NSHM_AT(struct rx_line, state, 72);
+NSHM_AT(struct rx_line, reason, 76);
+NSHM_AT(struct rx_line, consumed, 80);
+NSHM_AT(struct rx_line, bytes, 88);
+/* Offer. */
+NSHM_AT(struct offer, session, 0);
+NSHM_AT(struct offer, size, 8);
+NSHM_AT(struct offer, flags, 16);
+NSHM_AT(struct offer, mode, 20);
+NSHM_AT(struct offer, mtime_sec, 24);
+NSHM_AT(struct offer, mtime_nsec, 32);
+NSHM_AT(struct offer, name_len, 36);
+NSHM_AT(struct offer, name, 40);
+_Static_assert(sizeof(((struct offer *)0)->name) == 256, "offer name is 256 bytes (nshm(7))");
+/* Slot descriptor. */
+NSHM_AT(struct slot_desc, seq, 0);
+NSHM_AT(struct slot_desc, len, 8);
+NSHM_AT(struct slot_desc, crc, 12);
+#undef NSHM_AT
 
 #define TX(base)      ((struct tx_line *)((char *)(base) + NSHM_TX_OFF))
 #define RX(base)      ((struct rx_line *)((char *)(base) + NSHM_RX_OFF))
