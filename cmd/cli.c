@@ -72,7 +72,7 @@ static void waiting(void *arg, const char *what)
 	struct cli *c = arg;
 
 	if (c->tty && !c->quiet)
-		fprintf(stderr, "%s: %s\n", c->prog, what);
+		cli_err(c, "%s", what);
 }
 
 static void human(char *buf, size_t len, double v)
@@ -131,7 +131,7 @@ void cli_init(struct cli *c, const char *prog)
 	c->params.waiting = waiting;
 	c->params.progress = progress;
 	c->params.arg = c;
-	c->label = prog;
+	cli_set_label(c, prog);
 	c->start_ns = cli_now_ns();
 }
 
@@ -205,15 +205,30 @@ int cli_common_option(struct cli *c, int opt, const char *arg)
 	return 0;
 }
 
+void cli_set_label(struct cli *c, const char *name)
+{
+	nshm_escape(c->label, sizeof(c->label), name, 0);
+}
+
+void cli_on_entry(void *arg, const char *name)
+{
+	cli_set_label(arg, name);
+}
+
+/* Messages may carry names from the peer (in the library's why too):
+ * whatever they hold, escape it on the way to the terminal. */
 void cli_err(const struct cli *c, const char *fmt, ...)
 {
+	int saved = errno;
+	char msg[2048], esc[4096];
 	va_list ap;
 
-	fprintf(stderr, "%s: ", c->prog);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	nshm_escape(esc, sizeof(esc), msg, NSHM_ESCAPE_MESSAGE);
+	fprintf(stderr, "%s: %s\n", c->prog, esc);
+	errno = saved;
 }
 
 int cli_exit_status(int rc)
@@ -268,7 +283,10 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		       mbps, crc, extra_json ? "," : "", extra_json ? extra_json : "");
 		fflush(stdout);
 	} else if (!c->quiet && c->tty) {
+		char esc[1024];
+
+		nshm_escape(esc, sizeof(esc), name, 0);
 		fprintf(stderr, "%s: %s: %llu bytes in %.2f s (%.1f MB/s), crc32 %08x\n",
-			c->prog, name, (unsigned long long)bytes, secs, mbps, crc);
+			c->prog, esc, (unsigned long long)bytes, secs, mbps, crc);
 	}
 }

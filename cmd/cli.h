@@ -26,8 +26,9 @@ struct cli {
 	bool quiet, json, tty;
 	unsigned map_flags;
 	struct nshm_params params;
-	/* progress */
-	const char *label;
+	/* progress: our own escaped copy, never a pointer into a name the
+	 * library may free (an archive entry's) */
+	char label[256];
 	int64_t start_ns, last_ns;
 	bool drew;
 };
@@ -43,8 +44,12 @@ int cli_common_option(struct cli *c, int opt, const char *arg);
 int parse_size(const char *s, uint64_t *out);
 int parse_seconds(const char *s, int64_t *ms);
 
+/* One message on stderr, escaped for the terminal; errno is kept. */
 void cli_err(const struct cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void cli_set_label(struct cli *c, const char *name);
+/* An entry callback for nshm_tx_tree / nshm_rx_tree: the label follows it. */
+void cli_on_entry(void *arg, const char *name);
 int cli_exit_status(int rc);
 void cli_progress_done(struct cli *c);
 void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,

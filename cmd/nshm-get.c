@@ -43,6 +43,7 @@ struct get {
 	const char *source;
 	const char *dest;
 	bool force, owner;
+	mode_t umask;     /* applied to the peer's modes unless --preserve-owner */
 };
 
 /* Where one file goes: a temporary name beside its final one. */
@@ -156,10 +157,12 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 		return NSHM_R_BADNAME;
 	t->fd = mkostemp(t->tmp, O_CLOEXEC);
 	if (t->fd < 0) {
-		cli_err(&g->cli, "cannot create a file in %s: %s", dir, strerror(errno));
+		int err = errno;
+
+		cli_err(&g->cli, "cannot create a file in %s: %s", dir, strerror(err));
 		t->tmp[0] = '\0';
-		return errno == EACCES || errno == EPERM || errno == EROFS
-			? NSHM_R_PERM : errno == ENOSPC ? NSHM_R_NOSPACE : NSHM_R_IO;
+		return err == EACCES || err == EPERM || err == EROFS
+			? NSHM_R_PERM : err == ENOSPC ? NSHM_R_NOSPACE : NSHM_R_IO;
 	}
 	snprintf(bus_tmp, sizeof(bus_tmp), "%s", t->tmp);
 	return NSHM_R_NONE;
@@ -187,10 +190,12 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 	if (t->to_stdout)
 		return fflush(stdout) == 0 ? NSHM_R_NONE : NSHM_R_IO;
 	/* Never set-id bits from a peer. */
-	if (fchmod(t->fd, m->mode & 0777) != 0 || futimens(t->fd, times) != 0 ||
-	    close(t->fd) != 0) {
+	if (fchmod(t->fd, m->mode & 0777 & ~(g->owner ? 0 : g->umask)) != 0 ||
+	    futimens(t->fd, times) != 0 || close(t->fd) != 0) {
+		int err = errno;
+
 		t->fd = -1;
-		cli_err(&g->cli, "%s: %s", t->tmp, strerror(errno));
+		cli_err(&g->cli, "%s: %s", t->tmp, strerror(err));
 		return NSHM_R_IO;
 	}
 	t->fd = -1;
@@ -203,9 +208,11 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 			unlink(t->tmp);
 	}
 	if (rc != 0) {
-		cli_err(&g->cli, "%s: %s", t->final, errno == EEXIST
-			? "appeared meanwhile (use --force to replace it)" : strerror(errno));
-		return errno == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO;
+		int err = errno;
+
+		cli_err(&g->cli, "%s: %s", t->final, err == EEXIST
+			? "appeared meanwhile (use --force to replace it)" : strerror(err));
+		return err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO;
 	}
 	t->tmp[0] = bus_tmp[0] = '\0';
 	return NSHM_R_NONE;
@@ -244,13 +251,6 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	return 0;
 }
 
-static void on_entry(void *arg, const char *name)
-{
-	struct cli *c = arg;
-
-	c->label = name;
-}
-
 /* An archive goes under DEST, a directory (made if missing); "-" passes
  * the pax stream itself to standard output. */
 static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
@@ -263,9 +263,11 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	if (strcmp(g->dest, "-") == 0)
 		return receive_file(g, rx, m);
 	if (stat(g->dest, &st) != 0 && mkdir(g->dest, 0777) != 0) {
-		cli_err(&g->cli, "cannot create %s: %s", g->dest, strerror(errno));
-		nshm_rx_refuse(rx, errno == EACCES || errno == EROFS ? NSHM_R_PERM : NSHM_R_IO);
-		return -errno;
+		int err = errno;
+
+		cli_err(&g->cli, "cannot create %s: %s", g->dest, strerror(err));
+		nshm_rx_refuse(rx, err == EACCES || err == EROFS ? NSHM_R_PERM : NSHM_R_IO);
+		return -err;
 	}
 	if (stat(g->dest, &st) != 0 || !S_ISDIR(st.st_mode)) {
 		cli_err(&g->cli, "%s is not a directory: a set of files needs one", g->dest);
@@ -275,7 +277,7 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	nshm_rx_accept(rx);
 	g->cli.start_ns = cli_now_ns();
 	rc = nshm_rx_tree(rx, g->dest, (g->force ? NSHM_EXTRACT_FORCE : 0) |
-			  (g->owner ? NSHM_EXTRACT_OWNER : 0), on_entry, &g->cli, &got);
+			  (g->owner ? NSHM_EXTRACT_OWNER : 0), cli_on_entry, &g->cli, &got);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
 		cli_err(&g->cli, "%s", *nshm_rx_why(rx) ? nshm_rx_why(rx) : nshm_strerror(rc));
@@ -301,6 +303,8 @@ int main(int argc, char **argv)
 	int rc;
 
 	cli_init(&g.cli, "nshm-get");
+	g.umask = umask(0);
+	umask(g.umask);
 	rc = parse_args(&g, argc, argv);
 	if (rc)
 		return rc;
@@ -318,7 +322,7 @@ int main(int argc, char **argv)
 	} else if (meta.archive) {
 		rc = receive_tree(&g, rx, &meta);
 	} else {
-		g.cli.label = meta.name;
+		cli_set_label(&g.cli, meta.name);
 		rc = receive_file(&g, rx, &meta);
 	}
 	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);

@@ -62,6 +62,12 @@ static int parse_args(struct put *p, int argc, char **argv)
 			continue;
 		switch (opt) {
 		case 'n':
+			/* Checked here: cut to fit, it would offer another name. */
+			if (!*optarg || strlen(optarg) > 255 || strchr(optarg, '/')) {
+				cli_err(&p->cli, "bad --name '%s': one file name of "
+					"1 to 255 bytes, without '/'", optarg);
+				return EXIT_USAGE;
+			}
 			p->name = optarg;
 			break;
 		case OPT_SLOTS:
@@ -137,17 +143,15 @@ static int send_file(struct put *p, struct nshm_region *r, const char *file)
 	int rc;
 
 	if (fd < 0) {
-		cli_err(&p->cli, "%s: %s", file, strerror(errno));
-		return -errno;
+		int err = errno;
+
+		cli_err(&p->cli, "%s: %s", file, strerror(err));
+		return -err;
 	}
 	rc = describe(p, file, fd, &meta);
-	if (rc == 0 && strlen(meta.name) > 255) {
-		cli_err(&p->cli, "name too long");
-		rc = -EINVAL;
-	}
 	if (rc < 0)
 		goto out;
-	p->cli.label = meta.name;
+	cli_set_label(&p->cli, meta.name);
 	rc = nshm_tx_begin(r, &meta, &p->cli.params, &tx);
 	if (rc == 0) {
 		p->cli.start_ns = cli_now_ns();
@@ -167,13 +171,6 @@ out:
 	if (fd != STDIN_FILENO)
 		close(fd);
 	return rc;
-}
-
-static void on_entry(void *arg, const char *name)
-{
-	struct cli *c = arg;
-
-	c->label = name;
 }
 
 static bool wants_archive(const struct put *p)
@@ -218,7 +215,7 @@ static int send_tree(struct put *p, struct nshm_region *r)
 	rc = nshm_tx_begin(r, &meta, &p->cli.params, &tx);
 	if (rc == 0) {
 		p->cli.start_ns = cli_now_ns();
-		rc = nshm_tx_tree(tx, p->files, p->nfiles, on_entry, &p->cli, &sent);
+		rc = nshm_tx_tree(tx, p->files, p->nfiles, cli_on_entry, &p->cli, &sent);
 	}
 	if (rc == 0)
 		rc = nshm_tx_end(tx);

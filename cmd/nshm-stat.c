@@ -62,6 +62,9 @@ static void side_json(const char *role, const struct nshm_side_stat *s, const ch
 	       s->alive, state, s->reason, (unsigned long long)s->heartbeat);
 }
 
+/* How the region is mapped and how the peer wakes us (nshm_open's choice). */
+static const char *mapping, *doorbell;
+
 static void show(const struct cli *c, const char *ep, const struct nshm_stat *st,
 		 double rate)
 {
@@ -86,10 +89,15 @@ static void show(const struct cli *c, const char *ep, const struct nshm_stat *st
 	if (st->slots)
 		printf(", %u slots of %u bytes", st->slots, st->chunk);
 	printf("\n");
+	printf("mapping   %s\ndoorbell  %s\n", mapping, doorbell);
 	side_text("sender", &st->tx, tx_state(st));
 	side_text("receiver", &st->rx, nshm_rx_state_name(st->rx.state));
 	if (st->session && st->name[0]) {
-		printf("transfer  %s%s: %llu", st->name, st->archive ? " (archive)" : "",
+		char name[1024];
+
+		/* The peer wrote it: escaped, like every name it chose. */
+		nshm_escape(name, sizeof(name), st->name, 0);
+		printf("transfer  %s%s: %llu", name, st->archive ? " (archive)" : "",
 		       (unsigned long long)st->bytes);
 		if (st->size_known)
 			printf(" of %llu", (unsigned long long)st->total);
@@ -103,7 +111,11 @@ int main(int argc, char **argv)
 	static const struct option longs[] = {
 		{ "watch", no_argument, NULL, 'w' },
 		{ "interval", required_argument, NULL, 'i' },
-		COMMON_LONG_OPTIONS,
+		/* Not COMMON_LONG_OPTIONS: no transfer here, so no timeouts. */
+		{ "map", required_argument, NULL, OPT_MAP },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli c;
@@ -159,6 +171,8 @@ int main(int argc, char **argv)
 	}
 	/* Two snapshots this far apart judge heartbeats (beaten every 50 ms)
 	 * and the rate; --watch samples over its own interval. */
+	mapping = nshm_region_mapping(r);
+	doorbell = nshm_region_doorbell(r);
 	nshm_stat(r, &st, 200);
 	do {
 		show(&c, ep, &st, (double)st.rate);

@@ -29,6 +29,12 @@ static int judge_holder(void *arg)
 	snap_head(t->line, &t->h);
 	if (t->h.owner == 0)
 		return WAIT_DONE;       /* released meanwhile: try again */
+	if (t->h.owner != t->watch.owner) {
+		/* Someone live is writing the line (a holder that keeps
+		 * changing its token would otherwise never be judged). */
+		t->busy = 1;
+		return WAIT_DONE;
+	}
 	alive = watch_update(&t->watch, &t->h, t->timeout_ns);
 	if (alive > 0) {
 		t->busy = 1;
@@ -111,6 +117,7 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 	       const struct nshm_params *p, const char *role, char *why)
 {
 	struct nshm_bell bell;
+	int64_t deadline = p->timeout_ms > 0 ? nshm_now_ns() + p->timeout_ms * 1000000 : 0;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -139,7 +146,14 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 				 role, r->path, t.h.pid);
 			p->waiting(p->arg, msg);
 		}
-		rc = wait_until(&bell, judge_holder, &t, 0, p->cancel);
+		/* --timeout bounds this wait too: a holder on the other side
+		 * takes the peer timeout to be judged dead. */
+		rc = wait_until(&bell, judge_holder, &t, deadline, p->cancel);
+		if (rc == -ETIMEDOUT)
+			snprintf(why, NSHM_WHY_LEN,
+				 "%s is held by a %s (pid %u%s) that could not be judged "
+				 "alive or dead within --timeout", r->path, role, t.h.pid,
+				 head_same_kernel(&t.h) ? "" : " on the other side");
 		if (rc < 0)
 			return rc;
 		if (t.busy) {

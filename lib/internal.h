@@ -128,8 +128,10 @@ struct peer_watch {
 	uint64_t owner, heartbeat;
 	int64_t changed_ns;     /* when heartbeat last moved (or watch start) */
 	bool moved;             /* seen it move at least once */
+	bool pinned;            /* in a session: another owner is a dead peer */
 };
 void watch_reset(struct peer_watch *w, const struct head_snap *h);
+void watch_pin(struct peer_watch *w);
 /* 1 alive, 0 unknown yet, -1 dead (pid gone or silent past timeout). */
 int watch_update(struct peer_watch *w, const struct head_snap *h,
 		 int64_t timeout_ns);

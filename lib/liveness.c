@@ -14,6 +14,12 @@ void watch_reset(struct peer_watch *w, const struct head_snap *h)
 	w->heartbeat = h->heartbeat;
 	w->changed_ns = nshm_now_ns();
 	w->moved = false;
+	w->pinned = false;
+}
+
+void watch_pin(struct peer_watch *w)
+{
+	w->pinned = true;
 }
 
 static bool pid_gone(const struct head_snap *h)
@@ -29,7 +35,12 @@ int watch_update(struct peer_watch *w, const struct head_snap *h,
 	int64_t now = nshm_now_ns();
 
 	if (h->owner != w->owner) {
-		/* A new owner: judge it afresh. */
+		/* In a session the peer is the owner we saw at its start:
+		 * another owner means it went away. Outside one a new owner
+		 * is judged afresh (a peer that keeps changing owners is then
+		 * bounded by the caller's deadline, never by this watch). */
+		if (w->pinned)
+			return -1;
 		watch_reset(w, h);
 	} else if (h->heartbeat != w->heartbeat) {
 		w->heartbeat = h->heartbeat;

@@ -83,6 +83,9 @@ NSHM_API const char *nshm_region_path(const struct nshm_region *r);
 /* How the region is mapped, e.g. "write-back (/dev/nshm0, module)",
  * "uncached-minus (resource2)", "shared file". */
 NSHM_API const char *nshm_region_mapping(const struct nshm_region *r);
+/* How the peer wakes this side: "MSI-X (/dev/nshm0)", "eventfd
+ * (nshm-server)" or "polling". */
+NSHM_API const char *nshm_region_doorbell(const struct nshm_region *r);
 
 /* The structs below end in reserved fields so that fields can be added
  * before 1.0 without changing their size: a program built before a field
@@ -205,6 +208,14 @@ struct nshm_stat {
 NSHM_API int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms);
 NSHM_API const char *nshm_tx_state_name(uint32_t state);
 NSHM_API const char *nshm_rx_state_name(uint32_t state);
+
+/* Escape a name from the peer for a terminal or a log, like `ls -b`:
+ * control bytes, bytes that are not UTF-8 of a printable character, and
+ * backslashes become C escapes (\x1b, \n, \\). With NSHM_ESCAPE_MESSAGE
+ * (a whole message of ours) newlines and backslashes pass. The output is
+ * cut at an escape boundary to fit outlen; returns its length. */
+#define NSHM_ESCAPE_MESSAGE 0x1u
+NSHM_API size_t nshm_escape(char *out, size_t outlen, const char *in, unsigned flags);
 
 NSHM_API const char *nshm_strerror(int err);
 NSHM_API const char *nshm_reason_str(uint32_t reason);

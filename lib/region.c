@@ -131,6 +131,7 @@ static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
 		     bool *wc, bool *dev, char *msg, size_t msglen)
 {
 	char bdf[64];
+	int oflags = O_RDWR | O_CLOEXEC;
 	int rc;
 
 	*wc = false;
@@ -159,11 +160,19 @@ static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
 			return -EINVAL;
 		}
 		snprintf(path, pathlen, "/dev/shm/%s", ep);
+		/* Anyone may plant a link or a FIFO in /dev/shm: a NAME is
+		 * the object itself or nothing. */
+		oflags |= O_NOFOLLOW | O_NONBLOCK;
 	}
-	rc = open(path, O_RDWR | O_CLOEXEC);
+	rc = open(path, oflags);
 	if (rc >= 0)
 		return rc;
 	rc = -errno;
+	if (rc == -ELOOP && (oflags & O_NOFOLLOW)) {
+		snprintf(msg, msglen, "%s is a symbolic link: refusing to follow it "
+			 "(name the target's path instead)", path);
+		return -EINVAL;
+	}
 	if (rc == -ENOENT && !strchr(ep, '/') && strncmp(ep, "pci", 3) != 0) {
 		explain_missing(ep, msg, msglen);
 		return -NSHM_ENOENDPOINT;
@@ -207,7 +216,13 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || st.st_size < (off_t)MIN_REGION) {
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(msg, msglen, "%s is not a regular file (a region is a shared "
+			 "memory object, a file or a PCI BAR)", path);
+		goto out;
+	}
+	if (st.st_size < (off_t)MIN_REGION) {
 		rc = -NSHM_ETOOSMALL;
 		snprintf(msg, msglen, "%s is %lld bytes; nshm needs a region of at least "
 			 "%u bytes (%u header + one %u-byte slot)", path,
@@ -269,4 +284,9 @@ const char *nshm_region_path(const struct nshm_region *r)
 const char *nshm_region_mapping(const struct nshm_region *r)
 {
 	return r->mapping;
+}
+
+const char *nshm_region_doorbell(const struct nshm_region *r)
+{
+	return r->db.kind ? r->db.kind : "polling";
 }

@@ -111,6 +111,7 @@ static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 		return -ENOMEM;
 	}
 	watch_reset(&rx->watch, &rx->tx.head);
+	watch_pin(&rx->watch);
 	return 0;
 }
 

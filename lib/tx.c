@@ -15,6 +15,9 @@
 #include "internal.h"
 
 #define ANNOUNCE_NS 200000000  /* say "waiting" only after 0.2 s */
+/* Between two offers: a fresh receiver rarely needs a second round. */
+#define RETRY_PAUSE_MIN_NS 1000000
+#define RETRY_PAUSE_MAX_NS 100000000
 
 struct nshm_tx {
 	struct nshm_region *r;
@@ -211,6 +214,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 {
 	int64_t ready_deadline = tx->p.timeout_ms > 0
 		? nshm_now_ns() + tx->p.timeout_ms * 1000000 : 0;
+	int64_t pause_ns = RETRY_PAUSE_MIN_NS;
 	int rc;
 
 	/* One watch across retries: a receiver that never answered stays
@@ -235,8 +239,11 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		if (ready_deadline && ready_deadline < answer_deadline)
 			answer_deadline = ready_deadline;
 		rc = wait_until(&tx->bell, cond_answer, tx, answer_deadline, tx->p.cancel);
-		if (rc == 0)
+		if (rc == 0) {
+			/* From here the receiver is the owner that accepted. */
+			watch_pin(&tx->watch);
 			return 0;
+		}
 		if (rc == -ETIMEDOUT && ready_deadline && nshm_now_ns() >= ready_deadline) {
 			snprintf(tx->why, sizeof(tx->why), "no receiver answered on %s",
 				 tx->r->path);
@@ -244,8 +251,13 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		}
 		if (rc != ANSWER_RETRY && rc != -ETIMEDOUT)
 			return rc;
-		/* The receiver left or never answered: wait for another. */
+		/* The receiver left or never answered: wait for another, after
+		 * a pause that grows with each round, so that a receiver that
+		 * keeps renewing its readiness cannot make us spin. */
 		PUBLISH(TXL(tx)->state, TX_IDLE);
+		nshm_sleep_ns(pause_ns);
+		if (pause_ns < RETRY_PAUSE_MAX_NS)
+			pause_ns *= 2;
 	}
 }
 

@@ -84,6 +84,7 @@ if build BUILD=build-san SAN=1; then
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	unit_suites build-san asan
 	NSHM_BIN=$PWD/build-san bats_suite asan tests/cli.bats
+	NSHM_BIN=$PWD/build-san bats_suite asan tests/hostile.bats
 fi
 
 # Memcheck over the unit tests and one real transfer: leaks and bad reads.

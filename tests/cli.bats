@@ -235,8 +235,12 @@ send_and_check() {
 @test "an unsafe name from the sender is refused; nothing outside DEST" {
 	echo evil >"$T/src"
 	mkdir "$T/dst"
-	bg get "$GET" -s "$REGION" "$T/dst"
+	# nshm-put refuses a name with '/' itself; ".." it offers, and the
+	# receiver must refuse it.
 	run "$PUT" --name ../escaped "$T/src" "$REGION"
+	[ "$status" -eq 2 ]
+	bg get "$GET" -s "$REGION" "$T/dst"
+	run "$PUT" --name .. "$T/src" "$REGION"
 	[ "$status" -ne 0 ]
 	[ "$(wait_rc get)" -ne 0 ]
 	[ ! -e "$T/escaped" ]
