@@ -2,7 +2,7 @@
 # bench/vm.sh -- the "vm" setting of bench/run (sourced by it, never run alone).
 #
 # One QEMU guest is booted with every device at once (ivshmem, virtio-net,
-# two 9p shares, virtiofs) and every method moves the same host file into the
+# two 9p shares, virtiofs, two virtserialports) and every method moves the same host file into the
 # guest's tmpfs inside that one boot: under software emulation (TCG, all this
 # machine offers) absolute times mean little, so the methods are only ever
 # compared side by side.  The guest's own tmpfs → tmpfs cp is the ceiling.
@@ -15,14 +15,25 @@
 # host side -- inside bench/run's private network namespace, where lo is the
 # only interface, so nothing can leave it.
 #
+# The two ways without a network: qemu-guest-agent (Debian's package, its
+# binary unpacked into the harness's cache and copied into the initramfs) on
+# one virtserialport, the host writing through its JSON protocol; and a raw
+# virtserialport (QEMU socket chardev on the host, the port's /dev/vportNpM
+# in the guest).  Both are driven from the host by bench/vmchan.py.
+#
 # Timing: wall time on the host from starting both ends to both having ended
 # (the guest's end is seen on its console, polled every 10 ms), then the
 # destination is checked with busybox crc32 inside the guest (not timed).
+# CPU: the guest's /proc/stat (user+nice+system+irq+softirq) read just before
+# and just after each run, less what the two reads themselves cost (measured
+# after boot); on the host, the method's processes, the servers and QEMU's
+# threads other than its vCPUs (see "CPU" in bench/run).
 
-VM_METHODS=(nshm netcat scp curl 9p 9p-msize512k virtiofs cp)
-VM_MODULES="virtio_pci virtio_net 9pnet_virtio 9p virtiofs"
+VM_METHODS=(nshm netcat scp scp-aes128gcm hpnscp hpnscp-none curl 9p 9p-msize512k virtiofs qemu-ga virtio-serial cp)
+VM_MODULES="virtio_pci virtio_net 9pnet_virtio 9p virtiofs virtio_console"
 VM_REGION=${NSHM_BENCH_VM_REGION:-64M}
 VM_SSH_PORT=2223
+VM_HPN_PORT=2225 # host side of the guest hpnsshd's port 2200
 VM_NC_PORT=5900
 
 # Guest-side paths: /tmp/b is a tmpfs of its own for sources and destinations.
@@ -46,6 +57,13 @@ vm_prepare() {
 		vm_kernel_modules "$kdir" $VM_MODULES >/dev/null || exit 1
 		vm_kernel_image "$kdir" >/dev/null
 	) || log "vm: could not prepare QEMU or the guest kernel; the vm setting will fail"
+	# qemu-ga for the guest, from Debian's package (not installed on the host).
+	local qga
+	if qga=$(set +eEu; trap - ERR; . "$lib" && vm_deb_file qemu-guest-agent /usr/sbin/qemu-ga 2>&1); then
+		export NSHM_BENCH_QGA=$qga
+	else
+		log "vm: no qemu-ga: ${qga##*$'\n'}; qemu-ga will fail"
+	fi
 	return 0
 }
 
@@ -86,6 +104,7 @@ vm__main() {
 	fi
 	vm_require_tools || return 1
 	[[ -x /usr/lib/qemu/virtiofsd ]] || log "vm: /usr/lib/qemu/virtiofsd missing: virtiofs will fail"
+	HPN=${NSHM_BENCH_HPN:-} HPN_WHY=${NSHM_BENCH_HPN_WHY:-HPN-SSH not looked for}
 	vm_run_init || return 1
 
 	local sizes=() list s
@@ -106,6 +125,7 @@ vm__main() {
 		vm_exec "$VM" 120 "mkdata $bytes $bytes >$G_SRC/$name" >/dev/null ||
 			log "vm: could not make the guest's source; cp will fail"
 		TMO=$((60 + bytes / 2000000)) # emulation: allow 2 MB/s
+		((bytes > 16 << 20)) && TMO=$((TMO + bytes / 500000)) # qemu-ga: 0.5 MB/s
 		vm__case "$case" "$name" "$bytes" "$expected"
 		vm_exec "$VM" 30 "rm -f $G_SRC/$name" >/dev/null
 		rm -f "$WORK/src/$name"
@@ -118,10 +138,19 @@ vm__main() {
 vm__boot() {
 	local progs
 	progs=$(vm_programs) || return 1
-	local sftp=/usr/lib/openssh/sftp-server
+	local sftp=/usr/lib/openssh/sftp-server extra_progs=() f
+	[[ -x $(dirname "$NSHM_PUT")/nshm-stat ]] && extra_progs+=("$(dirname "$NSHM_PUT")/nshm-stat")
+	[[ -n ${NSHM_BENCH_QGA:-} ]] && extra_progs+=("$NSHM_BENCH_QGA")
+	# HPN-SSH's programs at the paths they were built for (hpnsshd runs
+	# its session and auth helpers from its libexec directory).
+	if [[ -n $HPN ]]; then
+		for f in sbin/hpnsshd libexec/hpnsshd-session libexec/hpnsshd-auth libexec/hpnsftp-server; do
+			extra_progs+=("$HPN/$f=$HPN/$f")
+		done
+	fi
 	# shellcheck disable=SC2086 # two paths without spaces
 	vm_initramfs "$VM_RUN/guest.cpio" -m "$VM_MODULES" \
-		$progs "$BIN/mkdata" "$BIN/curl-get" /usr/sbin/sshd "$sftp" || return 1
+		$progs "$BIN/mkdata" "$BIN/curl-get" /usr/sbin/sshd "$sftp" "${extra_progs[@]}" || return 1
 
 	# The guest's ssh setup travels on a 9p share of its own (the
 	# initramfs builder takes programs only): keys, config, accounts.
@@ -146,6 +175,9 @@ vm__boot() {
 		PidFile /run/sshd.pid
 		Subsystem sftp /usr/local/bin/sftp-server
 	EOF
+	sed -e 's/^Port .*/Port 2200/' -e 's|^PidFile .*|PidFile /run/hpnsshd.pid|' \
+		-e "s|^Subsystem sftp .*|Subsystem sftp $HPN/libexec/hpnsftp-server|" "$cfg/sshd_config" >"$cfg/hpnsshd_config"
+	echo "NoneEnabled yes" >>"$cfg/hpnsshd_config"
 	printf 'root:x:0:0:root:/tmp:/bin/sh\nsshd:x:100:65534::/run/sshd:/bin/false\n' >"$cfg/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$cfg/group"
 
@@ -160,15 +192,18 @@ vm__boot() {
 
 	# virtiofsd serves one guest and exits when it disconnects.
 	local sock=$VM_RUN/vfs.sock
-	/usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$WORK/src" -o cache=auto \
-		>"$WORK/virtiofsd.log" 2>&1 &
+	server /usr/lib/qemu/virtiofsd --socket-path="$sock" -o source="$WORK/src" -o cache=auto \
+		>"$WORK/virtiofsd.log" 2>&1
 	VFSD_PID=$!
+	SERVER_PIDS+=("$VFSD_PID")
 	local i
 	for ((i = 0; i < 100; i++)); do [[ -S $sock ]] && break; sleep 0.05; done
 
 	# shellcheck disable=SC2054 # QEMU's option values are comma-separated
 	local extra=(
-		-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$VM_SSH_PORT-:22"
+		# Thread names ("CPU 0/TCG"): QEMU's own CPU is told from the guest's by them.
+		-name bench,debug-threads=on
+		-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$VM_SSH_PORT-:22,hostfwd=tcp:127.0.0.1:$VM_HPN_PORT-:2200"
 		-device virtio-net-pci,netdev=n0
 		# Two 9p devices on the same directory: one channel each, one msize each.
 		-virtfs "local,path=$WORK/src,mount_tag=h9a,security_model=none,readonly=on"
@@ -177,6 +212,12 @@ vm__boot() {
 		# virtiofs needs the guest's RAM shared with virtiofsd.
 		-object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem
 		-chardev "socket,id=vfs,path=$sock" -device vhost-user-fs-pci,chardev=vfs,tag=hvfs
+		# Two virtserialports: qemu-guest-agent's, and a raw one.
+		-device virtio-serial-pci
+		-chardev "socket,id=qga,path=$VM_RUN/qga.sock,server=on,wait=off"
+		-device virtserialport,chardev=qga,name=org.qemu.guest_agent.0
+		-chardev "socket,id=vsp,path=$VM_RUN/vsp.sock,server=on,wait=off"
+		-device virtserialport,chardev=vsp,name=nshm.bench
 	)
 	VM=$(vm_boot bench --shm "$SHM" "$VM_REGION" -- "${extra[@]}") || return 1
 	VM_ACCEL=$(vm_accel)
@@ -191,15 +232,63 @@ mount -t 9p -o trans=virtio,version=9p2000.L hcfg /mnt/cfg || echo 'cfg failed'
 ip link set lo up; ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up || echo 'net failed'
 cp /mnt/cfg/passwd /mnt/cfg/group /etc/ && cp /mnt/cfg/host_key /mnt/cfg/sshd_config /mnt/cfg/authorized_keys /etc/ssh/ && chmod 600 /etc/ssh/host_key
 /usr/local/bin/sshd -f /etc/ssh/sshd_config -E /tmp/sshd.log || echo 'sshd failed'
+${HPN:+$HPN/sbin/hpnsshd -f /mnt/cfg/hpnsshd_config -E /tmp/hpnsshd.log || echo 'hpnsshd failed'}
+for p in /sys/class/virtio-ports/*; do n=\$(cat \$p/name); [ \$n = org.qemu.guest_agent.0 ] && echo /dev/\${p##*/} >/tmp/qga.dev; [ \$n = nshm.bench ] && echo /dev/\${p##*/} >/tmp/vsp.dev; done
+qemu-ga -d -m virtio-serial -p \$(cat /tmp/qga.dev) -t /tmp -f /tmp/qga.pid -l /tmp/qga.log || echo 'qemu-ga failed'
+mount -t debugfs none /sys/kernel/debug || echo 'debugfs failed'
 grep -E ' (9p|virtiofs) ' /proc/mounts | sed 's/^/mount: /'
 true"
 	# The command channel takes one line: join the steps with ';'.
 	local out
 	out=$(vm_exec "$VM" 60 "$(tr '\n' ';' <<<"$setup" | sed 's/;;*/; /g')" 2>&1)
 	[[ -n $out ]] && printf 'vm setup: %s\n' "$out" >>"$WORK/methods.log"
+	QEMU_PID=$(cat "$VM/qemu.pid")
 	log "vm: booted ($VM_ACCEL)"
-	printf 'One guest boot (QEMU %s, accel %s, 512 MiB, Debian kernel %s); every method moves the file into the guest'"'"'s tmpfs. Under tcg (software emulation) compare methods side by side only.\n' \
-		"$(qemu-system-x86_64 --version | awk 'NR==1{print $4}')" "$VM_ACCEL" "$(basename "$(vm_kernel_dir)" | sed 's/^linux-image-//')" >"$WORK/vm-note"
+	vm__baseline
+	local cpu_model bar2
+	cpu_model=$(vm_exec "$VM" 30 "grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'" 2>/dev/null)
+	bar2=$(vm__bar2_type)
+	printf 'One guest boot (QEMU %s, accel %s, -cpu %s: guest sees "%s", 1 vCPU, 512 MiB, Debian kernel %s); BAR2 mapped by nshm-get (sysfs resource2): %s. Every method moves the file into the guest'"'"'s tmpfs. Under tcg (software emulation) compare methods side by side only. Guest CPU per run less %s ms, the cost of reading it (median of 3 empty runs).\n' \
+		"$(qemu-system-x86_64 --version | awk 'NR==1{print $4}')" "$VM_ACCEL" \
+		"$([[ $VM_ACCEL == kvm ]] && echo "${NSHM_VM_KVM_CPU:-host}" || echo "${NSHM_VM_TCG_CPU:-qemu64 (default)}")" \
+		"${cpu_model:-?}" "$(basename "$(vm_kernel_dir)" | sed 's/^linux-image-//')" "$bar2" "$G_BASE" >"$WORK/vm-note"
+	return 0
+}
+
+# The mapping type the guest kernel gave BAR2 (PAT's memtype list, in
+# debugfs), read while nshm-stat has it mapped.
+vm__bar2_type() {
+	local cmd out
+	cmd="for x in /sys/bus/pci/devices/*; do [ \"\$(cat \$x/device)\" = 0x1110 ] && d=\$x; done; a=\$(sed -n 3p \$d/resource | cut -d' ' -f1); (timeout 5 nshm-stat -w -i 1 pci >/dev/null 2>&1 &); sleep 2; f=/sys/kernel/debug/x86/pat_memtype_list; if [ -r \$f ]; then grep -m1 \"\$a\" \$f || echo \"BAR2 \$a not in \$f\"; else echo \"no \$f (PAT off?)\"; fi"
+	out=$(vm_exec "$VM" 30 "$cmd" 2>&1) || out="probe failed: $out"
+	# "PAT: [mem 0x...-0x...] uncached-minus" -> "uncached-minus ([mem ...])"
+	if [[ $out =~ \[mem\ ([^]]*)\]\ (.*)$ ]]; then
+		echo "${BASH_REMATCH[2]} (pat_memtype_list: ${BASH_REMATCH[1]})"
+	else
+		echo "${out:-?}"
+	fi
+}
+
+# Guest CPU: busy ticks (user nice system irq softirq) from a "cpu ..." line.
+vm__busy() {
+	local -n _b=$1
+	local c u n sy id io irq sirq
+	read -r c u n sy id io irq sirq _ <<<"$2"
+	[[ $c == cpu ]] || { _b=; return 1; }
+	_b=$(((u + n + sy + irq + sirq) * TICK_MS))
+}
+
+# What reading the guest's CPU costs (a job's start and end on the console
+# under emulation): the median of three runs with nothing between the reads.
+vm__baseline() {
+	local i a b x y v=()
+	for i in 1 2 3; do
+		a=$(vm_exec "$VM" 30 "head -1 /proc/stat" 2>/dev/null)
+		b=$(vm_exec "$VM" 30 "head -1 /proc/stat; true" 2>/dev/null)
+		vm__busy x "$a" && vm__busy y "$b" && v+=($((y - x)))
+	done
+	G_BASE=0
+	((${#v[@]})) && G_BASE=$(printf '%s\n' "${v[@]}" | sort -n | sed -n "$(((${#v[@]} + 1) / 2))p")
 	return 0
 }
 
@@ -225,33 +314,70 @@ vm__end() {
 	vm_wait "$VM" "$id" 1 >/dev/null 2>>"$WORK/methods.log"
 }
 
+# vm__host CMD...: start the host end of a transfer in the background (its
+# pid in $host); the CPU of its processes goes to $WORK/host.times.
+vm__host() {
+	(
+		rc=0
+		timeout -k 2 "$TMO" "$@" || rc=$?
+		times >>"$WORK/host.times"
+		exit $rc
+	) 3>&- &
+	host=$!
+}
+
+# Sum of the children's user+sys lines in $WORK/host.times, in ms.
+vm__host_ms() {
+	local -n _h=$1
+	local u s a b
+	_h=0
+	[[ -f $WORK/host.times ]] || return 0
+	while read -r _ _ && read -r u s; do
+		tms_ms a "$u"
+		tms_ms b "$s"
+		_h=$((_h + a + b))
+	done <"$WORK/host.times"
+}
+
 VM_NC_SEQ=0
-vm__one() { # METHOD NAME: one timed transfer into $G_DST; returns its status
-	local method=$1 name=$2 src=$WORK/src/$2 id='' host='' rc=0 port
+vm__one() { # METHOD NAME BYTES: one timed transfer into $G_DST; returns its status
+	local method=$1 name=$2 bytes=$3 src=$WORK/src/$2 id='' host='' rc=0 port
 	case $method in
 	nshm)
-		timeout -k 2 "$TMO" "$NSHM_PUT" -q "$src" "$SHM" 3>&- &
-		host=$!
+		vm__host "$NSHM_PUT" -q "$src" "$SHM"
 		id=$(vm_start "$VM" "nshm-get -q -f -s pci $G_DST/$name")
 		;;
 	netcat)
 		# The host serves the file; the guest pulls it: a refused
 		# connect (listener not bound yet) is retried, bounded.
 		port=$((VM_NC_PORT + VM_NC_SEQ++ % 50))
-		timeout -k 2 "$TMO" nc -N -l 127.0.0.1 "$port" <"$src" 3>&- &
-		host=$!
+		vm__host nc -N -l 127.0.0.1 "$port" <"$src"
 		# busybox nc stops at EOF on its stdin, so the socket is handed
 		# to cat (-e) instead of nc copying it to stdout.
 		id=$(vm_start "$VM" "i=0; until nc 10.0.2.2 $port -e sh -c 'cat >$G_DST/$name'; do i=\$((i+1)); [ \$i -ge 50 ] && exit 1; usleep 20000; done")
 		;;
-	scp)
-		timeout -k 2 "$TMO" "$SCP" "${VM_SCP_OPTS[@]}" "$src" "root@127.0.0.1:$G_DST/$name" 3>&- &
-		host=$!
+	scp) vm__host "$SCP" "${VM_SCP_OPTS[@]}" "$src" "root@127.0.0.1:$G_DST/$name" ;;
+	scp-aes128gcm)
+		vm__host "$SCP" "${VM_SCP_OPTS[@]}" -c aes128-gcm@openssh.com "$src" "root@127.0.0.1:$G_DST/$name"
+		;;
+	hpnscp) vm__host "$HPN/bin/hpnscp" "${VM_HPN_OPTS[@]}" "$src" "root@127.0.0.1:$G_DST/$name" ;;
+	hpnscp-none)
+		vm__host "$HPN/bin/hpnscp" "${VM_HPN_OPTS[@]}" -o NoneEnabled=yes -o NoneSwitch=yes \
+			"$src" "root@127.0.0.1:$G_DST/$name"
 		;;
 	curl) id=$(vm_start "$VM" "curl-get -q http://10.0.2.2:$HTTP_PORT/ $G_DST $name") ;;
 	9p) id=$(vm_start "$VM" "cp /mnt/9a/$name $G_DST/") ;;
 	9p-msize512k) id=$(vm_start "$VM" "cp /mnt/9b/$name $G_DST/") ;;
 	virtiofs) id=$(vm_start "$VM" "cp /mnt/vfs/$name $G_DST/") ;;
+	qemu-ga) vm__host python3 "$BENCH_DIR/vmchan.py" qga "$VM_RUN/qga.sock" "$src" "$G_DST/$name" ;;
+	virtio-serial)
+		# The guest reads exactly BYTES, then answers one byte on the
+		# same port: the host end returns when the guest has it all.
+		# Until the host has connected, a read of the port returns end
+		# of file at once: the guest retries (10 ms steps, bounded).
+		vm__host python3 "$BENCH_DIR/vmchan.py" raw "$VM_RUN/vsp.sock" "$src"
+		id=$(vm_start "$VM" "exec 3<>\$(cat /tmp/vsp.dev); i=0; until head -c $bytes <&3 >$G_DST/$name; [ -s $G_DST/$name ]; do i=\$((i+1)); [ \$i -ge 1000 ] && exit 1; usleep 10000; done; printf k >&3")
+		;;
 	cp) id=$(vm_start "$VM" "cp $G_SRC/$name $G_DST/") ;;
 	esac
 	if [[ -n $id ]]; then vm__end "$id" || rc=$?; fi
@@ -265,23 +391,39 @@ vm__one() { # METHOD NAME: one timed transfer into $G_DST; returns its status
 
 vm__case() { # CASE NAME BYTES EXPECTED
 	local case=$1 name=$2 bytes=$3 expected=$4 run first=0 m t0 t1 rc got status secs note
+	local out g0 g1 s0 s1 q0 q1 h hcpu gcpu
 	((SMOKE)) && first=1
 	VM_SCP_OPTS=(-q -B -F /dev/null -P "$VM_SSH_PORT" -i "$WORK/ssh/user_key"
 		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR)
+	VM_HPN_OPTS=("${VM_SCP_OPTS[@]}")
+	VM_HPN_OPTS[5]=$VM_HPN_PORT # the value after -P
+	for m in "${VM_METHODS[@]}"; do
+		not_built "$m" && record vm "$m" "$case" file "$bytes" 1 1 '' 'not built' '' '' "$HPN_WHY"
+	done
 	for ((run = first; run <= RUNS; run++)); do
 		for m in "${VM_METHODS[@]}"; do
+			not_built "$m" && continue
 			# Untimed: an empty destination; for virtiofs (cache=auto) an
 			# empty guest page cache, or later runs would read guest RAM.
 			local prep="rm -rf $G_DST && mkdir -p $G_DST"
 			[[ $m == virtiofs ]] && prep+=" && sync && echo 3 >/proc/sys/vm/drop_caches"
-			vm_exec "$VM" 30 "$prep" >/dev/null 2>&1
+			out=$(vm_exec "$VM" 30 "$prep; head -1 /proc/stat" 2>/dev/null)
+			vm__busy g0 "$out" || g0=
+			rm -f "$WORK/host.times"
+			servers_ms s0
+			qemu_io_ms q0 "$QEMU_PID"
 			rc=0
 			now_us t0
-			vm__one "$m" "$name" >>"$WORK/methods.log" 2>&1 || rc=$?
+			vm__one "$m" "$name" "$bytes" >>"$WORK/methods.log" 2>&1 || rc=$?
 			now_us t1
-			got=
+			servers_quiet
+			servers_ms s1
+			qemu_io_ms q1 "$QEMU_PID"
+			got= g1=
 			if ((rc == 0)); then
-				got=$(vm_exec "$VM" 120 "crc32 <$G_DST/$name" 2>/dev/null) || got=
+				out=$(vm_exec "$VM" 120 "head -1 /proc/stat; crc32 <$G_DST/$name" 2>/dev/null) || out=
+				vm__busy g1 "${out%%$'\n'*}" || g1=
+				got=${out##*$'\n'}
 			fi
 			if ((rc != 0)); then
 				status=failed note="exit $rc"
@@ -292,8 +434,17 @@ vm__case() { # CASE NAME BYTES EXPECTED
 			else
 				status=ok note=
 			fi
+			hcpu= gcpu=
+			if [[ $status == ok ]]; then
+				vm__host_ms h
+				hcpu=$((h + s1 - s0 + q1 - q0))
+				if [[ -n $g0 && -n $g1 ]]; then
+					gcpu=$((g1 - g0 - G_BASE))
+					((gcpu < 0)) && gcpu=0
+				fi
+			fi
 			printf -v secs '%d.%06d' $(((t1 - t0) / 1000000)) $(((t1 - t0) % 1000000))
-			record vm "$m" "$case" file "$bytes" 1 "$run" "$secs" "$status" "$note"
+			record vm "$m" "$case" file "$bytes" 1 "$run" "$secs" "$status" "$hcpu" "$gcpu" "$note"
 			vm_alive "$VM" || { log "vm: the guest died"; return 1; }
 		done
 	done
