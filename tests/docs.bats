@@ -153,6 +153,31 @@ versions_agree() {
 	[ "$n" -ge 4 ] || { echo "only $n version statements found" >&2; return 1; }
 }
 
+# limits_agree LAYOUT PAGEDIR: the slot and chunk limits the pages state are
+# those of LAYOUT (lib/layout.h, which asserts them against nshm(7)'s
+# numbers; cmd/nshm-put.c repeats them in its option checks).
+limits_agree() {
+	local slots min max mib txt p phrase
+	slots=$(sed -nE 's/^#define NSHM_MAX_SLOTS +([0-9]+)u?.*/\1/p' "$1")
+	min=$(sed -nE 's/^#define NSHM_MIN_CHUNK +([0-9]+)u?.*/\1/p' "$1")
+	max=$(sed -nE 's/^#define NSHM_MAX_CHUNK +\(([0-9]+)u? << 20\).*/\1/p' "$1")
+	if [ -z "$slots" ] || [ -z "$min" ] || [ -z "$max" ]; then
+		echo "no NSHM_MAX_SLOTS, NSHM_MIN_CHUNK or NSHM_MAX_CHUNK (MiB << 20) in $1" >&2
+		return 1
+	fi
+	while IFS='|' read -r p phrase; do
+		txt=$(render "$2/$p" | tr -s ' \n' '  ')
+		grep -qF -- "$phrase" <<<"$txt" || { echo "$p does not say: $phrase" >&2; return 1; }
+	done <<-EOF
+	nshm.7|N, number of slots (1 to $slots)
+	nshm.7|C, chunk size (a multiple of $min, $min to $max MiB)
+	nshm.7|N from 1 to $slots, C a multiple of $min from $min to $max MiB
+	libnshm.3|slots (at most $slots) of chunk bytes, a multiple of $min up to $max MiB
+	nshm-put.1|n slots, 1 to $slots (default 2)
+	nshm-put.1|a multiple of $((min / 1024))K from $((min / 1024))K to ${max}M
+	EOF
+}
+
 # ------------------------------------------------------------------ pages
 
 @test "man pages: all present, and mandoc -Tlint -Wwarning has nothing to say" {
@@ -189,6 +214,14 @@ versions_agree() {
 	run versions_agree "$T/lib.h" "$MAN"/*.[1-9]
 	[ "$status" -ne 0 ]
 	[[ $output == *"library version"* ]]
+}
+
+@test "man pages: the slot and chunk limits they state are lib/layout.h's" {
+	limits_agree "$ROOT/lib/layout.h" "$MAN"
+	sed 's/^#define NSHM_MAX_SLOTS .*/#define NSHM_MAX_SLOTS 32u/' "$ROOT/lib/layout.h" >"$T/layout.h"
+	run limits_agree "$T/layout.h" "$MAN"
+	[ "$status" -ne 0 ]
+	[[ $output == *"1 to 32"* ]]
 }
 
 @test "man pages: nshm(7) lints clean" {
