@@ -28,7 +28,8 @@ static int all_zero(const uint64_t *v, size_t n)
 
 int nshm_check_params(const struct nshm_params *p)
 {
-	return all_zero(p->reserved, sizeof(p->reserved) / sizeof(p->reserved[0]))
+	return p->reserved32 == 0 && (p->flags & ~NSHM_P_WAIT_BUSY) == 0 &&
+	       all_zero(p->reserved, sizeof(p->reserved) / sizeof(p->reserved[0]))
 	       ? 0 : -EINVAL;
 }
 

@@ -14,6 +14,8 @@
 #define YIELDS 64u
 #define SLEEP_MIN_NS 10000
 #define SLEEP_MAX_NS 1000000
+/* Idle (a wait past NSHM_IDLE_AFTER_NS): a new transfer starts within this. */
+#define IDLE_SLEEP_MAX_NS 50000000
 
 static void poll_ring(struct nshm_bell *b)
 {
@@ -25,6 +27,12 @@ static void cpu_relax(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #endif
+}
+
+/* Polling's longest sleep: short in a transfer, longer once idle. */
+static int64_t poll_cap(const struct nshm_bell *b)
+{
+	return b->idle ? IDLE_SLEEP_MAX_NS : SLEEP_MAX_NS;
 }
 
 static void poll_wait(struct nshm_bell *b, int64_t max_ns)
@@ -41,8 +49,10 @@ static void poll_wait(struct nshm_bell *b, int64_t max_ns)
 	}
 	if (b->sleep_ns < SLEEP_MIN_NS)
 		b->sleep_ns = SLEEP_MIN_NS;
+	if (b->sleep_ns > poll_cap(b))
+		b->sleep_ns = poll_cap(b);
 	nshm_sleep_ns(b->sleep_ns < max_ns ? b->sleep_ns : max_ns);
-	if (b->sleep_ns < SLEEP_MAX_NS)
+	if (b->sleep_ns < poll_cap(b))
 		b->sleep_ns *= 2;
 }
 
@@ -57,6 +67,8 @@ void bell_init_polling(struct nshm_bell *b)
 	b->ring = poll_ring;
 	b->wait = poll_wait;
 	b->reset = poll_reset;
+	b->idle = false;
+	b->idle_flag = NULL;
 	poll_reset(b);
 }
 
@@ -96,7 +108,7 @@ static int64_t fd_cap(const struct nshm_bell *b)
 	snap_head(b->peer, &h);
 	if (h.owner == 0)
 		return IDLE_CAP_NS;
-	return h.bell != 0 ? RING_CAP_NS : SLEEP_MAX_NS;
+	return h.bell != 0 ? RING_CAP_NS : poll_cap(b);
 }
 
 /* true when db.fd became readable within ns. */

@@ -11,6 +11,9 @@
 
 #include "internal.h"
 
+/* NSHM_P_WAIT_BUSY: how often to look at a live holder again. */
+#define BUSY_RETRY_NS 5000000
+
 struct take_ctx {
 	struct nshm_region *r;
 	struct line_head *line;
@@ -58,9 +61,12 @@ static void *beat(void *arg)
 	 * time; nothing is published through them. */
 	while (!c->stop &&
 	       atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token) {
+		long ms = atomic_load_explicit(&c->idle, memory_order_relaxed)
+			? c->idle_beat_ms : NSHM_HEARTBEAT_MS;
+
 		atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
-		next.tv_nsec += NSHM_HEARTBEAT_MS * 1000000L;
-		if (next.tv_nsec >= 1000000000L) {
+		next.tv_nsec += ms * 1000000L;
+		while (next.tv_nsec >= 1000000000L) {
 			next.tv_sec++;
 			next.tv_nsec -= 1000000000L;
 		}
@@ -118,10 +124,19 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 {
 	struct nshm_bell bell;
 	int64_t deadline = p->timeout_ms > 0 ? nshm_now_ns() + p->timeout_ms * 1000000 : 0;
+	unsigned said = 0;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	c->line = line;
+	/* Idle, beat a fifth of the peer timeout (peers usually share it),
+	 * at most once a second: still several beats before a peer would
+	 * judge us dead, and few wake-ups. */
+	c->idle_beat_ms = (int)(peer_timeout_ns(p) / 5000000);
+	if (c->idle_beat_ms > NSHM_IDLE_BEAT_MS)
+		c->idle_beat_ms = NSHM_IDLE_BEAT_MS;
+	if (c->idle_beat_ms < NSHM_HEARTBEAT_MS)
+		c->idle_beat_ms = NSHM_HEARTBEAT_MS;
 	c->token = nshm_random64();
 	bell_init_polling(&bell);
 	for (;;) {
@@ -138,7 +153,7 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 			continue;
 		}
 		watch_reset(&t.watch, &t.h);
-		if (p->waiting) {
+		if (p->waiting && !said++) {
 			char msg[512];
 
 			snprintf(msg, sizeof(msg),
@@ -156,6 +171,12 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 				 head_same_kernel(&t.h) ? "" : " on the other side");
 		if (rc < 0)
 			return rc;
+		if (t.busy && (p->flags & NSHM_P_WAIT_BUSY) && !(p->cancel && *p->cancel) &&
+		    (!deadline || nshm_now_ns() < deadline)) {
+			/* Asked to take turns: look again shortly. */
+			nshm_sleep_ns(BUSY_RETRY_NS);
+			continue;
+		}
 		if (t.busy) {
 			snprintf(why, NSHM_WHY_LEN,
 				 "%s is busy: another %s (pid %u%s) is using it",

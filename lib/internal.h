@@ -14,6 +14,7 @@
 #define NSHM_DEFAULT_CHUNK (2u << 20)
 #define NSHM_DEFAULT_PEER_TIMEOUT_MS 15000
 #define NSHM_HEARTBEAT_MS 50
+#define NSHM_IDLE_BEAT_MS 1000
 #define NSHM_WHY_LEN 512
 
 struct nshm_region;
@@ -103,6 +104,11 @@ struct offer_snap {
 	int64_t mtime_sec;
 	char name[NSHM_NAME_MAX + 1];
 };
+struct request_snap {
+	uint64_t session;
+	uint32_t kind, path_len;
+	char path[NSHM_REQ_PATH_MAX + 1];
+};
 struct desc_snap {
 	uint64_t seq;
 	uint32_t len, crc;
@@ -113,6 +119,7 @@ void snap_tx(const struct nshm_region *r, struct tx_snap *s);
 void snap_rx(const struct nshm_region *r, struct rx_snap *s);
 void snap_offer(const struct nshm_region *r, struct offer_snap *s);
 void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s);
+void snap_request(const struct nshm_region *r, struct request_snap *s);
 uint64_t peek_tx_produced(const struct nshm_region *r);
 uint64_t peek_rx_consumed(const struct nshm_region *r);
 /* validate.c */
@@ -121,6 +128,10 @@ int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
 int validate_offer(const struct offer_snap *o, uint64_t session,
 		   struct nshm_meta *meta, char *why);
 int validate_name(const char *name, size_t len);
+/* A request's path: components that are not empty, "." or "..", without
+ * control bytes; absolute only for a pull (it is taken under ROOT). */
+int validate_request(const struct request_snap *q, uint64_t session, char *why);
+int validate_rel_path(const char *path, size_t len, bool allow_abs);
 bool head_same_kernel(const struct head_snap *h);
 
 /* liveness.c: is the owner of a line alive? */
@@ -145,6 +156,10 @@ struct claim {
 	pthread_cond_t wake;
 	bool stop;
 	bool running;
+	/* Set by the side's waits: a long wait beats slowly (idle_beat_ms),
+	 * so an idle waiter costs few wake-ups. Relaxed: only a pace. */
+	_Atomic bool idle;
+	int idle_beat_ms;
 };
 int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 	       const struct nshm_params *p, const char *role, char *why);
@@ -163,7 +178,11 @@ struct nshm_bell {
 	struct nshm_region *r;            /* fd bell: the region's doorbell */
 	const struct line_head *peer;     /* fd bell: whom ring() wakes */
 	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
+	bool idle;                        /* set by wait_until: a long wait */
+	_Atomic bool *idle_flag;          /* the claim's, to slow its beat */
 };
+/* A wait this long is idle: the bell sleeps longer, the heartbeat slows. */
+#define NSHM_IDLE_AFTER_NS 2000000000LL
 void bell_init_polling(struct nshm_bell *b);
 /* The fd bell when r has a doorbell, else polling; peer is the line whose
  * owner ring() wakes (its `bell` field says how). */

@@ -27,6 +27,7 @@
 #define NSHM_RX_OFF     256u        /* receiver's control line */
 #define NSHM_OFFER_OFF  512u        /* sender: stream metadata */
 #define NSHM_DESC_OFF   1024u       /* sender: one descriptor per slot */
+#define NSHM_REQ_OFF    2048u       /* sender: a request to a resident receiver */
 #define NSHM_DATA_OFF   4096u       /* slots start here, page aligned */
 #define NSHM_MAX_SLOTS  64u
 #define NSHM_MIN_CHUNK  4096u
@@ -42,7 +43,8 @@ enum { RX_IDLE = 0, RX_READY = 1, RX_ACCEPT = 2, RX_REFUSE = 3,
 /* Offer flags. */
 #define NSHM_OFFER_SIZE_KNOWN 0x1u
 #define NSHM_OFFER_ARCHIVE    0x2u
-#define NSHM_OFFER_FLAGS      0x3u
+#define NSHM_OFFER_REQUEST    0x4u  /* the request record belongs to this offer */
+#define NSHM_OFFER_FLAGS      0x7u
 
 /* Identity of a claim's owner, so a dead owner on the same kernel (same
  * boot id and pid namespace) is seen at once instead of after the heartbeat
@@ -101,6 +103,15 @@ struct offer {
 	unsigned char name[NSHM_NAME_MAX + 1];
 };
 
+/* Written by the sender with an offer that has NSHM_OFFER_REQUEST: what it
+ * asks of the receiver (nshm.h's NSHM_REQ_*) and the path that goes with it. */
+struct request {
+	_Atomic uint64_t session;     /* the offer's */
+	_Atomic uint32_t kind;
+	_Atomic uint32_t path_len;
+	unsigned char path[NSHM_REQ_PATH_MAX + 1];
+};
+
 struct slot_desc {
 	_Atomic uint64_t seq;
 	_Atomic uint32_t len;
@@ -111,7 +122,8 @@ _Static_assert(sizeof(struct tx_line) <= NSHM_RX_OFF - NSHM_TX_OFF, "tx line");
 _Static_assert(sizeof(struct rx_line) <= NSHM_OFFER_OFF - NSHM_RX_OFF, "rx line");
 _Static_assert(sizeof(struct offer) <= NSHM_DESC_OFF - NSHM_OFFER_OFF, "offer");
 _Static_assert(NSHM_MAX_SLOTS * sizeof(struct slot_desc) <=
-	       NSHM_DATA_OFF - NSHM_DESC_OFF, "descriptors");
+	       NSHM_REQ_OFF - NSHM_DESC_OFF, "descriptors");
+_Static_assert(sizeof(struct request) <= NSHM_DATA_OFF - NSHM_REQ_OFF, "request");
 
 /* Every offset nshm(7) documents, checked by the compiler: a change to a
  * struct above that moves a field fails the build instead of the protocol. */
@@ -162,6 +174,13 @@ NSHM_AT(struct offer, mtime_nsec, 32);
 NSHM_AT(struct offer, name_len, 36);
 NSHM_AT(struct offer, name, 40);
 _Static_assert(sizeof(((struct offer *)0)->name) == 256, "offer name is 256 bytes (nshm(7))");
+/* Request (protocol 2). */
+_Static_assert(NSHM_REQ_OFF == 2048, "request offset (nshm(7))");
+NSHM_AT(struct request, session, 0);
+NSHM_AT(struct request, kind, 8);
+NSHM_AT(struct request, path_len, 12);
+NSHM_AT(struct request, path, 16);
+_Static_assert(sizeof(((struct request *)0)->path) == 1025, "request path (nshm(7))");
 /* Slot descriptor. */
 NSHM_AT(struct slot_desc, seq, 0);
 NSHM_AT(struct slot_desc, len, 8);
@@ -171,6 +190,7 @@ NSHM_AT(struct slot_desc, crc, 12);
 #define TX(base)      ((struct tx_line *)((char *)(base) + NSHM_TX_OFF))
 #define RX(base)      ((struct rx_line *)((char *)(base) + NSHM_RX_OFF))
 #define OFFER(base)   ((struct offer *)((char *)(base) + NSHM_OFFER_OFF))
+#define REQUEST(base) ((struct request *)((char *)(base) + NSHM_REQ_OFF))
 #define DESC(base, i) ((struct slot_desc *)((char *)(base) + NSHM_DESC_OFF) + (i))
 
 #endif

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define NSHM_LIB_VERSION "0.1.0"
-#define NSHM_PROTOCOL_VERSION 1
+#define NSHM_PROTOCOL_VERSION 2
 
 /* Failures of the protocol's own (returned negated). */
 enum nshm_error {
@@ -61,6 +61,8 @@ enum nshm_reason {
 	NSHM_R_PERM,        /* permission denied at the destination */
 	NSHM_R_TIMEOUT,     /* the peer stopped responding */
 	NSHM_R_UNSUPPORTED, /* the receiver cannot take this kind of stream */
+	NSHM_R_NOPULL,      /* the receiver does not serve pulls (--allow-pull) */
+	NSHM_R_NOTFOUND,    /* what was asked for does not exist */
 	NSHM_R_MAX
 };
 
@@ -102,8 +104,16 @@ struct nshm_params {
 	void (*waiting)(void *arg, const char *what); /* a wait goes on */
 	void (*progress)(void *arg, uint64_t done, uint64_t total);
 	void *arg;
-	uint64_t reserved[8];    /* zero */
+	/* receiver: fail a stream that would write more than this; 0 = no
+	 * limit (nshm-get --max-bytes) */
+	uint64_t max_bytes;
+	uint32_t flags;          /* NSHM_P_* */
+	uint32_t reserved32;     /* zero */
+	uint64_t reserved[6];    /* zero */
 };
+/* nshm_params.flags */
+#define NSHM_P_WAIT_BUSY 0x1u  /* a live holder of our side: wait (up to
+				  timeout_ms) for it to let go, not -NSHM_EBUSY */
 
 /* What the sender offers. size is meaningful only with size_known. */
 struct nshm_meta {
@@ -114,7 +124,19 @@ struct nshm_meta {
 	uint32_t mode;           /* permission bits (07777) */
 	int64_t mtime_sec;
 	uint32_t mtime_nsec;
-	uint64_t reserved[8];    /* zero */
+	/* Protocol 2: what the sender asks of a resident receiver, and the
+	 * path that goes with it (at most NSHM_REQ_PATH_MAX bytes). Received,
+	 * path points into the nshm_rx and lives as long as it. */
+	uint32_t request;        /* NSHM_REQ_*, 0 = none */
+	const char *path;
+	uint64_t reserved[7];    /* zero */
+};
+#define NSHM_REQ_PATH_MAX 1024
+enum nshm_request {
+	NSHM_REQ_NONE = 0,
+	NSHM_REQ_PUSH_TO = 1,    /* place the stream under DEST/path */
+	NSHM_REQ_PULL = 2,       /* send me path (nothing follows this offer) */
+	NSHM_REQ_REPLY = 3,      /* this stream answers a pull of path */
 };
 
 struct nshm_tx;

@@ -79,6 +79,19 @@ void snap_offer(const struct nshm_region *r, struct offer_snap *s)
 	s->name[NSHM_NAME_MAX] = '\0';
 }
 
+/* Written before the offer it belongs to (same session): loaded after the
+ * offer's state, like the offer itself. */
+void snap_request(const struct nshm_region *r, struct request_snap *s)
+{
+	struct request *q = REQUEST(r->base);
+
+	s->session = LOAD(q->session);
+	s->kind = LOAD(q->kind);
+	s->path_len = LOAD(q->path_len);
+	memcpy(s->path, q->path, sizeof(s->path));
+	s->path[NSHM_REQ_PATH_MAX] = '\0';
+}
+
 /* Only after `produced` covering this slot was loaded with acquire; slot
  * must already be checked < NSHM_MAX_SLOTS by the caller. */
 void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s)

@@ -34,6 +34,7 @@ struct nshm_rx {
 	bool accepted, ended, completed, announced;
 	int64_t started_ns;
 	char why[NSHM_WHY_LEN];
+	char req_path[NSHM_REQ_PATH_MAX + 1];  /* meta.path of a request */
 };
 
 #define RXL(rx) RX((rx)->r->base)
@@ -84,6 +85,26 @@ static void announce_ready(struct nshm_rx *rx)
 }
 
 /* The offer, copied once and checked; a bad one is refused. */
+/* The request that came with the offer, copied once and checked; the
+ * path stays ours, in rx, for the caller. */
+static int take_request(struct nshm_rx *rx, struct nshm_meta *meta)
+{
+	struct request_snap q;
+	int rc;
+
+	snap_request(rx->r, &q);
+	rc = validate_request(&q, rx->session, rx->why);
+	if (rc < 0) {
+		nshm_rx_refuse(rx, NSHM_R_BADNAME);
+		return rc;
+	}
+	memcpy(rx->req_path, q.path, q.path_len);
+	rx->req_path[q.path_len] = '\0';
+	meta->request = q.kind;
+	meta->path = rx->req_path;
+	return 0;
+}
+
 static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 {
 	struct offer_snap o;
@@ -101,6 +122,11 @@ static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 	if (rc < 0) {
 		nshm_rx_refuse(rx, NSHM_R_PROTO);
 		return rc;
+	}
+	if (o.flags & NSHM_OFFER_REQUEST) {
+		rc = take_request(rx, meta);
+		if (rc < 0)
+			return rc;
 	}
 	rx->nslots = rx->tx.nslots;
 	rx->chunk = rx->tx.chunk;
@@ -130,6 +156,7 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	rx->started_ns = nshm_now_ns();
 	nshm_bell_init(&rx->bell, r, &TX(r->base)->head);
 	rc = claim_take(&rx->claim, r, &RXL(rx)->head, p, "receiver", rx->why);
+	rx->bell.idle_flag = &rx->claim.idle;
 	if (rc < 0)
 		return rc;
 	announce_ready(rx);

@@ -21,6 +21,11 @@ static void side(struct nshm_side_stat *s, const struct head_snap *a,
 	s->reason = reason;
 }
 
+static bool still(const struct head_snap *a, const struct head_snap *b)
+{
+	return b->owner != 0 && a->owner == b->owner && a->heartbeat == b->heartbeat;
+}
+
 int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 {
 	struct tx_snap t0, t1;
@@ -36,6 +41,15 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	nshm_sleep_ns((int64_t)(interval_ms > 0 ? interval_ms : 1) * 1000000);
 	snap_tx(r, &t1);
 	snap_rx(r, &x1);
+	/* An idle side beats only every NSHM_IDLE_BEAT_MS: give a still one
+	 * that long before calling it dead. */
+	for (int waited = interval_ms; waited < NSHM_IDLE_BEAT_MS + 200 &&
+	     ((still(&t0.head, &t1.head)) || still(&x0.head, &x1.head)); waited += 100) {
+		nshm_sleep_ns(100000000);
+		snap_tx(r, &t1);
+		snap_rx(r, &x1);
+		interval_ms = waited + 100;
+	}
 	side(&st->tx, &t0.head, &t1.head, t1.state, t1.reason);
 	side(&st->rx, &x0.head, &x1.head, x1.state, x1.reason);
 	st->session = t1.session;

@@ -135,6 +135,19 @@ static int cond_ready(void *arg)
 	return WAIT_DONE;
 }
 
+/* Before the offer that refers to it (same session, published with it). */
+static void write_request(struct nshm_tx *tx, const struct nshm_meta *m)
+{
+	struct request *q = REQUEST(tx->r->base);
+	size_t len = strlen(m->path);   /* checked <= NSHM_REQ_PATH_MAX */
+
+	STORE(q->session, tx->session);
+	STORE(q->kind, m->request);
+	STORE(q->path_len, (uint32_t)len);
+	memset(q->path, 0, sizeof(q->path));
+	memcpy(q->path, m->path, len);
+}
+
 static void write_offer(struct nshm_tx *tx, const struct nshm_meta *m)
 {
 	struct offer *o = OFFER(tx->r->base);
@@ -144,7 +157,10 @@ static void write_offer(struct nshm_tx *tx, const struct nshm_meta *m)
 	STORE(o->session, tx->session);
 	STORE(o->size, m->size_known ? m->size : 0);
 	STORE(o->flags, (m->size_known ? NSHM_OFFER_SIZE_KNOWN : 0) |
-			(m->archive ? NSHM_OFFER_ARCHIVE : 0));
+			(m->archive ? NSHM_OFFER_ARCHIVE : 0) |
+			(m->request ? NSHM_OFFER_REQUEST : 0));
+	if (m->request)
+		write_request(tx, m);
 	STORE(o->mode, m->mode & 07777);
 	STORE(o->mtime_sec, m->mtime_sec);
 	STORE(o->mtime_nsec, m->mtime_nsec < 1000000000u ? m->mtime_nsec : 0);
@@ -272,6 +288,12 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 		return -ENOMEM;
 	tx->r = r;
 	tx->p = *p;
+	if (meta->request && (meta->request > NSHM_REQ_REPLY || !meta->path ||
+			      strlen(meta->path) > NSHM_REQ_PATH_MAX)) {
+		snprintf(tx->why, sizeof(tx->why), "bad request: a path of at most %d bytes",
+			 NSHM_REQ_PATH_MAX);
+		return -EINVAL;
+	}
 	tx->total = meta->size_known ? meta->size : 0;
 	tx->waiting_for = "a receiver";
 	tx->started_ns = nshm_now_ns();
@@ -280,6 +302,7 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 	if (rc < 0)
 		return rc;
 	rc = claim_take(&tx->claim, r, &TXL(tx)->head, p, "sender", tx->why);
+	tx->bell.idle_flag = &tx->claim.idle;
 	if (rc < 0)
 		return rc;
 	PUBLISH(TXL(tx)->state, TX_IDLE);

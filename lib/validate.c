@@ -58,6 +58,53 @@ int validate_name(const char *name, size_t len)
 	return 0;
 }
 
+int validate_rel_path(const char *path, size_t len, bool allow_abs)
+{
+	const char *p = path;
+
+	if (len == 0 || len > NSHM_REQ_PATH_MAX || strlen(path) != len)
+		return -1;
+	if (*p == '/') {
+		if (!allow_abs)
+			return -1;
+		while (*p == '/')
+			p++;
+	}
+	while (*p) {
+		size_t n = strcspn(p, "/");
+
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+				return -1;
+		p += n;
+		while (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+int validate_request(const struct request_snap *q, uint64_t session, char *why)
+{
+	if (q->session != session) {
+		snprintf(why, NSHM_WHY_LEN, "request changed while it was read");
+		return -NSHM_EPROTO;
+	}
+	if (q->kind != NSHM_REQ_PUSH_TO && q->kind != NSHM_REQ_PULL &&
+	    q->kind != NSHM_REQ_REPLY) {
+		snprintf(why, NSHM_WHY_LEN, "the sender made an unknown request (%u)", q->kind);
+		return -NSHM_EPROTO;
+	}
+	if (q->path_len > NSHM_REQ_PATH_MAX ||
+	    validate_rel_path(q->path, q->path_len, q->kind != NSHM_REQ_PUSH_TO) != 0) {
+		snprintf(why, NSHM_WHY_LEN, "the sender asked for an unsafe path "
+			 "(absolute, empty, '.', '..' or control bytes)");
+		return -NSHM_EPROTO;
+	}
+	return 0;
+}
+
 int validate_offer(const struct offer_snap *o, uint64_t session,
 		   struct nshm_meta *meta, char *why)
 {

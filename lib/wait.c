@@ -1,24 +1,47 @@
 /* One loop for every wait on the peer: the condition decides, the doorbell
  * paces, and a deadline and the cancel flag bound it. */
 #include <errno.h>
+#include <stdint.h>
 
 #include "internal.h"
+
+/* A wait that goes on past NSHM_IDLE_AFTER_NS is idle: the bell may sleep
+ * longer between looks and the claim's heartbeat slows, so a side that
+ * waits for hours costs next to nothing; any result ends it. */
+static void set_idle(struct nshm_bell *b, bool idle)
+{
+	if (b->idle == idle)
+		return;
+	b->idle = idle;
+	if (b->idle_flag)
+		atomic_store_explicit(b->idle_flag, idle, memory_order_relaxed);
+}
 
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	       int64_t deadline_ns, volatile sig_atomic_t *cancel)
 {
+	int64_t start = nshm_now_ns();
+	int rc;
+
 	b->reset(b);
 	for (;;) {
-		int rc = cond(arg);
-		int64_t left;
+		int64_t now, left;
 
+		rc = cond(arg);
 		if (rc != WAIT_MORE)
-			return rc == WAIT_DONE ? 0 : rc;
+			break;
+		rc = -ECANCELED;
 		if (cancel && *cancel)
-			return -ECANCELED;
-		left = deadline_ns ? deadline_ns - nshm_now_ns() : 1000000;
+			break;
+		now = nshm_now_ns();
+		/* No deadline: the bell's own caps decide how long to sleep. */
+		left = deadline_ns ? deadline_ns - now : INT64_MAX;
+		rc = -ETIMEDOUT;
 		if (left <= 0)
-			return -ETIMEDOUT;
+			break;
+		set_idle(b, now - start > NSHM_IDLE_AFTER_NS);
 		b->wait(b, left);
 	}
+	set_idle(b, false);
+	return rc == WAIT_DONE ? 0 : rc;
 }

@@ -276,7 +276,7 @@ send_and_check() {
 @test "nshm-stat shows an idle region, then a transfer in progress" {
 	run "$STAT" "$REGION"
 	[ "$status" -eq 0 ]
-	[[ $output == *"4194304 bytes, protocol 1"* ]]
+	[[ $output == *"4194304 bytes, protocol 2"* ]]
 	[[ $output == *"sender    (none)"* ]]
 	mkdir "$T/dst"
 	bg get "$GET" -q -s "$REGION" "$T/dst"
