@@ -1,0 +1,469 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC1091,SC2016,SC2154
+# (lib.sh is sourced by path; guest commands are single-quoted on purpose, they expand in the
+# guest; bats sets $stderr.)
+# The guest module (kmod/nshm.c) in real guests: nshm.ko is built against the guest kernel's
+# own headers (Debian's linux-headers-VERSION-amd64, installed with apt when missing) and
+# insmod'ed in the guest. Three boots, one per configuration, in this order:
+#   plain     SeaBIOS, i440fx, ivshmem-plain: polling, the write-back mapping
+#   doorbell  ivshmem-doorbell served by nshm-server: MSI-X in the guest, eventfds on the host
+#   ovmf      OVMF, q35: BAR2 above 4 GiB, inside the uncachable 64-bit aperture
+# Figures (the memory types, idle cost, 4 KiB latency) go to the TAP stream as "# ..." lines.
+#
+# Skips: only when QEMU, the guest kernel or its headers cannot be installed, never when CI=true.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  export VM_T0 VM_SKIP="" KO=""
+  VM_T0=$(vm_now)
+  vm_run_init
+  if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
+    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
+  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
+    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
+  elif ! KO=$(kmod_build 2>"$VM_RUN/kmod.err"); then
+    VM_SKIP="nshm.ko cannot be built: $(tail -n 5 "$VM_RUN/kmod.err" | tr '\n' ' ')"
+  fi
+  if [[ -n $VM_SKIP ]]; then
+    printf '# KMOD VM TESTS SKIPPED: %s\n' "$VM_SKIP" >&3
+    return 0
+  fi
+  local b progs=()
+  b=$(vm_build_dir)
+  for p in nshm-get nshm-put nshm-stat; do
+    [[ -x $b/$p ]] && progs+=("$b/$p")
+  done
+  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko"
+}
+
+teardown_file() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  server_stop
+  [[ -n ${VM_T0:-} ]] && vm_note "vm-kmod.bats total: $(vm_since "$VM_T0") s"
+  vm_cleanup
+}
+
+# kmod_build: build nshm.ko for the guest kernel the harness boots; print its path. The
+# headers package has the same version as the cached kernel (the cache directory's name is
+# linux-image-ABI-amd64_VERSION).
+kmod_build() {
+  local kdir base abi ver hdr out
+  kdir=$(vm_kernel_dir) || return 1
+  base=$(basename "$kdir")
+  abi=${base%%_*}
+  abi=${abi#linux-image-}
+  ver=${base#*_}
+  hdr=/usr/src/linux-headers-$abi
+  if [[ ! -f $hdr/Makefile ]]; then
+    if [[ $(id -u) != 0 ]]; then
+      echo "linux-headers-$abi is not installed (as root: apt-get install linux-headers-$abi=$ver)" >&2
+      return 1
+    fi
+    (export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver" ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver"; }
+    ) >"$VM_RUN/kmod-apt.log" 2>&1 || { cat "$VM_RUN/kmod-apt.log" >&2; return 1; }
+  fi
+  out=$VM_RUN/kmod
+  mkdir -p "$out"
+  cp "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$out/"
+  make -C "$out" KDIR="$hdr" >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; return 1; }
+  # A warning in our module is a failure too.
+  if grep -E "nshm\.c:[0-9]+:[0-9]+: warning" "$out/build.log" >&2; then return 1; fi
+  printf '%s\n' "$out/nshm.ko"
+}
+
+setup() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  if [[ -n $VM_SKIP ]]; then
+    if [[ ${CI:-} == true ]]; then
+      echo "CI=true, so this is a failure, not a skip: $VM_SKIP" >&2
+      return 1
+    fi
+    skip "$VM_SKIP"
+  fi
+  T=$(mktemp -d "$VM_RUN/case.XXXXXX")
+  CASE_T0=$(vm_now)
+  NSHM_GET=$(vm_build_dir)/nshm-get
+  NSHM_PUT=$(vm_build_dir)/nshm-put
+}
+
+teardown() {
+  [[ -n ${T:-} ]] || return 0
+  local f
+  for f in "$T"/*.pid; do
+    [[ -f $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
+  done
+  if [[ -s $VM_RUN/current ]] && vm_alive "$(cat "$VM_RUN/current")"; then
+    vm_exec "$(cat "$VM_RUN/current")" 10 'killall -9 nshm-get nshm-put nshm-stat 2>/dev/null; rm -rf /tmp/c; true' || true
+  fi
+  vm_note "case \"$BATS_TEST_DESCRIPTION\": $(vm_since "$CASE_T0") s"
+  rm -rf "$T"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Configurations: one boot each; booting one shuts the previous one down. Sets VM and SHM
+# (and for doorbell, NSHM_RUN_DIR, so that the host programs find nshm-server's socket).
+
+config() {
+  local name=$1
+  SHM=$(vm_shm_name "$name")
+  if [[ -s $VM_RUN/current && $(basename "$(cat "$VM_RUN/current")") == "vm-$name" ]]; then
+    VM=$(cat "$VM_RUN/current")
+    [[ $name == doorbell ]] && export NSHM_RUN_DIR=$VM_RUN/run
+    vm_alive "$VM" || { echo "guest $name died earlier" >&2; return 1; }
+    return 0
+  fi
+  if [[ -s $VM_RUN/current ]]; then
+    vm_shutdown "$(cat "$VM_RUN/current")"
+    server_stop
+  fi
+  local args=()
+  case $name in
+    plain)
+      vm_shm_create "$SHM" 4M
+      VM=$(vm_boot plain --shm "$SHM" 4M) || return 1
+      ;;
+    doorbell)
+      server_start "$SHM" 4M || return 1
+      export NSHM_RUN_DIR=$VM_RUN/run
+      VM=$(vm_boot doorbell -- -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
+        -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
+      ;;
+    ovmf)
+      ovmf_args args || return 1
+      vm_shm_create "$SHM" 4M
+      VM=$(NSHM_VM_KERNEL_FORMAT=bzimage NSHM_VM_BOOT_TIMEOUT=180 \
+        vm_boot ovmf --shm "$SHM" 4M -- "${args[@]}") || return 1
+      ;;
+  esac
+  printf '%s\n' "$VM" >"$VM_RUN/current"
+}
+
+# nshm-server for the doorbell guest; its socket in $VM_RUN/run (NSHM_RUN_DIR for the clients).
+server_start() {
+  local shm=$1 size=$2 srv i
+  srv=$(vm_build_dir)/nshm-server
+  [[ -x $srv ]] || { echo "$srv is missing: make $srv" >&2; return 1; }
+  mkdir -p "$VM_RUN/run"
+  printf '%s\n' "$shm" >>"$VM_RUN/shm.list"
+  rm -f "/dev/shm/$shm"
+  "$srv" --size "$size" --vectors 2 --socket "$VM_RUN/run/$shm.sock" "$shm" \
+    </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
+  echo $! >"$VM_RUN/server.pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $VM_RUN/run/$shm.sock ]] && return 0
+    sleep 0.05
+  done
+  echo "nshm-server did not create its socket: $(cat "$VM_RUN/server.log")" >&2
+  return 1
+}
+
+# Started by another test's process: not our child, so no `wait`; the pid is checked to be
+# our server still (not a recycled one).
+server_stop() {
+  [[ -n ${VM_RUN:-} && -s $VM_RUN/server.pid ]] || return 0
+  local pid i
+  pid=$(cat "$VM_RUN/server.pid")
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$VM_RUN/run/"; then
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$VM_RUN/server.pid"
+  return 0
+}
+
+# ovmf_args ARRAY: QEMU arguments for a q35 guest with OVMF (Debian's ovmf package).
+ovmf_args() {
+  local -n _a=$1
+  local code=/usr/share/OVMF/OVMF_CODE_4M.fd vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+  if [[ ! -f $code && $(id -u) == 0 ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ovmf \
+      >"$VM_RUN/ovmf-apt.log" 2>&1
+  fi
+  [[ -f $code && -f $vars ]] || { echo "OVMF is missing (apt-get install ovmf)" >&2; return 1; }
+  cp "$vars" "$VM_RUN/ovmf-vars.fd"
+  # shellcheck disable=SC2054  # QEMU's option values are comma-separated
+  _a=(-M q35 -drive "if=pflash,format=raw,readonly=on,file=$code"
+    -drive "if=pflash,format=raw,file=$VM_RUN/ovmf-vars.fd")
+}
+
+# ---------------------------------------------------------------------------------------------
+# Guest helpers
+
+# The ivshmem device's sysfs directory and BAR2's start, as shell for the guest.
+GUEST_DEV='d=$(for x in /sys/bus/pci/devices/*; do [ "$(cat $x/vendor)$(cat $x/device)" = 0x1af40x1110 ] && echo $x; done); bar=$(awk "NR==3 { print \$1 }" $d/resource)'
+
+# guest_debugfs: mount debugfs (for pat_memtype_list).
+guest_debugfs() {
+  vm_exec "$VM" 10 'mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug'
+}
+
+# guest_load: insmod nshm.ko.
+guest_load() {
+  run --separate-stderr vm_exec "$VM" 30 'insmod /lib/nshm.ko; ls /dev/nshm0'
+  echo "insmod: rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+}
+
+# pat_line HOLD-CMD: hold a mapping of BAR2 with HOLD-CMD in the guest (a program that keeps
+# its mapping until killed) and print the pat_memtype_list line for BAR2.
+pat_line() {
+  run --separate-stderr vm_exec "$VM" 30 "$GUEST_DEV"'; ('"$1"' >/tmp/hold.out 2>&1 &); sleep 2; grep -i "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list; cat /tmp/hold.out | head -n 3; killall nshm-stat 2>/dev/null; sleep 0.5; true'
+  echo "pat ($1): rc=$status out=$output err=$stderr" >&2
+  printf '%s\n' "$output" | grep -m1 '^PAT:'
+}
+
+# pat_sysfs LABEL: the lines for resource2 and resource2_wc, kept for pat_three. Taken before
+# the module is loaded: a driver's claim on BAR2 makes the kernel refuse sysfs mappings of it
+# (CONFIG_IO_STRICT_DEVMEM).
+pat_sysfs() {
+  guest_debugfs
+  pat_line 'nshm-stat -w -i 5 $d/resource2' >"$VM_RUN/pat-$1-uc"
+  pat_line 'nshm-stat -w -i 5 $d/resource2_wc' >"$VM_RUN/pat-$1-wc"
+  [[ -s $VM_RUN/pat-$1-uc && -s $VM_RUN/pat-$1-wc ]]
+}
+
+# The three mappings side by side: nshm's (/dev/nshm0), resource2, resource2_wc.
+pat_three() {
+  local label=$1 mod uc wc
+  mod=$(pat_line 'nshm-stat -w -i 5 pci')
+  uc=$(cat "$VM_RUN/pat-$2-uc")
+  wc=$(cat "$VM_RUN/pat-$2-wc")
+  vm_note "$label pat_memtype_list, nshm's mapping: $mod"
+  vm_note "$label pat_memtype_list, resource2:      $uc"
+  vm_note "$label pat_memtype_list, resource2_wc:   $wc"
+  run --separate-stderr vm_exec "$VM" 10 'cat /proc/mtrr'
+  vm_note "$label /proc/mtrr after: $(tr '\n' ';' <<<"$output")"
+  [[ $mod == *"] write-back" ]]
+  [[ $uc == *"] uncached-minus" ]]
+  [[ $wc == *"] write-combining" ]]
+}
+
+bg() {
+  local name=$1
+  shift
+  "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+  echo $! >"$T/$name.pid"
+}
+
+bg_wait() {
+  local name=$1 limit=$2 pid i rc=0
+  pid=$(cat "$T/$name.pid")
+  for ((i = 0; i < limit * 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null
+    echo "host $name still running after $limit s: killed" >&2
+    wait "$pid" 2>/dev/null
+    return 255
+  fi
+  wait "$pid" || rc=$?
+  rm -f "$T/$name.pid"
+  return "$rc"
+}
+
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# to_guest SIZE: host nshm-put of SIZE random bytes, guest nshm-get (waiting first) through pci.
+to_guest() {
+  local size=$1 src=$T/h.bin sum id put_rc=0
+  head -c "$size" /dev/urandom >"$src"
+  sum=$(sha "$src")
+  id=$(vm_start "$VM" "rm -rf /tmp/c && mkdir /tmp/c && nshm-get -q --timeout 60 -s pci /tmp/c/ && echo '$sum  /tmp/c/h.bin' | sha256sum -c && ls -A /tmp/c")
+  vm_wait_started "$VM" "$id" 10
+  sleep 1
+  vm_job_running "$VM" "$id"
+  bg put "$NSHM_PUT" -q --timeout 60 "$src" "$SHM"
+  bg_wait put 120 || put_rc=$?
+  run --separate-stderr vm_wait "$VM" "$id" 120
+  echo "host nshm-put: rc=$put_rc $(cat "$T/put.err")"
+  echo "guest: rc=$status out=$output err=$stderr"
+  [ "$put_rc" -eq 0 ]
+  [ "$status" -eq 0 ]
+  [[ $output == *"/tmp/c/h.bin: OK"* ]]
+  [ "${lines[-1]}" = h.bin ]
+}
+
+# from_guest SIZE: guest nshm-put of SIZE random bytes through pci, host nshm-get.
+from_guest() {
+  local size=$1 gsum id get_rc=0
+  run --separate-stderr vm_exec "$VM" 60 "rm -rf /tmp/c && mkdir /tmp/c && head -c $size /dev/urandom >/tmp/c/g.bin && sha256sum /tmp/c/g.bin"
+  [ "$status" -eq 0 ]
+  gsum=${output%% *}
+  mkdir "$T/dest"
+  id=$(vm_start "$VM" 'nshm-put -q --timeout 60 /tmp/c/g.bin pci')
+  vm_wait_started "$VM" "$id" 10
+  sleep 1
+  vm_job_running "$VM" "$id"
+  bg get "$NSHM_GET" -q --timeout 60 --source "$SHM" "$T/dest/"
+  bg_wait get 120 || get_rc=$?
+  run --separate-stderr vm_wait "$VM" "$id" 120
+  echo "host nshm-get: rc=$get_rc $(cat "$T/get.err")"
+  echo "guest nshm-put: rc=$status out=$output err=$stderr"
+  [ "$get_rc" -eq 0 ]
+  [ "$status" -eq 0 ]
+  [ "$(sha "$T/dest/g.bin")" = "$gsum" ]
+}
+
+# The guest's MSI-X interrupt count so far (all of nshm0's lines in /proc/interrupts).
+guest_irqs() {
+  run --separate-stderr vm_exec "$VM" 10 'grep nshm0 /proc/interrupts | awk "{ for (i = 2; i <= NF; i++) if (\$i ~ /^[0-9]+$/) n += \$i } END { print n + 0 }"'
+  printf '%s\n' "$output"
+}
+
+# guest_idle: a waiting nshm-get in the guest, sampled over 10 s from /proc: prints
+# "cpu=PERCENT wakeups=PER-SECOND" (CPU from utime+stime, wake-ups from the context switches
+# of all its threads).
+guest_idle() {
+  local id
+  id=$(vm_start "$VM" 'rm -rf /tmp/idle && mkdir /tmp/idle && nshm-get -q --timeout 60 -s pci /tmp/idle/')
+  vm_wait_started "$VM" "$id" 10
+  sleep 2
+  vm_job_running "$VM" "$id"
+  run --separate-stderr vm_exec "$VM" 30 'p=$(pidof nshm-get); sample() { set -- $(cut -d" " -f14,15 /proc/$p/stat); c=$(($1 + $2)); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { n += \$2 } END { print n }"); t=$(cut -d" " -f1 /proc/uptime); }; sample; c0=$c w0=$w t0=$t; sleep 10; sample; awk -v c="$((c - c0))" -v w="$((w - w0))" -v a="$t0" -v b="$t" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" "BEGIN { s = b - a; printf \"cpu=%.3f wakeups=%.1f\\n\", 100 * c / hz / s, w / s }"'
+  echo "idle sample: rc=$status out=$output err=$stderr" >&2
+  vm_exec "$VM" 10 'killall nshm-get; true' >/dev/null 2>&1 || true
+  vm_wait "$VM" "$id" 20 >/dev/null 2>&1 || true
+  printf '%s\n' "$output"
+}
+
+# put_4k_times N: N host->guest transfers of one 4 KiB file; prints the host's wall time of
+# each nshm-put (start to the receiver's verified file: the sender ends when the receiver has
+# checked and renamed it), in ms.
+put_4k_times() {
+  local n=$1 i id t0 ms
+  head -c 4096 /dev/urandom >"$T/4k.bin"
+  for ((i = 0; i < n; i++)); do
+    id=$(vm_start "$VM" 'rm -rf /tmp/c && mkdir /tmp/c && nshm-get -q --timeout 60 -s pci /tmp/c/')
+    vm_wait_started "$VM" "$id" 10
+    sleep 1.5
+    t0=$(date +%s%N)
+    "$NSHM_PUT" -q --timeout 60 "$T/4k.bin" "$SHM" 3>&- || return 1
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    vm_wait "$VM" "$id" 30 >/dev/null || return 1
+    printf '%s\n' "$ms"
+  done
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# ---------------------------------------------------------------------------------------------
+# plain: SeaBIOS, i440fx, ivshmem-plain
+
+@test "plain: without the module, pci is resource2 (uncached-minus) and polling" {
+  config plain
+  run --separate-stderr vm_exec "$VM" 30 'nshm-stat pci'
+  echo "rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [[ $output == *"mapping   uncached-minus (resource2)"* ]]
+  [[ $output == *"doorbell  polling"* ]]
+  pat_sysfs plain
+}
+
+@test "plain: nshm.ko binds the device; pci maps /dev/nshm0 write-back; no MSI-X: polling" {
+  config plain
+  guest_load
+  run --separate-stderr vm_exec "$VM" 30 'readlink /sys/bus/pci/drivers/nshm/0000:*/driver; nshm-stat pci'
+  echo "rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [[ $output == *"mapping   write-back (/dev/nshm0, module)"* ]]
+  [[ $output == *"doorbell  polling"* ]]
+}
+
+@test "plain: pat_memtype_list says write-back for nshm's mapping (resource2 uc-, resource2_wc wc)" {
+  config plain
+  pat_three "SeaBIOS i440fx:" plain
+}
+
+@test "plain: host->guest and guest->host through /dev/nshm0" {
+  config plain
+  to_guest 3000000
+  from_guest 3000000
+}
+
+# ---------------------------------------------------------------------------------------------
+# doorbell: ivshmem-doorbell served by nshm-server
+
+@test "doorbell: nshm.ko takes the MSI-X vectors; nshm-stat says MSI-X and write-back" {
+  config doorbell
+  guest_load
+  run --separate-stderr vm_exec "$VM" 30 'grep nshm0 /proc/interrupts; nshm-stat pci'
+  echo "rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [[ $output == *"mapping   write-back (/dev/nshm0, module)"* ]]
+  [[ $output == *"doorbell  MSI-X (/dev/nshm0)"* ]]
+  [ "$(grep -c nshm0 <<<"$output")" -ge 2 ] # one line per vector
+}
+
+@test "doorbell: host->guest and guest->host with interrupts both ways" {
+  config doorbell
+  local before after
+  # The host side is nshm-server's peer: eventfds.
+  run "$(vm_build_dir)/nshm-stat" "$SHM"
+  echo "host nshm-stat: $output"
+  [[ $output == *"doorbell  eventfd"* ]]
+  before=$(guest_irqs)
+  to_guest 3000000
+  after=$(guest_irqs)
+  vm_note "  guest MSI-X interrupts during host->guest: $((after - before))"
+  [ "$after" -gt "$before" ]
+  before=$after
+  from_guest 3000000
+  after=$(guest_irqs)
+  vm_note "  guest MSI-X interrupts during guest->host: $((after - before))"
+  [ "$after" -gt "$before" ]
+}
+
+@test "doorbell: a waiting nshm-get in the guest is idle (10 s from /proc)" {
+  config doorbell
+  local m cpu wk
+  m=$(guest_idle)
+  vm_note "  idle nshm-get in the guest, MSI-X doorbell: $m (goal: cpu < 0.1 %, wakeups < 5/s)"
+  [[ $m == cpu=* ]]
+  cpu=$(sed -n 's/cpu=\([0-9.]*\).*/\1/p' <<<"$m")
+  wk=$(sed -n 's/.*wakeups=\([0-9.]*\).*/\1/p' <<<"$m")
+  awk -v c="$cpu" -v w="$wk" 'BEGIN { exit !(c < 0.1 && w < 5) }'
+}
+
+@test "doorbell: one 4 KiB host->guest transfer, doorbells vs polling (module unloaded)" {
+  config doorbell
+  local bell poll idle
+  mapfile -t bell < <(put_4k_times 5)
+  [ "${#bell[@]}" -eq 5 ]
+  # Unloaded, the guest falls back on resource2 and polling in the same boot.
+  run --separate-stderr vm_exec "$VM" 30 'rmmod nshm && nshm-stat pci'
+  echo "rmmod: rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [[ $output == *"doorbell  polling"* ]]
+  idle=$(guest_idle)
+  mapfile -t poll < <(put_4k_times 5)
+  [ "${#poll[@]}" -eq 5 ]
+  vm_note "  4 KiB host->guest, nshm-put wall time (ms): doorbell ${bell[*]} (median $(median "${bell[@]}")); polling ${poll[*]} (median $(median "${poll[@]}"))"
+  vm_note "  idle nshm-get in the guest, polling (module unloaded): $idle"
+  run --separate-stderr vm_exec "$VM" 30 'insmod /lib/nshm.ko && ls /dev/nshm0'
+  [ "$status" -eq 0 ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# ovmf: q35 with OVMF, BAR2 above 4 GiB
+
+@test "ovmf: BAR2 above 4 GiB; pat_memtype_list says write-back for nshm's mapping" {
+  config ovmf
+  run --separate-stderr vm_exec "$VM" 10 "$GUEST_DEV"'; echo $bar; cat /proc/mtrr'
+  echo "rc=$status out=$output err=$stderr"
+  vm_note "OVMF q35: BAR2 at ${lines[0]}; /proc/mtrr before: $(tail -n +2 <<<"$output" | tr '\n' ';')"
+  (( ${lines[0]} >= 0x100000000 ))
+  pat_sysfs ovmf
+  guest_load
+  pat_three "OVMF q35:" ovmf
+  to_guest 1000000
+}
