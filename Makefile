@@ -33,7 +33,7 @@ SOVERSION := $(firstword $(subst ., ,$(LIBVER)))
 LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
-CLI_OBJ   := $(BUILD)/cmd/cli.o
+CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
 PROGS     := nshm-put nshm-get nshm-stat
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)

@@ -10,6 +10,8 @@
 #include "cli.h"
 
 volatile sig_atomic_t cli_cancel;
+/* The last message cli_err printed: a --json "failed" event says it. */
+static char last_err[512];
 static char bus_msg[128];
 static size_t bus_len;
 static const char *bus_cleanup;
@@ -221,6 +223,7 @@ void cli_err(const struct cli *c, const char *fmt, ...)
 {
 	int saved = errno;
 	char msg[2048], esc[4096];
+	size_t n;
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -228,6 +231,9 @@ void cli_err(const struct cli *c, const char *fmt, ...)
 	va_end(ap);
 	nshm_escape(esc, sizeof(esc), msg, NSHM_ESCAPE_MESSAGE);
 	fprintf(stderr, "%s: %s\n", c->prog, esc);
+	n = strnlen(msg, sizeof(last_err) - 1);   /* cut, for --json only */
+	memcpy(last_err, msg, n);
+	last_err[n] = '\0';
 	errno = saved;
 }
 
@@ -276,7 +282,7 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 
 	cli_progress_done(c);
 	if (c->json) {
-		printf("{\"name\":");
+		printf("{\"event\":\"done\",\"name\":");
 		json_string(stdout, name);
 		printf(",\"bytes\":%llu,\"seconds\":%.6f,\"mbps\":%.1f,"
 		       "\"crc32\":\"%08x\"%s%s}\n", (unsigned long long)bytes, secs,
@@ -289,4 +295,44 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		fprintf(stderr, "%s: %s: %llu bytes in %.2f s (%.1f MB/s), crc32 %08x\n",
 			c->prog, esc, (unsigned long long)bytes, secs, mbps, crc);
 	}
+}
+
+void cli_event(struct cli *c, const char *event, const struct nshm_meta *m)
+{
+	static const char *const kinds[] = { "none", "push-to", "pull", "reply" };
+
+	if (!c->json)
+		return;
+	printf("{\"event\":\"%s\",\"name\":", event);
+	json_string(stdout, m->name);
+	printf(",\"size\":%llu,\"size_known\":%s,\"archive\":%s",
+	       (unsigned long long)m->size, m->size_known ? "true" : "false",
+	       m->archive ? "true" : "false");
+	if (m->request && m->request < sizeof(kinds) / sizeof(kinds[0])) {
+		printf(",\"request\":\"%s\",\"path\":", kinds[m->request]);
+		json_string(stdout, m->path ? m->path : "");
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+void cli_event_failed(struct cli *c, int rc, const char *why)
+{
+	if (!c->json)
+		return;
+	printf("{\"event\":\"failed\",\"error\":");
+	json_string(stdout, nshm_strerror(rc));
+	printf(",\"message\":");
+	json_string(stdout, why && *why ? why : *last_err ? last_err : nshm_strerror(rc));
+	printf("}\n");
+	fflush(stdout);
+	last_err[0] = '\0';
+}
+
+/* nanosleep, cut short by a signal (cli_cancel is then set). */
+void cli_sleep_ns(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+
+	nanosleep(&ts, NULL);
 }

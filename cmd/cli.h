@@ -56,6 +56,11 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		 const char *extra_json);
 int64_t cli_now_ns(void);
 void json_string(FILE *f, const char *s);
+/* --json event lines of a resident receiver (no-ops without --json). */
+void cli_event(struct cli *c, const char *event, const struct nshm_meta *m);
+void cli_event_failed(struct cli *c, int rc, const char *why);
+/* Sleep that a signal cuts short (the programs' cancel flag). */
+void cli_sleep_ns(int64_t ns);
 
 #define COMMON_LONG_OPTIONS \
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT }, \
@@ -67,6 +72,7 @@ void json_string(FILE *f, const char *s);
 	{ "version", no_argument, NULL, 'V' }
 
 enum { OPT_TIMEOUT = 256, OPT_PEER_TIMEOUT, OPT_MAP, OPT_JSON, OPT_NAME,
-       OPT_SLOTS, OPT_CHUNK, OPT_WATCH_INTERVAL };
+       OPT_SLOTS, OPT_CHUNK, OPT_WATCH_INTERVAL, OPT_SERVE, OPT_ALLOW_PULL,
+       OPT_PULL, OPT_MAX_BYTES };
 
 #endif

@@ -11,10 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "send.h"
+#include "beneath.h"
 
 static const char usage[] =
 "usage: nshm-get [OPTIONS] [DEST]\n"
+"       nshm-get --serve [--allow-pull ROOT] [OPTIONS] DIR\n"
+"       nshm-get --pull PATH [OPTIONS] [DEST]\n"
 "Receive what nshm-put sends and store it at DEST. One file goes inside DEST\n"
 "if it is a directory, else to DEST itself; a set of files (several FILEs or a\n"
 "directory) is extracted under DEST, made if missing. - writes to standard\n"
@@ -25,6 +28,11 @@ static const char usage[] =
 "                          NAME (/dev/shm/NAME) or a path with '/'\n"
 "  -f, --force             replace existing files\n"
 "  -p, --preserve-owner    restore owners of a set of files (as root)\n"
+"      --serve             a resident receiver: take transfer after transfer\n"
+"                          under DEST (a directory) until SIGTERM or SIGINT\n"
+"      --allow-pull ROOT   with --serve: send files under ROOT when asked\n"
+"      --pull PATH         ask a resident receiver (--allow-pull) for PATH\n"
+"                          and receive it into DEST\n"
 "      --timeout SECONDS   give up if no sender appears (default: wait)\n"
 "      --peer-timeout SECONDS\n"
 "                          fail if the sender is silent this long (default 15)\n"
@@ -44,6 +52,11 @@ struct get {
 	const char *dest;
 	bool force, owner;
 	mode_t umask;     /* applied to the peer's modes unless --preserve-owner */
+	bool serve;       /* --serve: take transfer after transfer */
+	const char *pull; /* --pull PATH: ask a resident receiver for PATH */
+	char allow_pull[PATH_MAX];   /* --allow-pull ROOT, its real path */
+	const char *where;           /* this transfer's DEST (DEST/SUBDIR) */
+	char where_buf[PATH_MAX];
 };
 
 /* Where one file goes: a temporary name beside its final one. */
@@ -56,12 +69,26 @@ struct target {
 
 static char bus_tmp[PATH_MAX];
 
+/* --serve: after a failure that came at once, pause before the next wait. */
+#define SERVE_PAUSE_MIN_NS 100000000LL
+#define SERVE_PAUSE_MAX_NS 5000000000LL
+
+static bool is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 static int parse_args(struct get *g, int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "preserve-owner", no_argument, NULL, 'p' },
+		{ "serve", no_argument, NULL, OPT_SERVE },
+		{ "allow-pull", required_argument, NULL, OPT_ALLOW_PULL },
+		{ "pull", required_argument, NULL, OPT_PULL },
 		COMMON_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 }
 	};
@@ -89,6 +116,23 @@ static int parse_args(struct get *g, int argc, char **argv)
 			}
 			g->owner = true;
 			break;
+		case OPT_SERVE:
+			g->serve = true;
+			break;
+		case OPT_ALLOW_PULL:
+			if (!realpath(optarg, g->allow_pull)) {
+				cli_err(&g->cli, "--allow-pull %s: %s", optarg, strerror(errno));
+				return EXIT_USAGE;
+			}
+			break;
+		case OPT_PULL:
+			if (!*optarg || strlen(optarg) > NSHM_REQ_PATH_MAX) {
+				cli_err(&g->cli, "bad --pull '%s': a path of 1 to %d bytes",
+					optarg, NSHM_REQ_PATH_MAX);
+				return EXIT_USAGE;
+			}
+			g->pull = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			exit(EXIT_OK);
@@ -107,6 +151,18 @@ static int parse_args(struct get *g, int argc, char **argv)
 	}
 	if (argc - optind == 1)
 		g->dest = argv[optind];
+	if (g->allow_pull[0] && !g->serve) {
+		cli_err(&g->cli, "--allow-pull goes with --serve");
+		return EXIT_USAGE;
+	}
+	if (g->serve && g->pull) {
+		cli_err(&g->cli, "--serve and --pull: one or the other");
+		return EXIT_USAGE;
+	}
+	if (g->serve && !is_dir(g->dest)) {
+		cli_err(&g->cli, "--serve %s: not a directory", g->dest);
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -120,21 +176,21 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 
 	memset(t, 0, sizeof(*t));
 	t->fd = -1;
-	if (strcmp(g->dest, "-") == 0) {
+	if (strcmp(g->where, "-") == 0) {
 		t->to_stdout = true;
 		t->fd = STDOUT_FILENO;
 		return NSHM_R_NONE;
 	}
-	if (stat(g->dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-		size_t len = strlen(g->dest);
+	if (stat(g->where, &st) == 0 && S_ISDIR(st.st_mode)) {
+		size_t len = strlen(g->where);
 
-		while (len > 1 && g->dest[len - 1] == '/')
+		while (len > 1 && g->where[len - 1] == '/')
 			len--;
-		n = snprintf(t->final, sizeof(t->final), "%.*s/%s", (int)len, g->dest, name);
-		snprintf(dir, sizeof(dir), "%.*s", (int)len, g->dest);
+		n = snprintf(t->final, sizeof(t->final), "%.*s/%s", (int)len, g->where, name);
+		snprintf(dir, sizeof(dir), "%.*s", (int)len, g->where);
 	} else {
-		n = snprintf(t->final, sizeof(t->final), "%s", g->dest);
-		copy = strdup(g->dest);
+		n = snprintf(t->final, sizeof(t->final), "%s", g->where);
+		copy = strdup(g->where);
 		if (!copy)
 			return NSHM_R_IO;
 		snprintf(dir, sizeof(dir), "%s", dirname(copy));
@@ -260,23 +316,23 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	char extra[96];
 	int rc;
 
-	if (strcmp(g->dest, "-") == 0)
+	if (strcmp(g->where, "-") == 0)
 		return receive_file(g, rx, m);
-	if (stat(g->dest, &st) != 0 && mkdir(g->dest, 0777) != 0) {
+	if (stat(g->where, &st) != 0 && mkdir(g->where, 0777) != 0) {
 		int err = errno;
 
-		cli_err(&g->cli, "cannot create %s: %s", g->dest, strerror(err));
+		cli_err(&g->cli, "cannot create %s: %s", g->where, strerror(err));
 		nshm_rx_refuse(rx, err == EACCES || err == EROFS ? NSHM_R_PERM : NSHM_R_IO);
 		return -err;
 	}
-	if (stat(g->dest, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		cli_err(&g->cli, "%s is not a directory: a set of files needs one", g->dest);
+	if (stat(g->where, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		cli_err(&g->cli, "%s is not a directory: a set of files needs one", g->where);
 		nshm_rx_refuse(rx, NSHM_R_EXISTS);
 		return -EEXIST;
 	}
 	nshm_rx_accept(rx);
 	g->cli.start_ns = cli_now_ns();
-	rc = nshm_rx_tree(rx, g->dest, (g->force ? NSHM_EXTRACT_FORCE : 0) |
+	rc = nshm_rx_tree(rx, g->where, (g->force ? NSHM_EXTRACT_FORCE : 0) |
 			  (g->owner ? NSHM_EXTRACT_OWNER : 0), cli_on_entry, &g->cli, &got);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
@@ -289,16 +345,200 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	nshm_rx_complete(rx, 1, NSHM_R_NONE);
 	snprintf(extra, sizeof(extra), "\"entries\":%llu,\"file_bytes\":%llu",
 		 (unsigned long long)got.entries, (unsigned long long)got.bytes);
-	cli_summary(&g->cli, g->dest, nshm_rx_bytes(rx), nshm_rx_crc(rx), extra);
+	cli_summary(&g->cli, g->where, nshm_rx_bytes(rx), nshm_rx_crc(rx), extra);
 	return 0;
+}
+
+/* A request to place the stream under DEST/SUBDIR: resolved beneath DEST
+ * (the kernel refuses symlinks and "..") into g->where, or refused. */
+static enum nshm_reason place_under(struct get *g, const char *sub)
+{
+	char msg[PATH_MAX + 128];
+	struct stat st;
+	int rc;
+
+	if (strcmp(g->dest, "-") == 0)
+		return NSHM_R_NONE;
+	if (stat(g->dest, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		cli_err(&g->cli, "the sender asked for %s/%s, but %s is not a directory",
+			g->dest, sub, g->dest);
+		return NSHM_R_UNSUPPORTED;
+	}
+	rc = beneath_mkdirs(g->dest, sub, g->where_buf, sizeof(g->where_buf),
+			    msg, sizeof(msg));
+	if (rc < 0) {
+		cli_err(&g->cli, "refused a place under %s: %s", g->dest, msg);
+		return rc == -EACCES || rc == -EROFS ? NSHM_R_PERM
+		     : rc == -ENOSPC ? NSHM_R_NOSPACE : NSHM_R_BADNAME;
+	}
+	g->where = g->where_buf;
+	return NSHM_R_NONE;
+}
+
+static int refused(struct nshm_rx *rx, enum nshm_reason why)
+{
+	nshm_rx_refuse(rx, why);
+	return why == NSHM_R_EXISTS || why == NSHM_R_NOPULL ? -EEXIST : -EIO;
+}
+
+static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
+		      const struct nshm_meta *m);
+
+/* One offer, taken: where it goes, then the file or the tree. */
+static int take(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
+		const struct nshm_meta *m)
+{
+	enum nshm_reason why;
+
+	g->where = g->dest;
+	if (m->request == NSHM_REQ_PULL) {
+		if (!g->serve || !g->allow_pull[0]) {
+			cli_err(&g->cli, "refused a pull of %s: not allowed here "
+				"(nshm-get --serve DIR --allow-pull ROOT serves pulls)", m->path);
+			return refused(*rxp, NSHM_R_NOPULL);
+		}
+		return serve_pull(g, r, rxp, m);
+	}
+	if (m->request == NSHM_REQ_PUSH_TO &&
+	    (why = place_under(g, m->path)) != NSHM_R_NONE)
+		return refused(*rxp, why);
+	if (m->archive)
+		return receive_tree(g, *rxp, m);
+	cli_set_label(&g->cli, m->name);
+	return receive_file(g, *rxp, m);
+}
+
+/* One transfer: wait for an offer, take it, give the side back. */
+static int receive_one(struct get *g, struct nshm_region *r)
+{
+	struct nshm_rx *rx = NULL;
+	struct nshm_meta meta;
+	int rc = nshm_rx_begin(r, &g->cli.params, &rx, &meta);
+
+	if (rc < 0 && !(g->serve && rc == -ECANCELED))
+		cli_err(&g->cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
+							  : nshm_strerror(rc));
+	else {
+		cli_event(&g->cli, "offered", &meta);
+		rc = take(g, r, &rx, &meta);
+	}
+	if (rc < 0)
+		cli_event_failed(&g->cli, rc, rx ? nshm_rx_why(rx) : "");
+	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	return rc;
+}
+
+/* A pull the resident allows: take the (empty) request to its verified
+ * end, give the receiving side back, then send PATH from beneath ROOT as
+ * the sender, to the requester now waiting as the receiver. */
+static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
+		      const struct nshm_meta *m)
+{
+	char path[PATH_MAX], msg[PATH_MAX + 128];
+	struct nshm_params p = g->cli.params;
+	struct cli c = g->cli;
+	const void *buf;
+	struct stat st;
+	char *files[1] = { path };
+	int rc = beneath_resolve(g->allow_pull, m->path, path, sizeof(path), msg, sizeof(msg));
+
+	if (rc == 0 && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+		rc = -EINVAL, snprintf(msg, sizeof(msg), "%s: not a file or a directory", m->path);
+	if (rc < 0) {
+		cli_err(&g->cli, "refused a pull: %s", msg);
+		return refused(*rxp, rc == -ENOENT ? NSHM_R_NOTFOUND : rc == -EACCES
+			       ? NSHM_R_PERM : rc == -EINVAL ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME);
+	}
+	nshm_rx_accept(*rxp);
+	while ((rc = (int)nshm_rx_chunk(*rxp, &buf)) > 0)
+		;   /* a request carries no data: anything is drained, checked */
+	nshm_rx_complete(*rxp, rc == 0, rc == 0 ? NSHM_R_NONE : NSHM_R_PROTO);
+	nshm_rx_close(*rxp, NSHM_R_IO);
+	*rxp = NULL;
+	if (rc < 0)
+		return rc;
+	/* The requester gives the sending side back as we give the receiving
+	 * one: take turns, within the peer timeout. */
+	p.flags |= NSHM_P_WAIT_BUSY;
+	p.timeout_ms = p.peer_timeout_ms > 0 ? p.peer_timeout_ms : 15000;
+	c.params = p;
+	return send_what(&c, r, &(struct send_what){ .files = files, .nfiles = 1,
+		.request = NSHM_REQ_REPLY, .path = m->path });
+}
+
+/* --serve: transfer after transfer until SIGTERM or SIGINT. A failure is
+ * the peer's or this transfer's: logged, and the next one is waited for;
+ * a region that keeps failing at once is retried with a growing pause. */
+static int serve(struct get *g, struct nshm_region *r)
+{
+	int64_t pause_ns = SERVE_PAUSE_MIN_NS;
+	bool first = true;
+
+	while (!cli_cancel) {
+		int64_t t0 = cli_now_ns();
+		int rc = receive_one(g, r);
+
+		if (cli_cancel)
+			break;
+		/* Another receiver holding the region at the start is a
+		 * mistake to report; later, the side is shared in turns with
+		 * a pull's requester. */
+		if (first && rc == -NSHM_EBUSY)
+			return rc;
+		first = false;
+		g->cli.params.flags |= NSHM_P_WAIT_BUSY;
+		if (rc < 0 && cli_now_ns() - t0 < SERVE_PAUSE_MAX_NS) {
+			cli_sleep_ns(pause_ns);
+			pause_ns = pause_ns * 2 < SERVE_PAUSE_MAX_NS ? pause_ns * 2
+								   : SERVE_PAUSE_MAX_NS;
+		} else {
+			pause_ns = SERVE_PAUSE_MIN_NS;
+		}
+	}
+	return 0;
+}
+
+/* --pull PATH: ask a resident receiver for PATH (an empty offer carrying
+ * the request), then receive its reply into DEST as one-shot does. */
+static int pull(struct get *g, struct nshm_region *r)
+{
+	struct nshm_meta ask = { .size_known = 1, .mode = 0644,
+				 .request = NSHM_REQ_PULL, .path = g->pull };
+	struct nshm_tx *tx = NULL;
+	struct nshm_rx *rx = NULL;
+	struct nshm_meta meta;
+	int rc;
+
+	snprintf(ask.name, sizeof(ask.name), "pull-request");
+	rc = nshm_tx_begin(r, &ask, &g->cli.params, &tx);
+	if (rc == 0)
+		rc = nshm_tx_end(tx);
+	if (rc < 0)
+		cli_err(&g->cli, "pulling %s: %s", g->pull,
+			tx && *nshm_tx_why(tx) ? nshm_tx_why(tx) : nshm_strerror(rc));
+	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	if (rc < 0)
+		return rc;
+	g->cli.params.flags |= NSHM_P_WAIT_BUSY;
+	rc = nshm_rx_begin(r, &g->cli.params, &rx, &meta);
+	if (rc < 0) {
+		cli_err(&g->cli, "pulling %s: %s", g->pull, rx && *nshm_rx_why(rx)
+			? nshm_rx_why(rx) : nshm_strerror(rc));
+	} else if (meta.request != NSHM_REQ_REPLY || strcmp(meta.path, g->pull) != 0) {
+		cli_err(&g->cli, "pulling %s: the peer offered something else (%s)",
+			g->pull, meta.name);
+		rc = refused(rx, NSHM_R_PROTO);
+	} else {
+		rc = take(g, r, &rx, &meta);
+	}
+	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct get g = { 0 };
 	struct nshm_region *r = NULL;
-	struct nshm_rx *rx = NULL;
-	struct nshm_meta meta;
 	char msg[1024];
 	int rc;
 
@@ -315,17 +555,7 @@ int main(int argc, char **argv)
 		cli_err(&g.cli, "%s", msg);
 		return cli_exit_status(rc);
 	}
-	rc = nshm_rx_begin(r, &g.cli.params, &rx, &meta);
-	if (rc < 0) {
-		cli_err(&g.cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
-							   : nshm_strerror(rc));
-	} else if (meta.archive) {
-		rc = receive_tree(&g, rx, &meta);
-	} else {
-		cli_set_label(&g.cli, meta.name);
-		rc = receive_file(&g, rx, &meta);
-	}
-	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	rc = g.serve ? serve(&g, r) : g.pull ? pull(&g, r) : receive_one(&g, r);
 	nshm_close(r);
 	return cli_exit_status(rc);
 }

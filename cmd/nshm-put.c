@@ -10,15 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "send.h"
 
 static const char usage[] =
-"usage: nshm-put [OPTIONS] FILE... TARGET\n"
+"usage: nshm-put [OPTIONS] FILE... TARGET[:SUBDIR]\n"
 "Send FILE (or - for standard input) through the ivshmem region TARGET.\n"
 "Several FILEs, or a directory, are sent as one archive.\n"
 "TARGET: NAME (/dev/shm/NAME), a path with '/', pci or pci:DDDD:BB:DD.F\n"
+"SUBDIR: where under its directory the receiver places what arrives\n"
 "\n"
 "  -n, --name NAME         name to offer for standard input (default: stdin)\n"
+"  -t, --to SUBDIR         the same as TARGET:SUBDIR\n"
 "      --slots N           number of slots in the region (default 2)\n"
 "      --chunk SIZE        bytes per slot, e.g. 1M (default: up to 2M, fitted)\n"
 "      --timeout SECONDS   give up if no receiver appears (default: wait)\n"
@@ -38,14 +40,75 @@ struct put {
 	struct cli cli;
 	const char *name;
 	const char *target;
+	const char *subdir;      /* --to, or TARGET's :SUBDIR */
+	char endpoint[512];      /* TARGET without :SUBDIR */
 	char **files;
 	int nfiles;
 };
+
+/* pci:DDDD:BB:DD.F at s? Its length, else 0. */
+static size_t bdf_len(const char *s)
+{
+	unsigned a, b, c, d;
+	int n = 0;
+
+	if (sscanf(s, "%4x:%2x:%2x.%1x%n", &a, &b, &c, &d, &n) == 4 && n == 12)
+		return 12;
+	return 0;
+}
+
+/* TARGET[:SUBDIR], scp-like. A PCI address has colons of its own; any
+ * other endpoint ends at the first colon (--to takes a SUBDIR for a path
+ * with a colon in it). */
+static int split_target(struct put *p)
+{
+	const char *t = p->target, *colon;
+	size_t len;
+
+	if (strncmp(t, "pci:", 4) == 0 && bdf_len(t + 4))
+		colon = t[16] == ':' ? t + 16 : NULL;
+	else
+		colon = strchr(t, ':');
+	len = colon ? (size_t)(colon - t) : strlen(t);
+	if (len >= sizeof(p->endpoint)) {
+		cli_err(&p->cli, "TARGET too long");
+		return EXIT_USAGE;
+	}
+	memcpy(p->endpoint, t, len);
+	p->endpoint[len] = '\0';
+	if (colon && p->subdir) {
+		cli_err(&p->cli, "give SUBDIR once: TARGET:SUBDIR or --to SUBDIR");
+		return EXIT_USAGE;
+	}
+	if (colon)
+		p->subdir = colon + 1;
+	return 0;
+}
+
+/* The receiver decides, but a SUBDIR it will refuse is a usage error here. */
+static int check_subdir(struct put *p)
+{
+	const char *s = p->subdir;
+
+	if (!s || !*s) {
+		p->subdir = NULL;   /* "vm1:" is DIR itself */
+		return 0;
+	}
+	if (*s == '/' || strlen(s) > NSHM_REQ_PATH_MAX || strstr(s, "/../") ||
+	    strncmp(s, "../", 3) == 0 || strcmp(s, "..") == 0 ||
+	    (strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0)) {
+		cli_err(&p->cli, "bad SUBDIR '%s': a relative path under the receiver's "
+			"directory, without '..'", s);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
 
 static int parse_args(struct put *p, int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{ "name", required_argument, NULL, 'n' },
+		{ "to", required_argument, NULL, 't' },
 		{ "slots", required_argument, NULL, OPT_SLOTS },
 		{ "chunk", required_argument, NULL, OPT_CHUNK },
 		COMMON_LONG_OPTIONS,
@@ -54,7 +117,7 @@ static int parse_args(struct put *p, int argc, char **argv)
 	uint64_t v;
 	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "n:qhV", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:t:qhV", longs, NULL)) != -1) {
 		rc = cli_common_option(&p->cli, opt, optarg);
 		if (rc < 0)
 			return EXIT_USAGE;
@@ -69,6 +132,9 @@ static int parse_args(struct put *p, int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			p->name = optarg;
+			break;
+		case 't':
+			p->subdir = optarg;
 			break;
 		case OPT_SLOTS:
 			if (parse_size(optarg, &v) || v < 1 || v > 64) {
@@ -104,132 +170,8 @@ static int parse_args(struct put *p, int argc, char **argv)
 	p->files = argv + optind;
 	p->nfiles = argc - optind - 1;
 	p->target = argv[argc - 1];
-	return 0;
-}
-
-/* What to offer for one file: its base name, size, mode and mtime. */
-static int describe(struct put *p, const char *file, int fd, struct nshm_meta *m)
-{
-	struct stat st;
-	char *copy;
-
-	memset(m, 0, sizeof(*m));
-	if (fstat(fd, &st) != 0)
-		return -errno;
-	if (S_ISREG(st.st_mode)) {
-		m->size = (uint64_t)st.st_size;
-		m->size_known = 1;
-	}
-	m->mode = S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
-	m->mtime_sec = S_ISREG(st.st_mode) ? st.st_mtim.tv_sec : time(NULL);
-	m->mtime_nsec = S_ISREG(st.st_mode) ? (uint32_t)st.st_mtim.tv_nsec : 0;
-	if (strcmp(file, "-") == 0) {
-		snprintf(m->name, sizeof(m->name), "%s", p->name ? p->name : "stdin");
-		return 0;
-	}
-	copy = strdup(file);
-	if (!copy)
-		return -ENOMEM;
-	snprintf(m->name, sizeof(m->name), "%s", p->name ? p->name : basename(copy));
-	free(copy);
-	return 0;
-}
-
-static int send_file(struct put *p, struct nshm_region *r, const char *file)
-{
-	struct nshm_tx *tx = NULL;
-	struct nshm_meta meta;
-	int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
-	int rc;
-
-	if (fd < 0) {
-		int err = errno;
-
-		cli_err(&p->cli, "%s: %s", file, strerror(err));
-		return -err;
-	}
-	rc = describe(p, file, fd, &meta);
-	if (rc < 0)
-		goto out;
-	cli_set_label(&p->cli, meta.name);
-	rc = nshm_tx_begin(r, &meta, &p->cli.params, &tx);
-	if (rc == 0) {
-		p->cli.start_ns = cli_now_ns();
-		rc = nshm_tx_from_fd(tx, fd);
-	}
-	if (rc == 0)
-		rc = nshm_tx_end(tx);
-	if (rc == 0)
-		cli_summary(&p->cli, meta.name, nshm_tx_bytes(tx), nshm_tx_crc(tx), NULL);
-	else {
-		cli_progress_done(&p->cli);
-		cli_err(&p->cli, "%s", tx && *nshm_tx_why(tx) ? nshm_tx_why(tx)
-							   : nshm_strerror(rc));
-	}
-	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
-out:
-	if (fd != STDIN_FILENO)
-		close(fd);
-	return rc;
-}
-
-static bool wants_archive(const struct put *p)
-{
-	struct stat st;
-
-	if (p->nfiles > 1)
-		return true;
-	return strcmp(p->files[0], "-") != 0 && lstat(p->files[0], &st) == 0 &&
-	       S_ISDIR(st.st_mode);
-}
-
-/* Several files or a directory: one pax stream, extracted on the other side. */
-static int send_tree(struct put *p, struct nshm_region *r)
-{
-	struct nshm_tree_stats total, sent;
-	struct nshm_meta meta = { .archive = 1, .mode = 0755 };
-	struct nshm_tx *tx = NULL;
-	char extra[96], *copy;
-	int rc;
-
-	for (int i = 0; i < p->nfiles; i++)
-		if (strcmp(p->files[i], "-") == 0) {
-			cli_err(&p->cli, "- (standard input) cannot be sent with other files");
-			return -EINVAL;
-		}
-	rc = nshm_tree_measure(p->files, p->nfiles, &total);
-	if (rc < 0) {
-		cli_err(&p->cli, "cannot read the files to send: %s", strerror(-rc));
-		return rc;
-	}
-	copy = strdup(p->files[0]);
-	if (!copy)
-		return -ENOMEM;
-	if (p->nfiles == 1)
-		snprintf(meta.name, sizeof(meta.name), "%s", basename(copy));
-	else
-		snprintf(meta.name, sizeof(meta.name), "%d-items", p->nfiles);
-	free(copy);
-	meta.size = total.bytes;
-	meta.mtime_sec = time(NULL);
-	rc = nshm_tx_begin(r, &meta, &p->cli.params, &tx);
-	if (rc == 0) {
-		p->cli.start_ns = cli_now_ns();
-		rc = nshm_tx_tree(tx, p->files, p->nfiles, cli_on_entry, &p->cli, &sent);
-	}
-	if (rc == 0)
-		rc = nshm_tx_end(tx);
-	if (rc == 0) {
-		snprintf(extra, sizeof(extra), "\"entries\":%llu,\"file_bytes\":%llu",
-			 (unsigned long long)sent.entries, (unsigned long long)sent.bytes);
-		cli_summary(&p->cli, meta.name, nshm_tx_bytes(tx), nshm_tx_crc(tx), extra);
-	} else {
-		cli_progress_done(&p->cli);
-		cli_err(&p->cli, "%s", tx && *nshm_tx_why(tx) ? nshm_tx_why(tx)
-							   : nshm_strerror(rc));
-	}
-	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
-	return rc;
+	rc = split_target(p);
+	return rc ? rc : check_subdir(p);
 }
 
 int main(int argc, char **argv)
@@ -245,12 +187,14 @@ int main(int argc, char **argv)
 		return rc;
 	cli_signals();
 	cli_catch_sigbus(&p.cli, NULL);
-	rc = nshm_open(&r, p.target, p.cli.map_flags, msg, sizeof(msg));
+	rc = nshm_open(&r, p.endpoint, p.cli.map_flags, msg, sizeof(msg));
 	if (rc < 0) {
 		cli_err(&p.cli, "%s", msg);
 		return cli_exit_status(rc);
 	}
-	rc = wants_archive(&p) ? send_tree(&p, r) : send_file(&p, r, p.files[0]);
+	rc = send_what(&p.cli, r, &(struct send_what){
+		.files = p.files, .nfiles = p.nfiles, .name = p.name,
+		.request = p.subdir ? NSHM_REQ_PUSH_TO : 0, .path = p.subdir });
 	nshm_close(r);
 	return cli_exit_status(rc);
 }

@@ -17,6 +17,7 @@
 #include "internal.h"
 
 #define ANNOUNCE_NS 200000000
+#define SEEN_WAIT_NS 2000000000LL
 
 struct nshm_rx {
 	struct nshm_region *r;
@@ -437,6 +438,32 @@ int nshm_rx_complete(struct nshm_rx *rx, int ok, enum nshm_reason why)
 	return 0;
 }
 
+/* The sender has left the session we answered (or is gone). */
+static int cond_seen(void *arg)
+{
+	struct nshm_rx *rx = arg;
+
+	snap_tx(rx->r, &rx->tx);
+	if (rx->tx.head.owner == 0 || rx->tx.session != rx->session ||
+	    (rx->tx.state != TX_OFFER && rx->tx.state != TX_END))
+		return WAIT_DONE;
+	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0)
+		return WAIT_DONE;
+	return WAIT_MORE;
+}
+
+/* Our last word (done, failed, refused) must reach the sender before the
+ * line can carry another readiness: a resident receiver claims again at
+ * once, and a fresh READY would hide the verdict. Bounded: a sender that
+ * never looks is not waited for long. */
+static void await_seen(struct nshm_rx *rx)
+{
+	if (rx->session == 0)
+		return;
+	(void)wait_until(&rx->bell, cond_seen, rx, nshm_now_ns() + SEEN_WAIT_NS,
+			 rx->p.cancel);
+}
+
 void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 {
 	if (!rx)
@@ -448,6 +475,7 @@ void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 		else if (!rx->accepted && !rx->completed)
 			PUBLISH(RXL(rx)->state, RX_IDLE);
 		rx->bell.ring(&rx->bell);
+		await_seen(rx);
 	}
 	claim_release(&rx->claim);
 	free(rx->buf);

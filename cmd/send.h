@@ -1,0 +1,20 @@
+/* Sending a file or a set of files: nshm-put, and a resident nshm-get
+ * answering a pull. */
+#ifndef NSHM_SEND_H
+#define NSHM_SEND_H
+
+#include "cli.h"
+
+struct send_what {
+	char **files;            /* "-" is standard input (alone) */
+	int nfiles;
+	const char *name;        /* offer this name (one file), or NULL */
+	uint32_t request;        /* NSHM_REQ_*, 0 = none */
+	const char *path;        /* with request */
+};
+
+/* Offer and send what w names through r; 0 once the receiver verified it.
+ * Failures are reported on stderr through c. */
+int send_what(struct cli *c, struct nshm_region *r, const struct send_what *w);
+
+#endif
