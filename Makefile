@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # nshm: one Makefile. `make`, `make check`, `make demo`, `make install`.
 PREFIX   ?= /usr/local
 DESTDIR  ?=

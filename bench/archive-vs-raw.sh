@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # One file sent raw versus the same file inside an archive (a directory
 # holding it), alternating, RUNS times each; prints the median rate of each,
 # then files/s for a tree of 1000 files of 4 KiB.

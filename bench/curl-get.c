@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* curl-get: the libcurl baseline -- download files over HTTP with libcurl.
  *
  *   curl-get [-q] BASEURL DESTDIR [NAME...]

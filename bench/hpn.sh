@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # bench/hpn.sh -- find or build HPN-SSH (hpnscp, hpnssh, hpnsshd) for bench/run.
 #
 #   bench/hpn.sh [--no-install] [--no-build]

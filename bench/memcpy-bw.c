@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* memcpy-bw: the memory-bandwidth ceiling for moving SIZE bytes.
  *
  *   memcpy-bw SIZE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* mkdata: write incompressible, non-repeating test data fast.
  *
  *   mkdata SIZE [SEED]                 one stream of SIZE bytes on stdout

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Turn bench/run's raw samples into the table, CSV, JSON and a gnuplot chart.
 
 bench/run records one CSV line per run (run 0 is the warm-up and is left out

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Which way of checksumming what reached the destination costs less?
 #   copy:     copy each piece of a slot into private memory, CRC it, write it
 #   readback: write straight from the slot, CRC the written range through a

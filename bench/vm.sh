@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # bench/vm.sh -- the "vm" setting of bench/run (sourced by it, never run alone).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Host ends of bench/run's two no-network vm methods (vm setting only).
 
   vmchan.py raw SOCKET FILE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Confinement with openat2(2): the kernel resolves each path beneath a
  * directory file descriptor, so no check-then-use gap lets a component
  * that is a symlink (say one an earlier transfer made) lead elsewhere. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Paths the peer names, resolved beneath a directory the user chose:
  * never through a symbolic link out of it, never above it. */
 #ifndef NSHM_BENEATH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Shared pieces of the command-line programs. */
 #define _GNU_SOURCE
 #include <errno.h>

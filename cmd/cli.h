@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the three programs share: option values, signals, progress,
  * messages, exit statuses. */
 #ifndef NSHM_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* nshm-get: receive what nshm-put sends through an ivshmem region. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* nshm-stat: what a region holds right now. Reads only. */
 #define _GNU_SOURCE
 #include <getopt.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Sending for the programs: one file as itself, several files or a
  * directory as one pax archive (nshm_tx_tree). */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Sending a file or a set of files: nshm-put, and a resident nshm-get
  * answering a pull. */
 #ifndef NSHM_SEND_H

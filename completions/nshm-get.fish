@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # fish completion for nshm-get (vendor_completions.d/nshm-get.fish).
 
 # Candidate endpoints: the POSIX shm objects in /dev/shm (names only), pci,

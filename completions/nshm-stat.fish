@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # fish completion for nshm-stat (vendor_completions.d/nshm-stat.fish).
 
 # Candidate endpoints: the POSIX shm objects in /dev/shm (names only), pci,

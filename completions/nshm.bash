@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # bash completion for nshm-put, nshm-get and nshm-stat.
 # Installed once per program name into bash-completion's completionsdir;
 # it can also be sourced directly.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The public structs' room to grow before 1.0 (lib/nshm.h): each ends in
  * reserved fields, so a field added later takes reserved space and the
  * struct keeps its size. A program built before the field existed passes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Receiving trees: libarchive reads pax from verified chunks (a read
  * callback hands it our private copies, never the slots) and
  * archive_write_disk extracts each entry under the destination.

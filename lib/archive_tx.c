@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Sending trees: libarchive reads the disk (without following symlinks,
  * with holes and hard links) and writes pax straight into the slots through
  * a write callback; no temporary archive exists anywhere. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The polling doorbell: the counter store is the ring, so ring() has
  * nothing to do, and wait() backs off from spinning to yielding to
  * sleeping up to a millisecond, so a waiting side uses almost no CPU while

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Holding one side of the region: a token taken by compare-and-swap, the
  * owner's identity beside it, and a thread that beats the heartbeat while
  * the claim is held. A live holder makes a second one fail with "busy"; a

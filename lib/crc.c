@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* CRC-32 behind one function, with zlib's values. Two implementations:
  * ISA-L's crc32_gzip_refl (when the build found libisal: ten times zlib's
  * speed on a host with PCLMULQDQ) and zlib's crc32. On a CPU without

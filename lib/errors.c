@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Names for codes and states, for messages a person reads. */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Names a peer chose reach terminals and logs: escape them like `ls -b`,
  * so that a name cannot clear a screen, move the cursor or forge a line.
  * Printable ASCII and valid UTF-8 of printable code points pass; every

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Who we are, written beside each claim: a process on the same kernel and
  * pid namespace can then tell at once that a claim's owner is dead. */
 #define _GNU_SOURCE

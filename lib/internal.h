@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Internal interfaces between libnshm's files. Not installed. */
 #ifndef NSHM_INTERNAL_H
 #define NSHM_INTERNAL_H

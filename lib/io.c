@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* write() that finishes the job: short counts and EINTR are retried
  * unless the user asked to cancel. */
 #include <errno.h>

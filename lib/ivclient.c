@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A NAME endpoint's doorbell: connect to nshm-server as an ordinary
  * ivshmem peer (QEMU's server protocol, docs/specs/ivshmem-spec.rst in
  * QEMU) and ring peers by writing their eventfds, be rung on our own.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Messages of QEMU's ivshmem server protocol, both directions of the wire
  * (see ivproto.h). Nothing here trusts the other end: a message is whole
  * only with 8 bytes, and a descriptor more than one is closed and makes the

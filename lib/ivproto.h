@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* QEMU's ivshmem server protocol (docs/specs/ivshmem-spec.rst in QEMU):
  * one-way, server to client, each message one little-endian int64 with at
  * most one file descriptor (SCM_RIGHTS). Internal to libnshm: the server

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The shared region's layout, of the protocol version NSHM_PROTOCOL_VERSION
  * (lib/nshm.h) specifies (see man/nshm.7).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 #define _POSIX_C_SOURCE 200809L
 /* Is the owner of a line alive? A heartbeat that moves says yes; one that
  * stands still for the peer timeout says no. On the same kernel and pid

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libnshm: file transfer through an ivshmem shared-memory region.
  *
  * One side sends (nshm_tx_*), the other receives (nshm_rx_*); which side is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* pci endpoints through the nshm guest module (kmod/): /dev/nshmN maps BAR2
  * write-back where the kernel grants it, and its fd is the MSI-X doorbell.
  * Without the module bound to the device region.c uses sysfs (resource2)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Write-back for an ivshmem BAR2 in a guest, through /proc/mtrr.
  *
  * Firmware marks the PCI hole (SeaBIOS: 2-4 GiB; OVMF: also the 64-bit

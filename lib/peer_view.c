@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The one place that reads the peer's parts of the region.
  *
  * A hostile peer can change any of these bytes at any moment, so each value

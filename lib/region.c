@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Endpoints: a POSIX shm object by name, any file by path, or BAR2 of an
  * ivshmem PCI device found through sysfs. Each is mapped shared, whole. */
 #define _GNU_SOURCE

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The receiving side: announce readiness, take an offer, then copy each
  * chunk out of its slot into private memory, verify that copy, free the
  * slot, and hand the copy on. Verifying the private copy, never the slot,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A read-only look at a region for nshm-stat: two snapshots, interval
  * apart, so a moving heartbeat can be told from a still one. */
 #include <string.h>

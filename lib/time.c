@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Clocks, sleeps and session ids. */
 #define _GNU_SOURCE
 #include <errno.h>

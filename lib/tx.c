@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The sending side: offer a stream, fill slots, end it, await the verdict.
  *
  * Chunk k goes to slot k % nslots. The sender may fill it once the receiver

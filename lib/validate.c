@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Checks on values copied out of the region: nothing from the peer is used
  * before it passes here. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* One loop for every wait on the peer: the condition decides, the doorbell
  * paces, and a deadline and the cancel flag bound it. */
 #include <errno.h>

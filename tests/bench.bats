@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Smoke pass of the benchmark (bench/run --smoke): every method moves one
 # 1 MiB file, a few small files and one 4 KiB file once, each destination
 # checked against its source.  It keeps bench/run from rotting; the figures

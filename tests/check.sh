@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make check: every suite, once as built and once under ASan+UBSan, then
 # one closing line "N passed, N failed[, N skipped]". Each suite speaks TAP.
 set -uo pipefail

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # nshm-put and nshm-get on one host, through a /dev/shm object.
 load helpers
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make demo: send a sample file from nshm-put to nshm-get through a POSIX shm
 # object on this machine, verify it, and print the rate beside cp's.
 set -euo pipefail

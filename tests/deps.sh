@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Installs what building and testing need on Debian, when run as root;
 # otherwise prints the exact apt-get line and fails.
 set -euo pipefail

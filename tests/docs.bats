@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Manual pages and shell completions: lint, the options of each page
 # against the program's --help, libnshm(3) against lib/nshm.h, and the
 # completions of bash, zsh and fish driven for real.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Faults: either side killed or interrupted at each phase, a full or
 # read-only destination, the region truncated or corrupted under a
 # transfer, random scribbles during real transfers, and a short pass of the

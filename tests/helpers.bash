@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Shared by the CLI bats suites: a fresh region per test, background
 # processes tracked by pid and always reaped.
 BIN=${NSHM_BIN:-$BATS_TEST_DIRNAME/../build}

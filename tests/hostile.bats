@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # A compromised peer against the real programs (issue 10): deadlines a
 # peer cannot move, no spinning, names escaped on the terminal, the
 # progress label owned by the CLI, endpoints that are what they say.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # `make install DESTDIR=... PREFIX=/usr`: the exact files, the shared
 # library's soname and links, pkg-config, a program built against the
 # installed tree sending to the installed nshm-get, the completions found

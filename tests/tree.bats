@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # Sets of files: several FILEs or directories as one pax stream.
 load helpers
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck disable=SC1091,SC2016,SC2154
 # (lib.sh is sourced by path; guest commands are single-quoted on purpose, they expand in the
 # guest; bats sets $stderr.)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Builds the fuzzing and fault-injection tools into build/fuzz/:
 #   build.sh helpers   the scribbler (plain cc, no sanitizer needed)
 #   build.sh fuzzers   the libFuzzer harnesses (clang, ASan + UBSan)

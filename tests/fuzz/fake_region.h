@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* What the receiver and sender harnesses share: a region in a memfd that
  * nshm_open maps through /proc/self/fd/N, the peer's own mapping of it,
  * small waits that keep the fake peer's heartbeat moving, and a capped

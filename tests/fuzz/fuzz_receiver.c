@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer harness: the receiver's state machine against a hostile sender.
  *
  * The input is a script for a fake sender thread that writes the region

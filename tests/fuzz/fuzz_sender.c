@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer harness: the sender's state machine against a hostile receiver.
  *
  * The mirror of fuzz_receiver: the input is a script for a fake receiver

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer harness: the checks on values copied out of the region.
  *
  * The input becomes a head snapshot, a layout, an offer snapshot and a bare

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Reading a fuzzer's input as a stream of values: past the end every read
  * gives zeros, so any input, even an empty one, is a complete script. */
 #ifndef NSHM_FUZZ_INPUT_H

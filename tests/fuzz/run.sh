@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make fuzz: build the libFuzzer harnesses, replay the known bad inputs,
 # and run each harness for SECONDS.
 #

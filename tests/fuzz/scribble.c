@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* scribble: a hostile third party on an nshm region, for the fault tests.
  *
  *   scribble random REGION [--seed N] [--count N] [--start-us N] [--max-gap-us N]

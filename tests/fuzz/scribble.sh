@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Real transfers between build/nshm-put and build/nshm-get through a /dev/shm
 # object while build/fuzz/scribble writes random bytes into random places
 # of the region at random times. Round after round, for SECONDS (default

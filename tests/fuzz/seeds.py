@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """Writes the small seed corpora in tests/fuzz/corpus/ (committed).
 
 The receiver seeds are scripts for fuzz_receiver's fake sender (the format

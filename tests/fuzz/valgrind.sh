@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # The unit test binaries and one real transfer (nshm-put + nshm-get through
 # a /dev/shm object) under valgrind memcheck; speaks TAP, one line per
 # program run:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* sendbuf: send a buffer through an nshm region with nothing but the
  * installed public header and library (tests/install.bats builds it with
  * `pkg-config --cflags --libs nshm` against a DESTDIR tree).

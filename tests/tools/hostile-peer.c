@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Test tool: peers that break the protocol on purpose, to show that the
  * real programs keep their deadlines and do not spin (issue 10, items 7-8).
  *

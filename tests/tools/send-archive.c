@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Test tool: sends FILE's bytes as an archive stream, whatever they hold,
  * so tests can feed the receiver crafted (hostile) archives.
  * usage: send-archive FILE ENDPOINT */

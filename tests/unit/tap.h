@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* A few lines of TAP for the C unit tests: make check counts the lines. */
 #ifndef NSHM_TAP_H
 #define NSHM_TAP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* nshm_crc32 must give zlib's values, whichever implementation is built,
  * and nshm_crc32_combine must agree with one pass over the whole. */
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* nshm_escape: what a peer's name may and may not carry to a terminal. */
 #include <string.h>
 

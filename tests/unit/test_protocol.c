@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* The protocol end to end inside one process: a sender and a receiver
  * thread on one region, plus a hand-driven fake sender whose region values
  * the test chooses, to drive the receiver's state machine into every

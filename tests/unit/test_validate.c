@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* Validation of values copied out of the region. */
 #include <errno.h>
 #include <stddef.h>

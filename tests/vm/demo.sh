@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # make vm-demo: boot a guest with an ivshmem device, send a file from the host with nshm-put,
 # receive it in the guest with nshm-get, print both checksums and the rate, shut the guest down.
 #

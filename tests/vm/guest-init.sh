@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# SPDX-License-Identifier: BSD-2-Clause
 # /init of the nshm test guest (busybox only). Copied into the initramfs by tests/vm/lib.sh.
 #
 # nshm.mode=probe  print the ready marker and power off (the KVM probe boot).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash
 # tests/vm/lib.sh - boot a throw-away QEMU/KVM guest with an ivshmem device and drive it.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Time nshm-get (receiver in the guest) and nshm-put (sender in the guest) with each way of
 # mapping BAR2: --map uc (sysfs resource2) and --map wc (resource2_wc), all in one boot, and
 # print the figures. The programs' own --json timings are used (transfer only, no start-up).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /* gbench: micro-measurements of what nshm-get does per byte, meant to run
  * inside a (TCG) guest, side by side in one boot. See README.md here.
  *

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Profile nshm-get in a real (TCG) guest: the receiver's per-byte costs measured one by one
 # (gbench) and the real transfer under several builds and layouts, all in one boot, interleaved.
 #
