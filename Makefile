@@ -104,6 +104,13 @@ check: deps
 demo: deps all
 	@bash tests/demo.sh
 
+# The guest module (kmod/, GPL-2.0), against the kernel headers in KDIR
+# (default: the running kernel's). Not part of `all`: it is built in a guest.
+KDIR ?= /lib/modules/$(shell uname -r)/build
+.PHONY: kmod
+kmod:
+	$(MAKE) -C kmod KDIR=$(KDIR)
+
 vm-demo: all
 	@bash tests/vm/demo.sh
 

@@ -41,7 +41,7 @@ struct nshm_region {
 	size_t size;
 	bool wc;               /* write-combining mapping: fence before doorbells */
 	char path[256];
-	char mapping[96];      /* for nshm-stat: cache type and how it was mapped */
+	char mapping[160];     /* for nshm-stat: cache type and how it was mapped */
 	struct nshm_doorbell db;
 };
 
@@ -59,7 +59,6 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 const char *nshm_cache_name(uint32_t cache);
 /* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). */
 int nshm_mtrr_writeback(uint64_t bar, uint64_t barlen, char *note, size_t notelen);
-int nshm_mtrr_restore(uint64_t bar);
 
 /* crc.c: the implementations behind nshm_crc32, for the tests. */
 uint32_t nshm_crc32_zlib(uint32_t crc, const void *buf, size_t len);

@@ -180,8 +180,9 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 	r->size = (size_t)info.bar2_size;
 	r->wc = got == NSHM_CACHE_WC;
 	snprintf(r->path, sizeof(r->path), "%.255s", path);
-	snprintf(r->mapping, sizeof(r->mapping), "%s (%s, module)",
-		 nshm_cache_name(got), path);
+	snprintf(r->mapping, sizeof(r->mapping), "%s (%s, module%s%.80s)",
+		 nshm_cache_name(got), path, got != NSHM_CACHE_WB && note[0] ? "; " : "",
+		 got != NSHM_CACHE_WB ? note : "");
 	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
 		 info.vectors ? "MSI-X" : "polling", path);
 	r->db.self_id = info.ivposition;

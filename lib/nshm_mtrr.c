@@ -9,7 +9,8 @@
  * devices' BARs stay uncachable) and, when nothing then says write-back over
  * BAR2, a write-back range is added for it. mtrr_add() is not exported to
  * modules, so this runs in user space, as root. What was changed is kept in
- * /run/nshm/mtrr-BASE so that nshm_mtrr_restore() can undo it. */
+ * /run/nshm/mtrr-BASE ("removed"/"added" BASE SIZE TYPE lines), which
+ * kmod/nshm-mtrr-restore replays backwards when the device goes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,6 @@
 
 #define MAX_REGS 64
 #define MAX_PIECES 64
-#define STATE_DIR "/run/nshm"
 
 struct mtrr_reg {
 	int reg;
@@ -190,7 +190,7 @@ static int split(const struct mtrr_reg *r, uint64_t bar, uint64_t barlen,
 
 static void state_path(char *p, size_t len, uint64_t bar)
 {
-	snprintf(p, len, "%s/mtrr-%" PRIx64, STATE_DIR, bar);
+	snprintf(p, len, "%s/mtrr-%" PRIx64, nshm_run_dir(), bar);
 }
 
 static void state_save(uint64_t bar, const struct mtrr_reg *gone, int ngone,
@@ -200,9 +200,10 @@ static void state_save(uint64_t bar, const struct mtrr_reg *gone, int ngone,
 	FILE *f;
 	int i;
 
-	mkdir(STATE_DIR, 0755);
+	mkdir(nshm_run_dir(), 0755);
 	state_path(p, sizeof(p), bar);
-	f = fopen(p, "we");
+	/* Appended: an earlier record stays replayable. */
+	f = fopen(p, "ae");
 	if (!f)
 		return;
 	for (i = 0; i < ngone; i++)
@@ -314,40 +315,5 @@ int nshm_mtrr_writeback(uint64_t bar, uint64_t barlen, char *note, size_t notele
 	state_save(bar, gone, ngone, added, nadded);
 	snprintf(note, notelen, "MTRR: %d range%s split around BAR2 into %d",
 		 ngone, ngone == 1 ? "" : "s", nadded);
-	return 0;
-}
-
-int nshm_mtrr_restore(uint64_t bar)
-{
-	struct mtrr_reg gone[MAX_REGS];
-	struct range added[MAX_PIECES + 1];
-	char p[128], line[160], what[16], type[24];
-	int ngone = 0, nadded = 0;
-	FILE *f;
-
-	state_path(p, sizeof(p), bar);
-	f = fopen(p, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long b, s;
-
-		if (sscanf(line, "%15s %llx %llx %23s", what, &b, &s, type) != 4)
-			continue;
-		if (strcmp(what, "removed") == 0 && ngone < MAX_REGS) {
-			gone[ngone].base = b;
-			gone[ngone].size = s;
-			snprintf(gone[ngone].type, sizeof(gone[ngone].type), "%s", type);
-			ngone++;
-		} else if (strcmp(what, "added") == 0 && nadded <= MAX_PIECES) {
-			added[nadded].base = b;
-			added[nadded].size = s;
-			added[nadded].type = "";
-			nadded++;
-		}
-	}
-	fclose(f);
-	undo(gone, ngone, added, nadded);
-	unlink(p);
 	return 0;
 }

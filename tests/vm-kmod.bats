@@ -36,7 +36,8 @@ setup_file() {
   for p in nshm-get nshm-put nshm-stat; do
     [[ -x $b/$p ]] && progs+=("$b/$p")
   done
-  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko"
+  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko" \
+    "$VM_REPO_DIR/kmod/nshm-mtrr-restore=/usr/local/bin/nshm-mtrr-restore"
 }
 
 teardown_file() {
@@ -322,15 +323,15 @@ guest_irqs() {
 }
 
 # guest_idle: a waiting nshm-get in the guest, sampled over 10 s from /proc: prints
-# "cpu=PERCENT wakeups=PER-SECOND" (CPU from utime+stime, wake-ups from the context switches
-# of all its threads).
+# "cpu=PERCENT wakeups=PER-SECOND" (CPU time from each thread's schedstat, in ns: utime and
+# stime count 10 ms ticks; wake-ups from the context switches of all its threads).
 guest_idle() {
   local id
   id=$(vm_start "$VM" 'rm -rf /tmp/idle && mkdir /tmp/idle && nshm-get -q --timeout 60 -s pci /tmp/idle/')
   vm_wait_started "$VM" "$id" 10
   sleep 2
   vm_job_running "$VM" "$id"
-  run --separate-stderr vm_exec "$VM" 30 'p=$(pidof nshm-get); sample() { set -- $(cut -d" " -f14,15 /proc/$p/stat); c=$(($1 + $2)); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { n += \$2 } END { print n }"); t=$(cut -d" " -f1 /proc/uptime); }; sample; c0=$c w0=$w t0=$t; sleep 10; sample; awk -v c="$((c - c0))" -v w="$((w - w0))" -v a="$t0" -v b="$t" -v hz="$(getconf CLK_TCK 2>/dev/null || echo 100)" "BEGIN { s = b - a; printf \"cpu=%.3f wakeups=%.1f\\n\", 100 * c / hz / s, w / s }"'
+  run --separate-stderr vm_exec "$VM" 30 'p=$(pidof nshm-get); sample() { c=$(cat /proc/$p/task/*/schedstat | awk "{ n += \$1 } END { printf \"%.0f\", n }"); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { n += \$2 } END { print n }"); t=$(cut -d" " -f1 /proc/uptime); }; sample; c0=$c w0=$w t0=$t; sleep 10; sample; awk -v c="$((c - c0))" -v w="$((w - w0))" -v a="$t0" -v b="$t" "BEGIN { s = b - a; printf \"cpu=%.3f wakeups=%.1f\\n\", 100 * c / 1e9 / s, w / s }"'
   echo "idle sample: rc=$status out=$output err=$stderr" >&2
   vm_exec "$VM" 10 'killall nshm-get; true' >/dev/null 2>&1 || true
   vm_wait "$VM" "$id" 20 >/dev/null 2>&1 || true
@@ -368,6 +369,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
   [[ $output == *"mapping   uncached-minus (resource2)"* ]]
   [[ $output == *"doorbell  polling"* ]]
   pat_sysfs plain
+  vm_exec "$VM" 10 'cat /proc/mtrr' >"$VM_RUN/mtrr-plain"
 }
 
 @test "plain: nshm.ko binds the device; pci maps /dev/nshm0 write-back; no MSI-X: polling" {
@@ -389,6 +391,22 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
   config plain
   to_guest 3000000
   from_guest 3000000
+}
+
+# mtrr_ranges: /proc/mtrr without register numbers and counts, sorted (registers are reused in
+# any order).
+mtrr_ranges() { sed 's/^reg[0-9]*: //; s/count=[0-9]*: //' | sort; }
+
+@test "plain: nshm-mtrr-restore puts the firmware's MTRRs back; the next mapping carves again" {
+  config plain
+  run --separate-stderr vm_exec "$VM" 30 'cat /run/nshm/mtrr-*; nshm-mtrr-restore && cat /proc/mtrr; ls /run/nshm'
+  echo "rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [ "$(grep -v '^removed\|^added' <<<"$output" | mtrr_ranges)" = "$(mtrr_ranges <"$VM_RUN/mtrr-plain")" ]
+  run --separate-stderr vm_exec "$VM" 30 'nshm-stat pci | grep mapping; grep -c write-back /proc/mtrr'
+  echo "rc=$status out=$output err=$stderr"
+  [ "${lines[0]}" = "mapping   write-back (/dev/nshm0, module)" ]
+  [ "${lines[1]}" -ge 1 ]
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -426,6 +444,7 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
 
 @test "doorbell: a waiting nshm-get in the guest is idle (10 s from /proc)" {
   config doorbell
+  guest_load
   local m cpu wk
   m=$(guest_idle)
   vm_note "  idle nshm-get in the guest, MSI-X doorbell: $m (goal: cpu < 0.1 %, wakeups < 5/s)"
