@@ -35,7 +35,7 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
 CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
-PROGS     := nshm-put nshm-get nshm-stat
+PROGS     := nshm-put nshm-get nshm-stat nshm-server
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRC  := $(wildcard tests/tools/*.c)
@@ -122,7 +122,8 @@ fuzz:
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR) \
-	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man7 \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDDIR)
 	install -m 755 $(PROGS:%=$(BUILD)/%) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(BUILD)/libnshm.so.$(LIBVER) $(DESTDIR)$(LIBDIR)/
 	ln -sf libnshm.so.$(LIBVER) $(DESTDIR)$(LIBDIR)/libnshm.so.$(SOVERSION)
@@ -135,8 +136,14 @@ install: all
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 man/*.3 $(DESTDIR)$(MANDIR)/man3/
 	install -m 644 man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	install -m 644 man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|@BINDIR@|$(BINDIR)|' cmd/systemd/nshm-server@.service \
+	    > $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service
+	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service
 	@$(MAKE) --no-print-directory install-completions
 
+# systemd also reads units from /usr/local/lib/systemd/system.
+SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
@@ -153,7 +160,8 @@ uninstall:
 	    $(DESTDIR)$(LIBDIR)/libnshm.so* $(DESTDIR)$(LIBDIR)/libnshm.a \
 	    $(DESTDIR)$(LIBDIR)/pkgconfig/nshm.pc \
 	    $(DESTDIR)$(MANDIR)/man1/nshm-*.1 $(DESTDIR)$(MANDIR)/man3/libnshm.3 \
-	    $(DESTDIR)$(MANDIR)/man7/nshm.7 \
+	    $(DESTDIR)$(MANDIR)/man7/nshm.7 $(DESTDIR)$(MANDIR)/man8/nshm-server.8 \
+	    $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service \
 	    $(PROGS:%=$(DESTDIR)$(BASHCOMPDIR)/%) $(DESTDIR)$(ZSHCOMPDIR)/_nshm \
 	    $(PROGS:%=$(DESTDIR)$(FISHCOMPDIR)/%.fish)
 

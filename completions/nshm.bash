@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: BSD-2-Clause
-# bash completion for nshm-put, nshm-get and nshm-stat.
+# bash completion for nshm-put, nshm-get, nshm-stat and nshm-server.
 # Installed once per program name into bash-completion's completionsdir;
 # it can also be sourced directly.
 #
@@ -100,6 +100,10 @@ _nshm()
 		opts='-w --watch -i --interval --map --json -h --help -V --version'
 		args='-i --interval --map'
 		;;
+	nshm-server)
+		opts='-s --size --socket -n --vectors -h --help -V --version'
+		args='-s --size --socket -n --vectors'
+		;;
 	*)
 		return 0
 		;;
@@ -111,9 +115,15 @@ _nshm()
 		_nshm_add_words "$cur" uc wc
 		;;
 	-s | --source)
-		_nshm_endpoints "$cur"
+		# nshm-server's -s is --size.
+		[[ $prog == nshm-server ]] || _nshm_endpoints "$cur"
 		;;
-	-n | --name | --slots | --chunk | --timeout | --peer-timeout | -i | --interval)
+	--socket)
+		_nshm_files "$cur"
+		;;
+	--size)
+		;;
+	-n | --name | --vectors | --slots | --chunk | --timeout | --peer-timeout | -i | --interval)
 		;;
 	*)
 		prev=
@@ -161,6 +171,11 @@ _nshm()
 	nshm-stat)
 		((n == 0)) && _nshm_endpoints "$cur"
 		;;
+	nshm-server)
+		# NAME: a shm object, existing or new.
+		local IFS=$'\n'
+		((n == 0)) && _nshm_add_words "$cur" $(_nshm_endpoint_list | grep -vE '^pci(:|$)')
+		;;
 	esac
 	_nshm_trim_colons "$cur"
 	return 0
@@ -179,4 +194,4 @@ _nshm_trim_colons()
 	return 0
 }
 
-complete -F _nshm nshm-put nshm-get nshm-stat
+complete -F _nshm nshm-put nshm-get nshm-stat nshm-server

@@ -135,7 +135,7 @@ static int handle(struct ivclient *c, int64_t msg, int fd, const struct stat *sh
 		peer_left(c, (uint32_t)msg);
 		return 0;
 	}
-	if (!ivproto_is_eventfd(fd) ||
+	if (!nshm_ivproto_is_eventfd(fd) ||
 	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) != 0) {
 		close(fd);
 		return -EPROTO;
@@ -154,7 +154,7 @@ static void drop_server(struct ivclient *c)
 	epoll_ctl(c->ep, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
 	c->sock = -1;
-	ivproto_rx_reset(&c->in);
+	nshm_ivproto_rx_reset(&c->in);
 }
 
 /* Messages already waiting on the socket, at most max of them. */
@@ -164,7 +164,7 @@ static void read_pending(struct ivclient *c, unsigned max)
 
 	while (c->sock >= 0 && max-- > 0) {
 		int64_t msg;
-		int fd, rc = ivproto_recv(c->sock, &c->in, &msg, &fd);
+		int fd, rc = nshm_ivproto_recv(c->sock, &c->in, &msg, &fd);
 
 		if (rc == -EAGAIN)
 			return;
@@ -189,7 +189,7 @@ static int wait_readable(int fd, int64_t deadline)
 static int recv_by(struct ivclient *c, int64_t deadline, int64_t *msg, int *fd)
 {
 	for (;;) {
-		int rc = ivproto_recv(c->sock, &c->in, msg, fd);
+		int rc = nshm_ivproto_recv(c->sock, &c->in, msg, fd);
 
 		if (rc != -EAGAIN)
 			return rc;
@@ -275,7 +275,7 @@ static void free_client(struct ivclient *c)
 		close(c->peers[i].fd);
 	if (c->ep >= 0)
 		close(c->ep);
-	ivproto_rx_reset(&c->in);
+	nshm_ivproto_rx_reset(&c->in);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -324,7 +324,7 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	if (!c)
 		return;
 	pthread_mutex_init(&c->lock, NULL);
-	ivproto_rx_init(&c->in);
+	nshm_ivproto_rx_init(&c->in);
 	c->ep = -1;
 	rc = connect_server(name, &c->sock);
 	if (rc < 0) {

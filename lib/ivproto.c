@@ -12,17 +12,17 @@
 
 #include "ivproto.h"
 
-void ivproto_rx_init(struct ivproto_rx *rx)
+void nshm_ivproto_rx_init(struct ivproto_rx *rx)
 {
 	memset(rx, 0, sizeof(*rx));
 	rx->fd = -1;
 }
 
-void ivproto_rx_reset(struct ivproto_rx *rx)
+void nshm_ivproto_rx_reset(struct ivproto_rx *rx)
 {
 	if (rx->fd >= 0)
 		close(rx->fd);
-	ivproto_rx_init(rx);
+	nshm_ivproto_rx_init(rx);
 }
 
 /* Keeps the first descriptor of the message; closes any other. */
@@ -59,7 +59,7 @@ static int64_t le64(const unsigned char *b)
 	return (int64_t)v;
 }
 
-int ivproto_recv(int sock, struct ivproto_rx *rx, int64_t *msg, int *fd)
+int nshm_ivproto_recv(int sock, struct ivproto_rx *rx, int64_t *msg, int *fd)
 {
 	*fd = -1;
 	while (rx->have < sizeof(rx->buf)) {
@@ -95,7 +95,7 @@ int ivproto_recv(int sock, struct ivproto_rx *rx, int64_t *msg, int *fd)
 	return 0;
 }
 
-int ivproto_send(int sock, int64_t msg, int fd)
+int nshm_ivproto_send(int sock, int64_t msg, int fd)
 {
 	unsigned char b[8];
 	union {
@@ -127,7 +127,7 @@ int ivproto_send(int sock, int64_t msg, int fd)
 	return n == (ssize_t)sizeof(b) ? 0 : -EAGAIN;
 }
 
-bool ivproto_is_eventfd(int fd)
+bool nshm_ivproto_is_eventfd(int fd)
 {
 	char path[64], target[64];
 	ssize_t n;

@@ -23,16 +23,16 @@ struct ivproto_rx {
 	bool bad;                  /* more than one fd, or fds cut off */
 };
 
-void ivproto_rx_init(struct ivproto_rx *rx);
+void nshm_ivproto_rx_init(struct ivproto_rx *rx);
 /* Drops a partly received message (and its descriptor). */
-void ivproto_rx_reset(struct ivproto_rx *rx);
+void nshm_ivproto_rx_reset(struct ivproto_rx *rx);
 /* 0 with a whole message (*fd: its descriptor, ours to close, or -1);
  * -EAGAIN when none is complete yet (never blocks); -EPIPE at end of
  * stream; -EPROTO for a message with more than one descriptor; -errno. */
-int ivproto_recv(int sock, struct ivproto_rx *rx, int64_t *msg, int *fd);
+int nshm_ivproto_recv(int sock, struct ivproto_rx *rx, int64_t *msg, int *fd);
 /* Send one message, never blocking: 0, or -errno (-EAGAIN: the client's
  * buffer is full, it does not read). */
-int ivproto_send(int sock, int64_t msg, int fd);
-bool ivproto_is_eventfd(int fd);
+int nshm_ivproto_send(int sock, int64_t msg, int fd);
+bool nshm_ivproto_is_eventfd(int fd);
 
 #endif

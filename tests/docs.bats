@@ -12,7 +12,7 @@ BIN=${NSHM_BIN:-$ROOT/build}
 MAN=$ROOT/man
 COMP=$ROOT/completions
 PROGS=(nshm-put nshm-get nshm-stat)
-MY_PAGES=(nshm-put.1 nshm-get.1 nshm-stat.1 libnshm.3)
+MY_PAGES=(nshm-put.1 nshm-get.1 nshm-stat.1 nshm-server.8 libnshm.3)
 
 setup() {
 	T=$BATS_TEST_TMPDIR
@@ -273,7 +273,7 @@ limits_agree() {
 @test "man pages: no page mentions a long option that no program has" {
 	need_programs
 	local p o all=$T/all.opts
-	for p in "${PROGS[@]}"; do
+	for p in "${PROGS[@]}" nshm-server; do
 		"$BIN/$p" --help >"$T/$p.help"
 		help_options "$T/$p.help"
 	done | LC_ALL=C sort -u >"$all"
@@ -335,6 +335,53 @@ limits_agree() {
 	done
 	section "$MAN/libnshm.3" "SEE ALSO" | grep -q 'nshm(7)'
 	section "$MAN/libnshm.3" EXAMPLES | grep -q nshm_tx_write
+}
+
+@test "nshm-server(8): options and exit statuses of --help, sections, the QEMU/libvirt examples" {
+	need_programs
+	local p=$MAN/nshm-server.8 txt s
+	"$BIN/nshm-server" --help >"$T/server.help"
+	same_options "$T/server.help" "$p"
+	same_exits "$T/server.help" "$p"
+	txt=$(render "$p")
+	for s in NAME SYNOPSIS DESCRIPTION OPTIONS ENVIRONMENT FILES "EXIT STATUS" EXAMPLES "SEE ALSO"; do
+		grep -qx "$s" <<<"$txt" || { echo "nshm-server.8: no $s section" >&2; return 1; }
+	done
+	section "$p" ENVIRONMENT | grep -q NSHM_RUN_DIR
+	section "$p" "SEE ALSO" | grep -q 'nshm(7)'
+	txt=$(section "$p" EXAMPLES | tr -s ' \n' ' ')
+	for s in '-chardev socket,path=/run/nshm/vm1.sock,id=ivs' \
+		'-device ivshmem-doorbell,chardev=ivs,vectors=2' \
+		"<shmem name='vm1'><model type='ivshmem-doorbell'/> <server path='/run/nshm/vm1.sock'/><msi vectors='2'/></shmem>"; do
+		grep -qF -- "$s" <<<"$txt" || { echo "nshm-server.8 EXAMPLES: no $s" >&2; return 1; }
+	done
+	# --help shows the same device line.
+	grep -qF 'ivshmem-doorbell,chardev=ivs,vectors=2' "$T/server.help"
+}
+
+@test "completions: nshm-server's options in bash, zsh and fish; NAME is a shm object" {
+	need_programs
+	fake_endpoints
+	local o
+	"$BIN/nshm-server" --help >"$T/server.help"
+	source "$COMP/nshm.bash"
+	bash_complete nshm-server -
+	for o in $(help_options "$T/server.help"); do has "$o"; done
+	bash_complete nshm-server ''
+	has "$SHM"; lacks pci; lacks "pci:$PCI"
+	bash_complete nshm-server --vectors ''
+	[ "${#COMPREPLY[@]}" -eq 0 ]
+	run zsh_complete 'nshm-server -'
+	for o in $(help_options "$T/server.help"); do
+		grep -qx -- "$o" <<<"$output" || { echo "zsh: nshm-server $o not offered" >&2; return 1; }
+	done
+	run fish_complete 'nshm-server -'
+	for o in $(help_options "$T/server.help"); do
+		grep -qx -- "$o" <<<"$output" || { echo "fish: nshm-server $o not offered" >&2; return 1; }
+	done
+	run fish_complete 'nshm-server '
+	grep -qx "$SHM" <<<"$output"
+	not grep -qx pci <<<"$output"
 }
 
 @test "libnshm(3): every function, type, code and flag of nshm.h, and nothing else" {
@@ -439,7 +486,7 @@ lacks() {
 		fish --no-execute "$f"
 		n=$((n + 1))
 	done
-	[ "$n" -eq 3 ]
+	[ "$n" -eq 4 ]
 }
 
 @test "completions (bash): options, endpoints, pci devices, files, --map" {

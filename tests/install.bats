@@ -56,6 +56,10 @@ installed() {
 	local m
 	{
 		printf '%s\n' usr/bin/nshm-put usr/bin/nshm-get usr/bin/nshm-stat \
+			usr/bin/nshm-server usr/lib/systemd/system/nshm-server@.service \
+			usr/share/bash-completion/completions/nshm-server \
+			usr/share/fish/vendor_completions.d/nshm-server.fish \
+			usr/share/man/man8/nshm-server.8 \
 			usr/include/nshm.h \
 			"usr/lib/libnshm.so.$VER" "usr/lib/libnshm.so.$MAJOR" usr/lib/libnshm.so \
 			usr/lib/libnshm.a usr/lib/pkgconfig/nshm.pc \
@@ -74,14 +78,14 @@ installed() {
 	installed >"$T/got"
 	diff -u "$T/expected" "$T/got"
 	# Every page in man/ is installed (the list above has them all).
-	for m in "$ROOT"/man/*.[137]; do
+	for m in "$ROOT"/man/*.[1378]; do
 		grep -qx "usr/share/man/man${m##*.}/${m##*/}" "$T/got"
 	done
 }
 
 @test "install: modes, links, soname and contents" {
 	local f
-	for f in nshm-put nshm-get nshm-stat; do
+	for f in nshm-put nshm-get nshm-stat nshm-server; do
 		[ "$(stat -c %a "$D/usr/bin/$f")" = 755 ]
 		[ ! -L "$D/usr/bin/$f" ]
 		cmp "$B/$f" "$D/usr/bin/$f"
@@ -115,6 +119,11 @@ installed() {
 	grep -qx 'libdir=/usr/lib' "$D/usr/lib/pkgconfig/nshm.pc"
 	grep -qx 'includedir=/usr/include' "$D/usr/lib/pkgconfig/nshm.pc"
 	"$D/usr/bin/nshm-put" --version
+	# The unit runs the installed server.
+	grep -qx 'ExecStart=/usr/bin/nshm-server $NSHM_SERVER_ARGS %I' \
+		"$D/usr/lib/systemd/system/nshm-server@.service"
+	[ "$(stat -c %a "$D/usr/lib/systemd/system/nshm-server@.service")" = 644 ]
+	cmp "$ROOT/man/nshm-server.8" "$D/usr/share/man/man8/nshm-server.8"
 }
 
 # pc ARGS...: pkg-config on the installed tree.
