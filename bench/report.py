@@ -5,7 +5,13 @@
 bench/run records one CSV line per run (run 0 is the warm-up and is left out
 here).  A figure is the median of the remaining runs with their min and max;
 a method/case in which any run failed, or whose destination failed its
-checksum, is shown as "failed" -- never as a number, never as 0.
+checksum, is shown as "failed" -- never as a number, never as 0; a method
+that could not be had (HPN-SSH without its source) as "not built".
+
+Each run also carries the CPU it cost (milliseconds): on the host (all the
+method's processes, servers and QEMU's non-vCPU threads) and, in the vm
+setting, in the guest.  They are shown as CPU seconds per GiB moved (median
+of the verified runs), in a table and a chart of their own.
 """
 import argparse
 import csv
@@ -15,6 +21,9 @@ import statistics
 from collections import OrderedDict
 
 UNITS = {"file": "MB/s", "files": "files/s", "latency": "ms"}
+# Statuses of a row that did not run at all, shown as such with the reason:
+# HPN-SSH without a build, qemu-ga above the size it is run at.
+SKIPPED = ("not built", "not run")
 
 
 def load_methods(path):
@@ -57,10 +66,15 @@ def summarise(samples):
         ok = [r for r in runs if r["status"] == "ok"]
         notes = OrderedDict((r.get("note") or r["status"], 1) for r in runs if r["status"] != "ok")
         bad = [r["status"] for r in runs if r["status"] != "ok"]
+        if not bad:
+            status = "ok"
+        elif all(b == bad[0] for b in bad) and bad[0] in SKIPPED:
+            status = bad[0]
+        else:
+            status = "mismatch" if "mismatch" in bad else "failed"
         row = OrderedDict(
             setting=setting, method=method, case=case, kind=kind, bytes=bytes_,
-            files=files, runs=len(runs), verified_runs=len(ok),
-            status="ok" if not bad else ("mismatch" if "mismatch" in bad else "failed"),
+            files=files, runs=len(runs), verified_runs=len(ok), status=status,
             unit=UNITS[kind],
         )
         if notes:
@@ -72,6 +86,11 @@ def summarise(samples):
             vals = sorted(figure(kind, bytes_, files, x) for x in secs)
             row.update(median_s=sig(statistics.median(secs)), min_s=sig(min(secs)), max_s=sig(max(secs)),
                        median=sig(statistics.median(vals)), min=sig(vals[0]), max=sig(vals[-1]))
+            gib = bytes_ / 2**30
+            for side in ("host", "guest"):
+                ms = [float(r[f"{side}_cpu_ms"]) for r in ok if r.get(f"{side}_cpu_ms")]
+                if ms and kind != "latency" and len(ms) == len(ok):
+                    row[f"{side}_cpu_s_per_gib"] = sig(statistics.median(ms) / 1000 / gib, 3)
         out.append(row)
     return out
 
@@ -98,7 +117,7 @@ def cell(row):
     if row is None:
         return "–"
     if row["status"] != "ok":
-        return "failed"
+        return row["status"] if row["status"] in SKIPPED else "failed"
     if row["runs"] == 1:
         return num(row["median"])
     return f"{num(row['median'])} ({num(row['min'])}–{num(row['max'])})"
@@ -131,10 +150,17 @@ def table(results, how, meta):
             lines.append(f"| {m} | {known.get(m, '')} | " + " | ".join(cell(mine.get(c)) for c in cases)
                          + f" | {ok}/{total} |")
         lines.append("")
-        failed = [r for r in rows if r["status"] != "ok"]
+        failed = [r for r in rows if r["status"] != "ok" and r["status"] not in SKIPPED]
         for r in failed:
             lines.append(f"- failed: {r['method']}, {r['case']} ({r['runs'] - r['verified_runs']} of "
                          f"{r['runs']} runs): {r.get('why', r['status'])}")
+        unbuilt = OrderedDict((r["method"], r.get("why", "")) for r in rows if r["status"] == "not built")
+        for m, why in unbuilt.items():
+            lines.append(f"- {m}: {why}")
+        for r in rows:
+            if r["status"] == "not run":
+                lines.append(f"- {r['method']}, {r['case']}: not run: {r.get('why', '')}")
+        failed += [r for r in rows if r["status"] in SKIPPED]
         for r in rows:
             if r.get("warmup_failed"):
                 lines.append(f"- warm-up run failed (not counted): {r['method']}, {r['case']}: "
@@ -142,8 +168,10 @@ def table(results, how, meta):
         if failed or any(r.get("warmup_failed") for r in rows):
             lines.append("")
     runs = meta.get("runs", "?")
+    vm_runs = meta.get("vm_runs", runs)
+    in_vm = f" ({vm_runs} in the vm setting)" if vm_runs != runs and any(r["setting"] == "vm" for r in results) else ""
     how_many = ("One run each (smoke test: no warm-up, figures are not meaningful). " if meta.get("smoke")
-                else f"Median of {runs} runs after a warm-up run, (min–max) in brackets. ")
+                else f"Median of {runs} runs{in_vm} after a warm-up run, (min–max) in brackets. ")
     lines.append(how_many +
                  "MB/s = 10^6 bytes/s over the whole transfer, from starting both ends to both "
                  "exiting; files/s likewise for the many-files case; latency = one 4 KiB file "
@@ -154,9 +182,59 @@ def table(results, how, meta):
     return "\n".join(lines)
 
 
+def cpu_num(v):
+    return "0" if v == 0 else num(v)
+
+
+def cpu_table(results, how):
+    """CPU seconds per GiB moved: host (all the method's host processes) and,
+    in the vm setting, guest; latency cases are left out (per GiB of 4 KiB
+    means nothing)."""
+    lines = ["## CPU per GiB moved", ""]
+    for setting in OrderedDict((r["setting"], 1) for r in results):
+        rows = [r for r in results if r["setting"] == setting and r["kind"] != "latency"]
+        if not any("host_cpu_s_per_gib" in r for r in rows):
+            continue
+        cases = list(OrderedDict((r["case"], 1) for r in rows))
+        known = how.get(setting, {})
+        methods = [m for m in known if any(r["method"] == m for r in rows)]
+        methods += [m for m in OrderedDict((r["method"], 1) for r in rows) if m not in methods]
+        vm = setting != "host"
+        lines.append(f"### {setting}" + (": host s / guest s per GiB" if vm else ": host s per GiB"))
+        lines.append("")
+        lines.append("| method | " + " | ".join(cases) + " |")
+        lines.append("|---|" + "---:|" * len(cases))
+        for m in methods:
+            mine = {r["case"]: r for r in rows if r["method"] == m}
+            cells = []
+            for c in cases:
+                r = mine.get(c)
+                if r is None or ("host_cpu_s_per_gib" not in r and r["status"] == "ok"):
+                    cells.append("–")
+                elif r["status"] != "ok":
+                    cells.append(cell(r))
+                elif vm:
+                    g = r.get("guest_cpu_s_per_gib")
+                    cells.append(f"{cpu_num(r['host_cpu_s_per_gib'])} / {'?' if g is None else cpu_num(g)}")
+                else:
+                    cells.append(cpu_num(r["host_cpu_s_per_gib"]))
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append("CPU seconds (user+sys) per GiB (2^30 bytes) moved, median of the verified runs. Host: every "
+                 "host process of the method (both ends on the host; clients, servers with the processes they "
+                 "fork, virtiofsd), and in the vm setting QEMU's threads other than its vCPUs (its device "
+                 "emulation, user-mode network, 9p server, chardevs). Guest: the guest's own /proc/stat, less "
+                 "the cost of reading it. Under tcg the guest's CPU is emulated, many times slower than under "
+                 "KVM; the host column is what carries over best. Small sizes are dominated by start-up "
+                 "(process starts, key exchange) and the 10 ms clock tick.")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def write_csv(results, path):
     cols = ["setting", "method", "case", "kind", "bytes", "files", "runs", "verified_runs",
-            "status", "median_s", "min_s", "max_s", "unit", "median", "min", "max"]
+            "status", "median_s", "min_s", "max_s", "unit", "median", "min", "max",
+            "host_cpu_s_per_gib", "guest_cpu_s_per_gib"]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(cols)
@@ -180,6 +258,9 @@ def write_json(f, meta, how, results):
         if r["status"] == "ok":
             leaf["value"] = [r["median"], r["min"], r["max"]]
             leaf["unit"] = r["unit"]
+            for side in ("host", "guest"):
+                if f"{side}_cpu_s_per_gib" in r:
+                    leaf[f"{side}_cpu_s_per_gib"] = r[f"{side}_cpu_s_per_gib"]
         nested.setdefault(r["setting"], OrderedDict()).setdefault(r["method"], OrderedDict())[r["case"]] = leaf
     out = ['{"meta": ' + json.dumps(meta, ensure_ascii=False) + ",",
            ' "methods": ' + json.dumps({k: v for k, v in how.items() if k in nested}, ensure_ascii=False) + ",", ' "results": {']
@@ -254,7 +335,69 @@ set xrange [{lo:g}:{hi:g}]
         f.write(gp)
 
 
-def results_md(path, table_md, meta, settings):
+COLOURS = ["#9400d3", "#009e73", "#56b4e9", "#e69f00", "#c0a000", "#0072b2", "#d55e00",
+           "#cc79a7", "#000000", "#808080", "#8b4513", "#2f4f4f", "#ff1493", "#6b8e23"]
+
+
+def cpu_chart_name(setting):
+    return "chart-cpu.png" if setting == "host" else f"chart-cpu-{setting}.png"
+
+
+def write_cpu_charts(results, meta, outdir):
+    """CPU s/GiB by file size, one line per method: chart-cpu.png (host) and
+    chart-cpu-vm.png (two panels: host, guest)."""
+    for setting in OrderedDict((r["setting"], 1) for r in results):
+        rows = [r for r in results if r["setting"] == setting and r["kind"] == "file"
+                and r["status"] == "ok" and "host_cpu_s_per_gib" in r]
+        if not rows:
+            continue
+        png = cpu_chart_name(setting)
+        base = png[:-4]
+        methods = list(OrderedDict((r["method"], 1) for r in rows))
+        sides = ["host"] + (["guest"] if setting != "host" else [])
+        blocks = []
+        for side in sides:
+            for m in methods:
+                pts = sorted((r for r in rows if r["method"] == m and r.get(f"{side}_cpu_s_per_gib") is not None),
+                             key=lambda r: r["bytes"])
+                # log scale: a 0 (below the clock tick) cannot be drawn
+                blocks.append("\n".join(f"{r['bytes'] / 2**20:g} {max(r[f'{side}_cpu_s_per_gib'], 0.01):.6g}"
+                                        for r in pts) or "nan nan")
+        with open(os.path.join(outdir, base + ".dat"), "w", encoding="utf-8") as f:
+            f.write("\n\n\n".join(blocks) + "\n")
+        sizes = sorted({r["bytes"] for r in rows})
+        xtics = ", ".join(f"'{human(b)}' {b / 2**20:g}" for b in sizes)
+        lo, hi = (sizes[0] / 2**20 / 1.5, sizes[-1] / 2**20 * 1.5)
+        date = meta.get("date", "")[:10]
+        where = "both ends on the host" if setting == "host" else "host to a QEMU guest"
+        gp = f"""set terminal png size {760 if len(sides) == 1 else 1100},520
+set output '{png}'
+set logscale xy
+set xlabel 'file size'
+set xtics ({xtics})
+set ylabel 'CPU s per GiB'
+set grid xtics ytics
+set key outside below horizontal
+set xrange [{lo:g}:{hi:g}]
+"""
+        if len(sides) > 1:
+            gp += f"set multiplot layout 1,2 title \"{where}: CPU seconds per GiB moved, median, {date}\"\n"
+        for i, side in enumerate(sides):
+            title = (f"{side} CPU" if len(sides) > 1
+                     else f"{where}: CPU seconds per GiB moved (all processes), median, {date}")
+            plots = ", ".join(
+                f"'{base}.dat' index {i * len(methods) + j} using 1:2 with linespoints "
+                f"lw {3 if m == 'nshm' else 2} lc rgb '{COLOURS[j % len(COLOURS)]}' "
+                f"pt {7 if m == 'nshm' else 5 + j % 4} ps 0.8 title '{m}'"
+                for j, m in enumerate(methods))
+            gp += f"set title \"{title}\"\nplot {plots}\n"
+        if len(sides) > 1:
+            gp += "unset multiplot\n"
+        with open(os.path.join(outdir, base + ".gp"), "w", encoding="utf-8") as f:
+            f.write(gp)
+
+
+def results_md(path, table_md, meta, settings, cpu_settings=()):
     m, v = meta["machine"], meta["versions"]
     text = f"""# nshm benchmark results
 
@@ -267,7 +410,8 @@ Latest full run of `bench/run` (regenerated by it; do not edit by hand).
 - **Versions:** """ + "; ".join(f"{k}: {val}" for k, val in v.items()) + f"""
 
 {table_md}
-""" + "\n".join(f"![{s} throughput by size](results/{chart_name(s)})" for s in settings) + f"""
+""" + "\n".join(f"![{s} throughput by size](results/{chart_name(s)})" for s in settings) + "\n" \
+        + "\n".join(f"![{s} CPU per GiB by size](results/{cpu_chart_name(s)})" for s in cpu_settings) + f"""
 
 Data: [results.csv](results/results.csv), [results.json](results/results.json) (medians, min, max);
 every run's time is in `samples.csv` beside them (not committed).
@@ -312,6 +456,11 @@ def main():
     how = load_methods(a.methods)
     results = summarise(samples)
     table_md = table(results, how, meta)
+    cpu_md = cpu_table(results, how)
+    cpu_settings = [st for st in OrderedDict((r["setting"], 1) for r in results)
+                    if any(r["setting"] == st and "host_cpu_s_per_gib" in r for r in results)]
+    if cpu_settings:
+        table_md += "\n" + cpu_md
 
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "table.md"), "w", encoding="utf-8") as f:
@@ -323,8 +472,10 @@ def main():
         if old.startswith("chart") and old.endswith(".png"):
             os.remove(os.path.join(a.out, old))
     write_charts(results, meta, a.out)
+    write_cpu_charts(results, meta, a.out)
     if a.results_md:
-        results_md(a.results_md, table_md, meta, list(OrderedDict((r["setting"], 1) for r in results)))
+        results_md(a.results_md, table_md, meta, list(OrderedDict((r["setting"], 1) for r in results)),
+                   cpu_settings)
 
 
 if __name__ == "__main__":
