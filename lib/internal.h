@@ -59,6 +59,9 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 const char *nshm_cache_name(uint32_t cache);
 /* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). */
 int nshm_mtrr_writeback(uint64_t bar, uint64_t barlen, char *note, size_t notelen);
+/* wc_copy.c: copy n bytes out of the region into private memory, with
+ * streaming loads when the mapping is write-combining (r->wc). */
+void nshm_copy_in(const struct nshm_region *r, void *dst, const void *src, size_t n);
 
 /* crc.c: the implementations behind nshm_crc32, for the tests. */
 uint32_t nshm_crc32_zlib(uint32_t crc, const void *buf, size_t len);

@@ -334,7 +334,7 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 	if (rc <= 0)
 		return rc;
 	/* The whole chunk into private memory, then the slot is free. */
-	memcpy(rx->buf, slot_data(rx), d.len);
+	nshm_copy_in(rx->r, rx->buf, slot_data(rx), d.len);
 	free_slot(rx);
 	*buf = rx->buf;
 	return account(rx, &d, nshm_crc32(0, rx->buf, d.len));
@@ -381,7 +381,7 @@ static int store_copy(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 		size_t len = d->len - off < PIECE ? d->len - off : PIECE;
 		int rc;
 
-		memcpy(rx->buf, slot_data(rx) + off, len);
+		nshm_copy_in(rx->r, rx->buf, slot_data(rx) + off, len);
 		*crc = nshm_crc32(*crc, rx->buf, len);
 		rc = nshm_write_all(fd, rx->buf, len, rx->p.cancel);
 		if (rc < 0)
