@@ -29,6 +29,9 @@ static const char usage[] =
 "                          NAME (/dev/shm/NAME) or a path with '/'\n"
 "  -f, --force             replace existing files\n"
 "  -p, --preserve-owner    restore owners of a set of files (as root)\n"
+"      --max-bytes SIZE    take at most SIZE bytes (K, M, G suffixes): a larger\n"
+"                          file is refused, a larger stream fails (default: no\n"
+"                          limit)\n"
 "      --serve             a resident receiver: take transfer after transfer\n"
 "                          under DEST (a directory) until SIGTERM or SIGINT\n"
 "      --allow-pull ROOT   with --serve: send files under ROOT when asked\n"
@@ -87,6 +90,7 @@ static int parse_args(struct get *g, int argc, char **argv)
 		{ "source", required_argument, NULL, 's' },
 		{ "force", no_argument, NULL, 'f' },
 		{ "preserve-owner", no_argument, NULL, 'p' },
+		{ "max-bytes", required_argument, NULL, OPT_MAX_BYTES },
 		{ "serve", no_argument, NULL, OPT_SERVE },
 		{ "allow-pull", required_argument, NULL, OPT_ALLOW_PULL },
 		{ "pull", required_argument, NULL, OPT_PULL },
@@ -119,6 +123,13 @@ static int parse_args(struct get *g, int argc, char **argv)
 			break;
 		case OPT_SERVE:
 			g->serve = true;
+			break;
+		case OPT_MAX_BYTES:
+			if (parse_size(optarg, &g->cli.params.max_bytes) != 0 ||
+			    g->cli.params.max_bytes == 0) {
+				cli_err(&g->cli, "--max-bytes: '%s' is not a size", optarg);
+				return EXIT_USAGE;
+			}
 			break;
 		case OPT_ALLOW_PULL:
 			if (!realpath(optarg, g->allow_pull)) {
@@ -275,19 +286,59 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 	return NSHM_R_NONE;
 }
 
+/* nshm_rx_to_fd under --max-bytes: chunk by chunk, failing once the
+ * stream passes the limit (a sender of unknown size may send anything). */
+static int receive_capped(struct get *g, struct nshm_rx *rx, int fd)
+{
+	uint64_t max = g->cli.params.max_bytes;
+	const void *buf;
+	ssize_t n;
+
+	while ((n = nshm_rx_chunk(rx, &buf)) > 0) {
+		const char *p = buf;
+
+		if (nshm_rx_bytes(rx) > max) {
+			cli_progress_done(&g->cli);
+			cli_err(&g->cli, "the stream passes the limit of %llu bytes (--max-bytes)",
+				(unsigned long long)max);
+			return -EFBIG;
+		}
+		while (n > 0) {
+			ssize_t w = write(fd, p, (size_t)n);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0)
+				return -errno;
+			p += w;
+			n -= w;
+		}
+	}
+	return (int)n;
+}
+
 static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
 {
+	uint64_t max = g->cli.params.max_bytes;
 	struct target t;
-	enum nshm_reason why = open_target(g, m->name, &t);
+	enum nshm_reason why;
 	int rc;
 
+	if (max && m->size_known && m->size > max) {
+		cli_err(&g->cli, "%s: %llu bytes offered, over the limit of %llu bytes "
+			"(--max-bytes)", m->name, (unsigned long long)m->size,
+			(unsigned long long)max);
+		nshm_rx_refuse(rx, NSHM_R_NOSPACE);
+		return -EFBIG;
+	}
+	why = open_target(g, m->name, &t);
 	if (why != NSHM_R_NONE) {
 		nshm_rx_refuse(rx, why);
 		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
 	}
 	nshm_rx_accept(rx);
 	g->cli.start_ns = cli_now_ns();
-	rc = nshm_rx_to_fd(rx, t.fd);
+	rc = max ? receive_capped(g, rx, t.fd) : nshm_rx_to_fd(rx, t.fd);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
 		cli_err(&g->cli, "%s: %s", m->name, *nshm_rx_why(rx) ? nshm_rx_why(rx)

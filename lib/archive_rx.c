@@ -3,15 +3,28 @@
  * callback hands it our private copies, never the slots) and
  * archive_write_disk extracts each entry under the destination.
  *
- * The sender is not trusted: every entry name and hard-link target is
- * checked here (relative, no ".." component) before it is prefixed with
- * the destination's real path, and libarchive's SECURE flags refuse to
- * write through symlinks, so nothing lands outside the destination. */
+ * The sender is not trusted, and nothing it sends may change what the
+ * receiver had before the transfer:
+ * - names and hard-link targets are relative, without "..", and prefixed
+ *   with the destination's real path; libarchive's SECURE flags refuse to
+ *   write through symlinks, so nothing lands outside the destination;
+ * - only directories, regular files, symlinks and hard links to regular
+ *   files this transfer made are taken, a hard link never with data;
+ * - set-id and sticky bits are dropped; modes pass through the umask
+ *   unless owners are restored (root, NSHM_EXTRACT_OWNER);
+ * - an existing directory is left as it is, DEST included (--force
+ *   replaces files, never re-modes directories);
+ * - a regular file is written under a temporary name beside its final one
+ *   and renamed into place once complete;
+ * - memory is bounded: libarchive is fed in slices and an entry's headers
+ *   (names, pax records, a GNU sparse map) may not pass HEADER_MAX. */
 #define _GNU_SOURCE
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,78 +33,229 @@
 
 #include "internal.h"
 
+/* One entry's headers (pax records, long names, a sparse map) may take
+ * this many stream bytes. libarchive keeps each piece of a GNU sparse map
+ * in memory, about 48 bytes for 4 bytes of stream: 2 MiB of map costs
+ * about 25 MiB, and a legitimate map of 100 000 pieces fits. */
+#define HEADER_MAX (2u << 20)
+/* libarchive gets the stream in slices of at most this: what it parses
+ * past HEADER_MAX before the read callback sees it is at most one slice
+ * plus what it kept from the last (a 2 MiB chunk given whole would let
+ * a map of that size in unchecked). */
+#define SLICE (256u << 10)
+/* Regular files this transfer made, the only targets a hard link may
+ * have: at most this many are remembered (16 bytes each, in a table of
+ * twice as many slots: 32 MiB at most). */
+#define MADE_MAX (1u << 20)
+
+struct file_id {
+	uint64_t dev, ino;    /* ino 0: an empty slot */
+};
+
 struct extract {
 	struct nshm_rx *rx;
+	unsigned flags;
+	uint64_t max_bytes;       /* 0: no limit */
 	char dest[PATH_MAX];
-	char current[PATH_MAX];   /* entry being written, removed on failure */
+	char current[PATH_MAX];   /* temporary file being written, removed on failure */
 	int rc;                   /* the stream's own failure, if any */
+	/* The read callback's position in the chunk it holds. */
+	const unsigned char *left;
+	size_t nleft;
+	uint64_t stream;          /* stream bytes taken so far */
+	bool in_header;
+	size_t header;            /* stream bytes given during this header */
+	/* Regular files made by this transfer (open addressing). */
+	struct file_id *made;
+	size_t nmade, slots;
 };
+
+static int stream_failed(struct extract *x, struct archive *a, int rc)
+{
+	x->rc = rc;
+	archive_set_error(a, EIO, "%s", nshm_rx_why(x->rx));
+	return -1;
+}
 
 static la_ssize_t read_cb(struct archive *a, void *arg, const void **buf)
 {
 	struct extract *x = arg;
-	ssize_t n = nshm_rx_chunk(x->rx, buf);
+	size_t n;
 
-	if (n < 0) {
-		x->rc = (int)n;
-		archive_set_error(a, EIO, "%s", nshm_rx_why(x->rx));
-		return -1;
+	if (x->in_header && x->header > HEADER_MAX)
+		return stream_failed(x, a, rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_PROTO,
+				"refused an entry whose headers (names, pax records, "
+				"sparse map) pass %u bytes", HEADER_MAX));
+	if (x->nleft == 0) {
+		const void *p;
+		ssize_t got = nshm_rx_chunk(x->rx, &p);
+
+		if (got < 0)
+			return stream_failed(x, a, (int)got);
+		if (got == 0)
+			return 0;
+		x->stream += (uint64_t)got;
+		if (x->max_bytes && x->stream > x->max_bytes)
+			return stream_failed(x, a, rx_failf(x->rx, -EFBIG, NSHM_R_NOSPACE,
+					"the stream passes the receiver's limit of %llu bytes "
+					"(--max-bytes)", (unsigned long long)x->max_bytes));
+		x->left = p;
+		x->nleft = (size_t)got;
 	}
-	return n;
+	n = x->nleft < SLICE ? x->nleft : SLICE;
+	*buf = x->left;
+	x->left += n;
+	x->nleft -= n;
+	if (x->in_header)
+		x->header += n;
+	return (la_ssize_t)n;
 }
 
-/* A name from the sender: relative, without "..", not empty. */
-static int safe_entry_name(const char *name)
+/* ---- the regular files this transfer made ---- */
+
+static size_t id_slot(const struct extract *x, uint64_t dev, uint64_t ino)
 {
+	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+
+	return (size_t)(h >> 17) & (x->slots - 1);
+}
+
+static bool made_here(const struct extract *x, const struct stat *st)
+{
+	if (!x->slots || st->st_ino == 0)
+		return false;
+	for (size_t i = id_slot(x, st->st_dev, st->st_ino);; i = (i + 1) & (x->slots - 1)) {
+		if (x->made[i].ino == 0)
+			return false;
+		if (x->made[i].dev == st->st_dev && x->made[i].ino == st->st_ino)
+			return true;
+	}
+}
+
+static void id_put(struct file_id *t, size_t slots, const struct extract *x,
+		   uint64_t dev, uint64_t ino)
+{
+	size_t i = id_slot(x, dev, ino);
+
+	while (t[i].ino != 0 && !(t[i].dev == dev && t[i].ino == ino))
+		i = (i + 1) & (slots - 1);
+	t[i].dev = dev;
+	t[i].ino = ino;
+}
+
+/* Remembers a file this transfer made; past MADE_MAX files, or without
+ * memory, a later hard link to it is refused (never a wrong one taken). */
+static void remember(struct extract *x, const struct stat *st)
+{
+	if (st->st_ino == 0 || made_here(x, st) || x->nmade >= MADE_MAX)
+		return;
+	if (2 * (x->nmade + 1) > x->slots) {
+		size_t slots = x->slots ? 2 * x->slots : 1024;
+		struct file_id *t = calloc(slots, sizeof(*t));
+		struct extract grown = *x;
+
+		if (!t)
+			return;
+		grown.slots = slots;
+		for (size_t i = 0; i < x->slots; i++)
+			if (x->made[i].ino)
+				id_put(t, slots, &grown, x->made[i].dev, x->made[i].ino);
+		free(x->made);
+		x->made = t;
+		x->slots = slots;
+	}
+	id_put(x->made, x->slots, x, st->st_dev, st->st_ino);
+	x->nmade++;
+}
+
+/* ---- names ---- */
+
+/* dest/name with empty and "." components dropped; -1 for an absolute
+ * name, a ".." component or a path too long. An empty result stands for
+ * DEST itself. */
+static int place_name(const struct extract *x, const char *name, char *out, size_t outlen)
+{
+	size_t len = strlen(x->dest);
 	const char *p = name;
 
-	if (!*name || *name == '/')
+	if (*name == '/' || len >= outlen)
 		return -1;
+	memcpy(out, x->dest, len + 1);
 	while (*p) {
-		size_t len = strcspn(p, "/");
+		size_t n = strcspn(p, "/");
 
-		if (len == 2 && p[0] == '.' && p[1] == '.')
+		if (n == 2 && p[0] == '.' && p[1] == '.')
 			return -1;
-		p += len;
+		if (n > 0 && !(n == 1 && p[0] == '.')) {
+			if (len + 1 + n >= outlen)
+				return -1;
+			out[len++] = '/';
+			memcpy(out + len, p, n);
+			out[len += n] = '\0';
+		}
+		p += n;
 		while (*p == '/')
 			p++;
 	}
 	return 0;
 }
 
-static int prefix(struct extract *x, const char *name, char *out, size_t outlen)
+/* The entry's name for a message: escaped, it came from the peer. */
+static const char *shown(const char *name, char *buf, size_t len)
 {
-	int n;
-
-	if (safe_entry_name(name) != 0)
-		return -1;
-	n = snprintf(out, outlen, "%s/%s", x->dest, name);
-	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+	nshm_escape(buf, len, name ? name : "", 0);
+	return buf;
 }
 
-/* Rewrites the entry's names to lie under dest, or refuses it. */
-static int place(struct extract *x, struct archive_entry *e, unsigned flags)
-{
-	char path[PATH_MAX], link[PATH_MAX];
-	const char *name = archive_entry_pathname(e);
-	const char *hard = archive_entry_hardlink(e);
+/* What an entry is; everything else is refused. */
+enum kind { K_DIR, K_FILE, K_SYMLINK, K_HARDLINK };
 
-	if (!name || prefix(x, name, path, sizeof(path)) != 0)
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
-				"refused an entry named '%s': outside the destination",
-				name ? name : "");
-	if (hard && prefix(x, hard, link, sizeof(link)) != 0)
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
-				"refused a hard link to '%s': outside the destination", hard);
-	archive_entry_copy_pathname(e, path);
-	if (hard)
-		archive_entry_copy_hardlink(e, link);
-	if (!(flags & NSHM_EXTRACT_OWNER)) {
-		archive_entry_set_uid(e, getuid());
-		archive_entry_set_gid(e, getgid());
+static const char *type_name(mode_t type)
+{
+	switch (type) {
+	case AE_IFCHR: return "a character device";
+	case AE_IFBLK: return "a block device";
+	case AE_IFIFO: return "a FIFO";
+	case AE_IFSOCK: return "a socket";
+	case AE_IFLNK: return "a symbolic link without a valid target";
+	default: return "an entry of an unknown type";
+	}
+}
+
+static int classify(struct extract *x, struct archive_entry *e, const char *name,
+		    enum kind *k)
+{
+	const char *hard = archive_entry_hardlink(e), *sym = archive_entry_symlink(e);
+	mode_t type = archive_entry_filetype(e);
+	char esc[160];
+
+	if (hard) {
+		/* With data, libarchive would open the target and rewrite it. */
+		if (archive_entry_size(e) > 0)
+			return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+					"refused '%s': a hard link carrying data",
+					shown(name, esc, sizeof(esc)));
+		if ((type != 0 && type != AE_IFREG) || sym)
+			return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+					"refused '%s': a hard link of an odd type",
+					shown(name, esc, sizeof(esc)));
+		*k = K_HARDLINK;
+	} else if (type == AE_IFREG && !sym) {
+		*k = K_FILE;
+	} else if (type == AE_IFDIR && !sym) {
+		*k = K_DIR;
+	} else if (type == AE_IFLNK && sym && *sym && strlen(sym) < PATH_MAX) {
+		*k = K_SYMLINK;
+	} else {
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+				"refused '%s': %s (only directories, regular files, "
+				"symbolic links and hard links are taken)",
+				shown(name, esc, sizeof(esc)), type_name(type));
 	}
 	return 0;
 }
+
+/* ---- one entry ---- */
 
 static int copy_entry(struct archive *a, struct archive *disk)
 {
@@ -106,70 +270,269 @@ static int copy_entry(struct archive *a, struct archive *disk)
 	return r == ARCHIVE_EOF ? ARCHIVE_OK : r;
 }
 
-static int disk_flags(unsigned flags)
+static int disk_flags(unsigned flags, bool no_overwrite)
 {
-	int f = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-		ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-		ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+	/* No ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS: our prefixed names are
+	 * absolute, place_name() did that job. Without ARCHIVE_EXTRACT_PERM
+	 * libarchive applies the umask and drops set-id and sticky bits. */
+	int f = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+		ARCHIVE_EXTRACT_SECURE_SYMLINKS;
 
-	/* Our prefixed names are absolute: the check above did that job. */
-	f &= ~ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
-	if (!(flags & NSHM_EXTRACT_FORCE))
+	if (no_overwrite || !(flags & NSHM_EXTRACT_FORCE))
 		f |= ARCHIVE_EXTRACT_NO_OVERWRITE;
 	if (flags & NSHM_EXTRACT_OWNER)
-		f |= ARCHIVE_EXTRACT_OWNER;
+		f |= ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM;
 	return f;
 }
 
-/* One entry: header, data, finish. Returns 1 at the end of the archive. */
-static int extract_one(struct extract *x, struct archive *a, struct archive *disk,
-		       unsigned flags, nshm_entry_fn cb, void *arg,
-		       struct nshm_tree_stats *got)
+static int disk_failed(struct extract *x, struct archive *disk, const char *name)
 {
-	struct archive_entry *e;
-	struct stat st;
-	int r = archive_read_next_header(a, &e);
-	int rc;
+	int err = archive_errno(disk);
+	char esc[160];
 
-	if (r == ARCHIVE_EOF)
-		return 1;
-	if (r < ARCHIVE_WARN)
-		return x->rc ? x->rc : rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_PROTO,
-						 "bad archive: %s", archive_error_string(a));
-	if ((rc = place(x, e, flags)) < 0)
-		return rc;
-	/* libarchive's NO_OVERWRITE skips existing files in silence; a user
-	 * must hear that a file was not delivered, so refuse it here. */
-	if (!(flags & NSHM_EXTRACT_FORCE) && lstat(archive_entry_pathname(e), &st) == 0 &&
-	    !(S_ISDIR(st.st_mode) && archive_entry_filetype(e) == AE_IFDIR))
-		return rx_failf(x->rx, -EEXIST, NSHM_R_EXISTS,
-				"%s exists (use --force to replace it)",
-				archive_entry_pathname(e));
-	if (cb)
-		cb(arg, archive_entry_pathname(e) + strlen(x->dest) + 1);
+	if (x->rc)
+		return x->rc;
+	return rx_failf(x->rx, err == EEXIST ? -EEXIST : -EIO,
+			err == EEXIST ? NSHM_R_EXISTS : err == ENOSPC ? NSHM_R_NOSPACE
+			: NSHM_R_IO, "%s: %s%s", shown(name, esc, sizeof(esc)),
+			archive_error_string(disk),
+			err == EEXIST ? " (use --force to replace it)" : "");
+}
+
+/* "dir/.nshm-XXXXXX" beside final, a name that does not exist yet. */
+static int temp_beside(const char *final, char *out, size_t outlen)
+{
+	const char *slash = strrchr(final, '/');
+	struct stat st;
+
+	for (int tries = 0; tries < 16; tries++) {
+		static const char az[] = "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+		uint64_t r = nshm_random64();
+		char sfx[7];
+		int n;
+
+		for (int i = 0; i < 6; i++, r /= 62)
+			sfx[i] = az[r % 62];
+		sfx[6] = '\0';
+		n = snprintf(out, outlen, "%.*s/.nshm-%s", (int)(slash - final), final, sfx);
+		if (n < 0 || (size_t)n >= outlen)
+			return -ENAMETOOLONG;
+		if (lstat(out, &st) != 0 && errno == ENOENT)
+			return 0;
+	}
+	return -EEXIST;
+}
+
+/* A complete file goes to its final name: without --force never over
+ * anything, with it over a file or symlink, never over a directory. */
+static int put_in_place(struct extract *x, const char *tmp, const char *final,
+			const char *name)
+{
+	bool force = x->flags & NSHM_EXTRACT_FORCE;
+	struct stat st;
+	char esc[160];
+	int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, final, force ? 0 : RENAME_NOREPLACE);
+
+	if (rc != 0 && errno == EINVAL && !force) {
+		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
+		rc = link(tmp, final);
+		if (rc == 0)
+			unlink(tmp);
+	}
+	if (rc != 0) {
+		int err = errno;
+
+		return rx_failf(x->rx, err == EEXIST ? -EEXIST : -err,
+				err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO, "%s: %s",
+				shown(name, esc, sizeof(esc)), err == EEXIST
+				? "appeared meanwhile (use --force to replace it)"
+				: err == EISDIR ? "is a directory" : strerror(err));
+	}
+	x->current[0] = '\0';
+	if (lstat(final, &st) == 0)
+		remember(x, &st);
+	return 0;
+}
+
+/* A regular file: written whole under a temporary name, then renamed. */
+static int write_file(struct extract *x, struct archive *a, struct archive *disk,
+		      struct archive_entry *e, const char *final, const char *name)
+{
+	char esc[160];
+	int r, rc = temp_beside(final, x->current, sizeof(x->current));
+
+	if (rc < 0) {
+		x->current[0] = '\0';
+		return rx_failf(x->rx, rc, NSHM_R_IO, "%s: no temporary name beside it",
+				shown(name, esc, sizeof(esc)));
+	}
+	archive_entry_copy_pathname(e, x->current);
+	/* The temporary name is new: never let libarchive replace anything. */
+	archive_write_disk_set_options(disk, disk_flags(x->flags, true));
 	r = archive_write_header(disk, e);
-	/* From here a failure leaves a partial entry of ours to remove (never
-	 * a file the header refused to replace). */
-	if (r >= ARCHIVE_WARN)
-		snprintf(x->current, sizeof(x->current), "%s", archive_entry_pathname(e));
 	if (r >= ARCHIVE_WARN && archive_entry_size(e) > 0)
 		r = copy_entry(a, disk);
 	if (r >= ARCHIVE_WARN)
 		r = archive_write_finish_entry(disk);
-	if (r < ARCHIVE_WARN) {
-		int err = archive_errno(disk);
+	if (r < ARCHIVE_WARN)
+		return disk_failed(x, disk, name);
+	return put_in_place(x, x->current, final, name);
+}
 
-		if (x->rc)
-			return x->rc;
-		return rx_failf(x->rx, err == EEXIST ? -EEXIST : -EIO,
-				err == EEXIST ? NSHM_R_EXISTS : err == ENOSPC ? NSHM_R_NOSPACE
-				: NSHM_R_IO, "%s: %s%s", archive_entry_pathname(e),
-				archive_error_string(disk),
-				err == EEXIST ? " (use --force to replace it)" : "");
+/* A symlink among path's directories below DEST: libarchive would refuse
+ * to write through it; refuse before looking through it, so that a
+ * symlink of the sender's cannot ask about things outside. */
+static bool through_symlink(const struct extract *x, const char *path)
+{
+	char p[PATH_MAX];
+	size_t len = strlen(path), at = strlen(x->dest) + 1;
+	struct stat st;
+
+	memcpy(p, path, len + 1);
+	for (char *s = strchr(p + at, '/'); at < len && s; s = strchr(s + 1, '/')) {
+		*s = '\0';
+		if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
+			return true;
+		*s = '/';
 	}
-	x->current[0] = '\0';
+	return false;
+}
+
+/* A hard link must name a regular file this transfer made. */
+static int check_link_target(struct extract *x, struct archive_entry *e, const char *name)
+{
+	const char *hard = archive_entry_hardlink(e);
+	char target[PATH_MAX], esc[160], esc2[160];
+	struct stat st;
+
+	if (place_name(x, hard, target, sizeof(target)) != 0 || !strcmp(target, x->dest))
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+				"refused a hard link to '%s': outside the destination",
+				shown(hard, esc, sizeof(esc)));
+	if (through_symlink(x, target) || lstat(target, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    !made_here(x, &st))
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+				"refused '%s': a hard link to '%s', which is not a file "
+				"this transfer made", shown(name, esc, sizeof(esc)),
+				shown(hard, esc2, sizeof(esc2)));
+	archive_entry_copy_hardlink(e, target);
+	return 0;
+}
+
+/* Without --force nothing may be replaced; with it files and symlinks
+ * may, directories never. Returns 1 for a directory entry on an existing
+ * directory: nothing to do, it keeps its mode, owner and times. */
+static int check_existing(struct extract *x, enum kind k, const char *final,
+			  const char *name)
+{
+	struct stat st;
+	char esc[160];
+
+	if (through_symlink(x, final))
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+				"refused '%s': through a symbolic link",
+				shown(name, esc, sizeof(esc)));
+	if (lstat(final, &st) != 0)
+		return 0;
+	if (k == K_DIR && S_ISDIR(st.st_mode))
+		return 1;
+	/* libarchive's NO_OVERWRITE skips existing files in silence; a user
+	 * must hear that a file was not delivered, so refuse it here. */
+	if (!(x->flags & NSHM_EXTRACT_FORCE))
+		return rx_failf(x->rx, -EEXIST, NSHM_R_EXISTS,
+				"%s exists (use --force to replace it)",
+				shown(name, esc, sizeof(esc)));
+	if (S_ISDIR(st.st_mode))
+		return rx_failf(x->rx, -EEXIST, NSHM_R_EXISTS,
+				"%s is a directory: --force replaces files only",
+				shown(name, esc, sizeof(esc)));
+	/* A file where a directory goes: out of the way, so that libarchive
+	 * never looks through a symlink left there. */
+	if (k == K_DIR && unlink(final) != 0)
+		return rx_failf(x->rx, -errno, NSHM_R_IO, "%s: %s",
+				shown(name, esc, sizeof(esc)), strerror(errno));
+	return 0;
+}
+
+static int write_other(struct extract *x, struct archive *disk, struct archive_entry *e,
+		       const char *name)
+{
+	int r;
+
+	archive_write_disk_set_options(disk, disk_flags(x->flags, false));
+	r = archive_write_header(disk, e);
+	if (r >= ARCHIVE_WARN)
+		r = archive_write_finish_entry(disk);
+	return r < ARCHIVE_WARN ? disk_failed(x, disk, name) : 0;
+}
+
+static int read_header(struct extract *x, struct archive *a, struct archive_entry **e)
+{
+	int r;
+
+	x->in_header = true;
+	x->header = 0;
+	r = archive_read_next_header(a, e);
+	x->in_header = false;
+	if (r == ARCHIVE_EOF)
+		return 1;
+	/* ARCHIVE_RETRY (a damaged header) and ARCHIVE_WARN (too many
+	 * special headers, a name that does not convert) leave an entry that
+	 * is not what the sender meant: refuse them too. */
+	if (r != ARCHIVE_OK)
+		return x->rc ? x->rc : rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_PROTO,
+						 "bad archive: %s", archive_error_string(a));
+	return 0;
+}
+
+/* One entry: header, checks, data, its place. Returns 1 at the end. */
+static int extract_one(struct extract *x, struct archive *a, struct archive *disk,
+		       nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
+{
+	struct archive_entry *e;
+	char final[PATH_MAX], name[PATH_MAX], esc[160];
+	const char *sent;
+	enum kind k = K_FILE;
+	int rc = read_header(x, a, &e);
+
+	if (rc != 0)
+		return rc;
+	/* A copy: the entry's own name is replaced below. */
+	sent = archive_entry_pathname(e);
+	if (!sent || strlen(sent) >= sizeof(name) ||
+	    place_name(x, sent, final, sizeof(final)) != 0)
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+				"refused an entry named '%s': outside the destination "
+				"or too long", shown(sent, esc, sizeof(esc)));
+	memcpy(name, sent, strlen(sent) + 1);
+	if ((rc = classify(x, e, name, &k)) < 0)
+		return rc;
+	if (k != K_DIR && !strcmp(final, x->dest))
+		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+				"refused '%s': only a directory may stand for the destination",
+				shown(name, esc, sizeof(esc)));
+	if (k == K_HARDLINK && (rc = check_link_target(x, e, name)) < 0)
+		return rc;
+	rc = check_existing(x, k, final, name);
+	if (rc < 0)
+		return rc;
+	if (cb)
+		cb(arg, final[strlen(x->dest)] ? final + strlen(x->dest) + 1 : ".");
+	if (rc == 0) {
+		archive_entry_copy_pathname(e, final);
+		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
+		if (!(x->flags & NSHM_EXTRACT_OWNER)) {
+			archive_entry_set_uid(e, getuid());
+			archive_entry_set_gid(e, getgid());
+		}
+		rc = k == K_FILE ? write_file(x, a, disk, e, final, name)
+				 : write_other(x, disk, e, name);
+		if (rc < 0)
+			return rc;
+	}
 	got->entries++;
-	if (archive_entry_filetype(e) == AE_IFREG)
+	if (k == K_FILE)
 		got->bytes += (uint64_t)archive_entry_size(e);
 	return 0;
 }
@@ -181,40 +544,54 @@ static int drain(struct extract *x)
 	const void *buf;
 	ssize_t n;
 
-	while ((n = nshm_rx_chunk(x->rx, &buf)) > 0)
-		;
+	while ((n = nshm_rx_chunk(x->rx, &buf)) > 0) {
+		x->stream += (uint64_t)n;
+		if (x->max_bytes && x->stream > x->max_bytes)
+			return rx_failf(x->rx, -EFBIG, NSHM_R_NOSPACE,
+					"the stream passes the receiver's limit of %llu "
+					"bytes (--max-bytes)", (unsigned long long)x->max_bytes);
+	}
 	return (int)n;
 }
 
 int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
 {
-	struct extract x = { .rx = rx };
+	struct extract *x = calloc(1, sizeof(*x));
 	struct archive *a = archive_read_new();
 	struct archive *disk = archive_write_disk_new();
 	int rc;
 
 	memset(got, 0, sizeof(*got));
-	if (!realpath(destdir, x.dest)) {
+	if (!x || !a || !disk) {
+		rc = rx_failf(rx, -ENOMEM, NSHM_R_IO, "out of memory");
+		goto out;
+	}
+	x->rx = rx;
+	x->flags = flags;
+	x->max_bytes = rx_params(rx)->max_bytes;
+	if (!realpath(destdir, x->dest)) {
 		rc = rx_failf(rx, -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
 		goto out;
 	}
 	archive_read_support_format_tar(a);
-	archive_write_disk_set_options(disk, disk_flags(flags));
 	archive_write_disk_set_standard_lookup(disk);
-	if (archive_read_open(a, &x, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		rc = x.rc ? x.rc : rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO, "bad archive: %s",
-					    archive_error_string(a));
+	if (archive_read_open(a, x, NULL, read_cb, NULL) != ARCHIVE_OK) {
+		rc = x->rc ? x->rc : rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO, "bad archive: %s",
+					      archive_error_string(a));
 		goto out;
 	}
-	while ((rc = extract_one(&x, a, disk, flags, entry, arg, got)) == 0)
+	while ((rc = extract_one(x, a, disk, entry, arg, got)) == 0)
 		;
 	if (rc == 1)
-		rc = drain(&x);
+		rc = drain(x);
 out:
-	if (rc < 0 && x.current[0])
-		unlink(x.current);  /* the entry in progress; directories stay */
+	if (x && rc < 0 && x->current[0])
+		unlink(x->current);  /* the file in progress; directories stay */
 	archive_write_free(disk);
 	archive_read_free(a);
+	if (x)
+		free(x->made);
+	free(x);
 	return rc;
 }

@@ -154,11 +154,233 @@ PY
 	mkdir "$T/dst"
 	bg get "$GET" -s "$REGION" "$T/dst"
 	bg put "$PUT" --slots 1 --chunk 4K "$T/first" "$T/second" "$T/big" "$REGION"
-	until_true 30 test -s "$T/dst/big"
+	until_true 30 partial "$T/dst" big
 	pkill -9 -f "nshm-put --slots 1 --chunk 4K $T/first"
 	[ "$(wait_rc get)" = 1 ]
 	grep -q "2 entries arrived" "$T/get.err"
 	[ "$(cat "$T/dst/first")" = first ]
 	[ "$(cat "$T/dst/second")" = second ]
+	[ ! -e "$T/dst/big" ]
+}
+
+# ---- issue 10: what a compromised sender must not do to the receiver ----
+
+CRAFT=$BATS_TEST_DIRNAME/tools/craft-tar.py
+
+# crafted KIND [GET OPTIONS...]: the real nshm-get into $T/dst, fed the
+# crafted archive KIND by send-archive; $get_rc and $send_rc are set.
+crafted() {
+	local kind=$1 job=get_${1//-/_}; shift
+	[ -s "$T/$kind.tar" ] || python3 "$CRAFT" "$kind" "$T/$kind.tar"
+	bg $job "$GET" -s "$REGION" --peer-timeout 5 "$@" "$T/dst"
+	send_rc=0
+	"$BIN/tools/send-archive" "$T/$kind.tar" "$REGION" 2>"$T/send_$kind.err" || send_rc=$?
+	get_rc=$(wait_rc $job)
+	[ "$job" = "get_$kind" ] || cp "$T/$job.err" "$T/get_$kind.err"
+	echo "$kind ($*): get $get_rc, send $send_rc: $(cat "$T/get_$kind.err")"
+}
+
+needs_root() { [ "$(id -u)" = 0 ] || skip "needs root"; }
+
+@test "#10.1 a hard link carrying data does not rewrite an existing file, --force or not" {
+	mkdir "$T/dst"
+	for force in "" -f; do
+		echo mine >"$T/dst/victim.txt"
+		chmod 0644 "$T/dst/victim.txt"
+		crafted hardlink-body $force
+		[ "$get_rc" -ne 0 ]
+		[ "$send_rc" -ne 0 ]
+		[ "$(cat "$T/dst/victim.txt")" = mine ]
+		[ "$(stat -c '%a %h' "$T/dst/victim.txt")" = "644 1" ]
+		[ ! -e "$T/dst/evil" ]
+		grep -q "evil" "$T/get_hardlink-body.err"
+	done
+	# Not even into a file of this transfer: a hard link has no body.
+	crafted hardlink-own-body
+	[ "$get_rc" -ne 0 ]
+	[ "$(cat "$T/dst/mine")" = mine ]
+}
+
+@test "#10.1 a hard link to a file that existed before the transfer is refused, --force or not" {
+	mkdir "$T/dst"
+	echo mine >"$T/dst/victim.txt"
+	for force in "" -f; do
+		crafted hardlink-pre $force
+		[ "$get_rc" -ne 0 ]
+		[ "$(stat -c %h "$T/dst/victim.txt")" = 1 ]
+		[ ! -e "$T/dst/evil" ]
+		grep -q "evil" "$T/get_hardlink-pre.err"
+		# Nor through a symlink the transfer made.
+		rm -f "$T/dst/sl"
+		crafted hardlink-symlink $force
+		[ "$get_rc" -ne 0 ]
+		[ "$(stat -c %h "$T/dst/victim.txt")" = 1 ]
+		[ ! -e "$T/dst/evil" ]
+	done
+	[ "$(cat "$T/dst/victim.txt")" = mine ]
+	# A link to a file of the same transfer arrives.
+	crafted hardlink-ok
+	[ "$get_rc" = 0 ]
+	[ "$(stat -c %i "$T/dst/first")" = "$(stat -c %i "$T/dst/sub/second")" ]
+	[ "$(cat "$T/dst/sub/second")" = first ]
+}
+
+@test "#10.2 device nodes and FIFOs are refused, naming the entry" {
+	needs_root
+	for kind in chardev blockdev fifo; do
+		rm -rf "$T/dst"; mkdir "$T/dst"
+		crafted $kind
+		[ "$get_rc" -ne 0 ]
+		[ "$send_rc" -ne 0 ]
+		[ -z "$(ls -A "$T/dst")" ]
+	done
+	grep -q "mem.*character device" "$T/get_chardev.err"
+	grep -q "disk.*block device" "$T/get_blockdev.err"
+	grep -q "pipe.*FIFO" "$T/get_fifo.err"
+}
+
+@test "#10.2 set-id and sticky bits are never restored, with -p neither" {
+	needs_root
+	umask 022
+	for p in "" -p; do
+		rm -rf "$T/dst"; mkdir "$T/dst"
+		crafted setid $p
+		[ "$get_rc" = 0 ]
+		[ "$(stat -c %a "$T/dst/suid")" = 755 ]
+		[ "$(stat -c %a "$T/dst/sgid")" = 755 ]
+		[ "$(stat -c %a "$T/dst/sticky")" = 644 ]
+		[ "$(stat -c %a "$T/dst/sdir")" = 755 ]
+	done
+}
+
+@test "#10.3 --force re-modes or re-owns neither DEST nor an existing directory" {
+	needs_root
+	mkdir "$T/dst" "$T/dst/sub"
+	chmod 0750 "$T/dst"
+	chmod 0700 "$T/dst/sub"
+	for p in "" -p; do
+		rm -f "$T/dst/sub/file"
+		crafted dotdir -f $p
+		[ "$get_rc" = 0 ]
+		[ "$(stat -c '%a %u %g' "$T/dst")" = "750 0 0" ]
+		[ "$(stat -c '%a %u %g' "$T/dst/sub")" = "700 0 0" ]
+		[ "$(cat "$T/dst/sub/file")" = new ]
+	done
+}
+
+@test "#10.4 modes pass through the receiver's umask unless -p" {
+	umask 022
+	mkdir "$T/dst"
+	crafted modes
+	[ "$get_rc" = 0 ]
+	[ "$(stat -c %a "$T/dst/rw-all")" = 644 ]
+	[ "$(stat -c %a "$T/dst/rwx-all")" = 755 ]
+	[ "$(stat -c %a "$T/dst/dir-all")" = 755 ]
+	needs_root
+	rm -rf "$T/dst"; mkdir "$T/dst"
+	crafted modes -p
+	[ "$get_rc" = 0 ]
+	[ "$(stat -c %a "$T/dst/rw-all")" = 666 ]
+	[ "$(stat -c %a "$T/dst/rwx-all")" = 777 ]
+	[ "$(stat -c %a "$T/dst/dir-all")" = 777 ]
+}
+
+# Peak RSS bound for the receiver: 64 MiB (not meaningful under ASan).
+RSS_BOUND_KB=65536
+
+@test "#10.5 a 20 MB GNU sparse map: refused, the receiver stays under 64 MiB" {
+	python3 "$CRAFT" sparse-bomb-20 "$T/bomb.tar"
+	mkdir "$T/dst"
+	bg get "$BIN/tools/maxrss" "$T/rss" "$GET" -s "$REGION" --peer-timeout 5 "$T/dst"
+	run "$BIN/tools/send-archive" "$T/bomb.tar" "$REGION"
+	rc=$(wait_rc get)
+	echo "get $rc, send $status, peak RSS $(cat "$T/rss") KiB: $(cat "$T/get.err")"
+	[ "$rc" -ne 0 ]
+	[ "$status" -ne 0 ]
+	[ ! -e "$T/dst/bomb" ]
+	if nm -D "$GET" 2>/dev/null | grep -q __asan_init || nm "$GET" 2>/dev/null | grep -q __asan_init; then
+		skip "ASan build: its shadow memory is not the receiver's"
+	fi
+	[ "$(cat "$T/rss")" -lt "$RSS_BOUND_KB" ]
+}
+
+@test "#10.5 names and link targets beyond PATH_MAX are refused; a small sparse map arrives" {
+	mkdir "$T/dst"
+	for kind in longname longlink; do
+		crafted $kind
+		[ "$get_rc" -ne 0 ]
+		[ -z "$(ls -A "$T/dst")" ]
+	done
+	crafted sparse
+	[ "$get_rc" = 0 ]
+	[ "$(stat -c %s "$T/dst/holes")" = $((1 << 20)) ]
+	[ "$(dd if="$T/dst/holes" bs=1 skip=4096 count=5 status=none)" = aaaaa ]
+	[ "$(dd if="$T/dst/holes" bs=1 skip=$((1 << 19)) count=5 status=none)" = bbbbb ]
+}
+
+@test "#10.5 --max-bytes caps what the receiver writes, a tree or one file" {
+	mkdir "$T/dst"
+	crafted big-then-small --max-bytes 1M
+	[ "$get_rc" -ne 0 ]
+	[ ! -e "$T/dst/big" ]
+	grep -q "limit of" "$T/get_big-then-small.err"
+	rm -rf "$T/dst"; mkdir "$T/dst"
+	crafted big-then-small --max-bytes 4M
+	[ "$get_rc" = 0 ]
+	[ "$(stat -c %s "$T/dst/big")" = $((3 << 20)) ]
+	# One file: refused when its offered size is over, cut when a stream of
+	# unknown size goes over.
+	head -c 3M /dev/urandom >"$T/one"
+	bg get1 "$GET" -s "$REGION" --max-bytes 1M "$T/dst"
+	run "$PUT" "$T/one" "$REGION"
+	[ "$status" -ne 0 ]
+	[ "$(wait_rc get1)" -ne 0 ]
+	[ ! -e "$T/dst/one" ]
+	grep -q "limit of" "$T/get1.err"
+	bg get2 "$GET" -s "$REGION" --max-bytes 1M "$T/dst"
+	run "$PUT" --name piped - "$REGION" <"$T/one"
+	[ "$status" -ne 0 ]
+	[ "$(wait_rc get2)" -ne 0 ]
+	[ -z "$(ls -A "$T/dst" | grep -v '^big$\|^small$')" ]
+	bg get3 "$GET" -q -s "$REGION" --max-bytes 3M "$T/dst"
+	"$PUT" -q "$T/one" "$REGION"
+	[ "$(wait_rc get3)" = 0 ]
+	cmp "$T/one" "$T/dst/one"
+	run "$GET" --help
+	[[ $output == *"--max-bytes"* ]]
+}
+
+# partial DIR NAME: DIR holds some bytes of NAME, under its name or not.
+partial() {
+	[ -s "$1/$2" ] || [ -n "$(find "$1" -maxdepth 1 -name '.nshm-*' -size +0 2>/dev/null)" ]
+}
+
+@test "#10.10 a receiver killed mid-entry leaves no partial file under a final name" {
+	echo first >"$T/first"
+	head -c 200M /dev/zero >"$T/big"
+	mkdir "$T/dst"
+	bg get "$GET" -s "$REGION" "$T/dst"
+	bg put "$PUT" --slots 1 --chunk 4K "$T/first" "$T/big" "$REGION"
+	until_true 30 partial "$T/dst" big
+	# bg's subshell runs timeout, which runs nshm-get.
+	kill -9 "$(pgrep -x nshm-get -P "$(pgrep -P "$get_PID" -x timeout)")"
+	wait_rc put >/dev/null
+	[ "$(cat "$T/dst/first")" = first ]
+	[ ! -e "$T/dst/big" ]
+	# What stays: the entry in progress under a hidden temporary name.
+	[ "$(find "$T/dst" -name '.nshm-*' | wc -l)" -le 1 ]
+}
+
+@test "#10.10 the region truncated mid-entry: no partial file under a final name" {
+	echo first >"$T/first"
+	head -c 200M /dev/zero >"$T/big"
+	mkdir "$T/dst"
+	bg get "$GET" -s "$REGION" "$T/dst"
+	bg put "$PUT" --slots 1 --chunk 4K "$T/first" "$T/big" "$REGION"
+	until_true 30 partial "$T/dst" big
+	truncate -s 0 "/dev/shm/$REGION"
+	[ "$(wait_rc get)" = 1 ]
+	grep -q "region shrank or vanished" "$T/get.err"
+	[ "$(cat "$T/dst/first")" = first ]
 	[ ! -e "$T/dst/big" ]
 }
