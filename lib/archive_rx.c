@@ -45,8 +45,8 @@
 #define SLICE (256u << 10)
 /* Regular files this transfer made, the only targets a hard link may
  * have: at most this many are remembered (16 bytes each, in a table of
- * twice as many slots: 32 MiB at most). */
-#define MADE_MAX (1u << 20)
+ * twice as many slots: 16 MiB at most). */
+#define MADE_MAX (1u << 19)
 
 struct file_id {
 	uint64_t dev, ino;    /* ino 0: an empty slot */
