@@ -394,6 +394,8 @@ truncate_setup() {
 	[[ $output != *"cannot build libFuzzer targets"* ]] || skip "no libFuzzer runtime"
 	printf '%s\n' "$output" | grep -E '^fuzz_[a-z]+: [0-9]' | sed 's/^/# /' >&3
 	[ "$status" -eq 0 ]
+	# The tree receiver's harness (fuzz_tree.c) ran among them.
+	printf '%s\n' "$output" | grep -qE '^fuzz_tree: [0-9]+ execs'
 }
 
 # ---- peers that died on the other side ----

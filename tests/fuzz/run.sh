@@ -18,7 +18,8 @@
 #        build/fuzz/HARNESS build/fuzz/artifacts/HARNESS-crash-...
 #    (NSHM_FUZZ_DEBUG=1 makes fuzz_receiver and fuzz_sender trace scripts).
 #
-# Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (4096),
+# Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (4096;
+# 16384 for fuzz_tree),
 # FUZZ_ARGS (more libFuzzer options), FUZZ_NO_BUILD=1 (use build/fuzz as
 # it is), FUZZ_CC (clang), FUZZ_KNOWN (known bugs the harnesses tolerate
 # while fuzzing so that they look further, default "stale-ready,slot-crc",
@@ -73,6 +74,9 @@ for h in "${harnesses[@]}"; do
 	seeds=tests/fuzz/corpus/$h
 	log=$OUT/$h.log
 	mkdir -p "$corpus" "$seeds"
+	# Archives need room: a pax entry is 1 KiB of headers at least.
+	max_len=${FUZZ_MAX_LEN:-4096}
+	[ "$h" = fuzz_tree ] && max_len=${FUZZ_MAX_LEN:-16384}
 	before=$(find "$OUT/artifacts" -name "$h-*" | wc -l)
 	echo "== $h: ${secs} s (log $log)"
 	# entropic_scale_per_exec_time: prefer the fast inputs (the slow ones
@@ -80,7 +84,7 @@ for h in "${harnesses[@]}"; do
 	# shellcheck disable=SC2086
 	"$OUT/$h" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
 		-max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
-		-max_len="${FUZZ_MAX_LEN:-4096}" -print_final_stats=1 \
+		-max_len="$max_len" -print_final_stats=1 \
 		-entropic_scale_per_exec_time=1 -rss_limit_mb=4096 \
 		-artifact_prefix="$OUT/artifacts/$h-" ${FUZZ_ARGS:-} \
 		"$corpus" "$seeds" >"$log" 2>&1
@@ -95,7 +99,7 @@ for h in "${harnesses[@]}"; do
 	found=$((after - before))
 	# The corpus's coverage, measured the usual way (one pass, no fork):
 	# comparable between runs, unlike fork mode's running totals.
-	"$OUT/$h" -runs=0 -timeout="${FUZZ_TIMEOUT:-10}" -max_len="${FUZZ_MAX_LEN:-4096}" \
+	"$OUT/$h" -runs=0 -timeout="${FUZZ_TIMEOUT:-10}" -max_len="$max_len" \
 		"$corpus" "$seeds" >"$OUT/$h.cov.log" 2>&1
 	init=$(grep -aE '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
 	icov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$init")

@@ -259,7 +259,29 @@ def write(dirname, seeds):
         with open(os.path.join(d, name), 'wb') as f:
             f.write(data)
 
+# fuzz_tree: [flags: 1 --force, 2 owners, 4 small chunks] then a pax
+# stream: the crafted archives of tests/tree.bats (tests/tools/craft-tar.py).
+def tree_seeds():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'craft_tar', os.path.join(HERE, '..', 'tools', 'craft-tar.py'))
+    craft = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(craft)
+    seeds = {}
+    for kind in craft.KINDS:
+        data = craft.craft(kind, trim=True)
+        if len(data) >= 16384:   # run.sh's max_len for fuzz_tree
+            continue
+        seeds[kind] = u8(0) + data
+        seeds[kind + '-force'] = u8(1) + data
+        seeds[kind + '-force-owner-small'] = u8(7) + data
+    return seeds
+
+tree = tree_seeds()
+
 write('fuzz_receiver', receiver)
 write('fuzz_validate', validate)
 write('fuzz_sender', sender)
-print('%d receiver, %d sender, %d validate seeds' % (len(receiver), len(sender), len(validate)))
+write('fuzz_tree', tree)
+print('%d receiver, %d sender, %d validate, %d tree seeds'
+      % (len(receiver), len(sender), len(validate), len(tree)))
