@@ -193,8 +193,10 @@ int cli_common_option(struct cli *c, int opt, const char *arg)
 			c->map_flags = NSHM_MAP_WC;
 		else if (strcmp(arg, "uc") == 0)
 			c->map_flags = NSHM_MAP_UC;
+		else if (strcmp(arg, "wb") == 0)
+			c->map_flags = NSHM_MAP_WB;
 		else {
-			cli_err(c, "bad --map '%s': use uc or wc", arg);
+			cli_err(c, "bad --map '%s': use uc, wc or wb", arg);
 			return -1;
 		}
 		return 1;

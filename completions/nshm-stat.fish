@@ -31,7 +31,7 @@ end
 
 complete -c nshm-stat -s w -l watch -d 'Refresh until interrupted'
 complete -c nshm-stat -s i -l interval -x -d 'Time between samples (seconds)'
-complete -c nshm-stat -l map -x -a 'uc\t"map resource2" wc\t"map resource2_wc"' -d 'For pci: how to map the BAR'
+complete -c nshm-stat -l map -x -a 'uc\t"uncached (resource2)" wc\t"write-combining (resource2_wc)" wb\t"write-back"' -d 'For pci: how to map the BAR'
 complete -c nshm-stat -l json -d 'Print one JSON object per sample'
 complete -c nshm-stat -s h -l help -d 'Show the help'
 complete -c nshm-stat -s V -l version -d 'Show the version'

@@ -112,7 +112,7 @@ _nshm()
 	# The argument of an option.
 	case $prev in
 	--map)
-		_nshm_add_words "$cur" uc wc
+		_nshm_add_words "$cur" uc wc wb
 		;;
 	-s | --source)
 		# nshm-server's -s is --size.

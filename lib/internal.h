@@ -56,6 +56,7 @@ static inline uint32_t nshm_bell_word(const struct nshm_region *r)
 int nshm_dev_find(const char *sysroot, const char *bdf, char *path, size_t pathlen);
 int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned flags,
 		   char *msg, size_t msglen);
+int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, size_t msglen);
 const char *nshm_cache_name(uint32_t cache);
 /* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). */
 int nshm_mtrr_writeback(uint64_t bar, uint64_t barlen, char *note, size_t notelen);

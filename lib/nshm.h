@@ -70,6 +70,8 @@ enum nshm_reason {
 /* Flags for nshm_open(). */
 #define NSHM_MAP_WC 0x1u    /* pci endpoints: write-combining (resource2_wc) */
 #define NSHM_MAP_UC 0x2u    /* pci endpoints: uncached-minus (resource2) */
+#define NSHM_MAP_WB 0x4u    /* pci endpoints: write-back; without the guest
+			     * module through /dev/mem (root; carves the MTRRs) */
 /* Neither: through the guest module's /dev/nshmN when it is bound
  * (write-back where it can be had), else resource2. */
 

@@ -198,3 +198,65 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 	}
 	return 0;
 }
+
+/* --map wb without the module: BAR2 through /dev/mem once the MTRRs say
+ * write-back for it (as root). /dev/mem without O_SYNC asks for write-back,
+ * which the kernel grants where the MTRRs agree and no other mapping of
+ * BAR2 holds another type. Kernel lockdown (Secure Boot) forbids /dev/mem:
+ * the module is the way there. */
+int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, size_t msglen)
+{
+	char path[512], note[128] = "";
+	unsigned long long start = 0, end = 0;
+	const char *slash = strrchr(resource2, '/');
+	FILE *f;
+	void *base;
+	size_t size;
+	int fd, rc, n = 0;
+
+	snprintf(path, sizeof(path), "%.*s/resource",
+		 (int)(slash ? slash - resource2 : 0), resource2);
+	f = fopen(path, "re");
+	/* Line 3 is BAR2: "start end flags". */
+	while (f && n < 3 && fscanf(f, "%llx %llx %*x", &start, &end) == 2)
+		n++;
+	if (f)
+		fclose(f);
+	if (n != 3 || end <= start) {
+		snprintf(msg, msglen, "%s: cannot read BAR2's address", path);
+		return -ENODEV;
+	}
+	size = (size_t)(end - start + 1);
+	if (geteuid() != 0) {
+		snprintf(msg, msglen, "--map wb needs root (/proc/mtrr, /dev/mem)");
+		return -EPERM;
+	}
+	rc = nshm_mtrr_writeback(start, size, note, sizeof(note));
+	if (rc < 0) {
+		snprintf(msg, msglen, "--map wb: cannot make BAR2 write-back in the MTRRs: %s",
+			 note[0] ? note : strerror(-rc));
+		return rc;
+	}
+	fd = open("/dev/mem", O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "/dev/mem: %s%s", strerror(errno),
+			 errno == EPERM ? " (kernel lockdown? load the guest module instead)" : "");
+		return rc;
+	}
+	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, (off_t)start);
+	rc = base == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (rc < 0) {
+		snprintf(msg, msglen, "cannot map BAR2 through /dev/mem: %s", strerror(-rc));
+		return rc;
+	}
+	r->base = base;
+	r->size = size;
+	snprintf(r->path, sizeof(r->path), "/dev/mem");
+	snprintf(r->mapping, sizeof(r->mapping),
+		 "write-back asked (/dev/mem at 0x%llx; MTRR write-back)", start);
+	r->db.fd = -1;
+	r->db.kind = "polling";
+	return 0;
+}

@@ -203,9 +203,10 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	fd = open_path(ep, flags, path, sizeof(path), &wc, &dev, msg, msglen);
 	if (fd < 0)
 		return fd;
-	if (dev) {
+	if (dev || ((flags & NSHM_MAP_WB) && strncmp(ep, "pci", 3) == 0)) {
 		r = calloc(1, sizeof(*r));
-		rc = r ? nshm_dev_setup(r, fd, path, flags, msg, msglen) : -ENOMEM;
+		rc = !r ? -ENOMEM : dev ? nshm_dev_setup(r, fd, path, flags, msg, msglen)
+			: nshm_devmem_setup(r, path, msg, msglen);
 		if (rc == 0)
 			*out = r;
 		else

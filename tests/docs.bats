@@ -507,9 +507,9 @@ lacks() {
 	bash_complete nshm-put ''
 	has somefile; lacks pci
 	bash_complete nshm-put --map ''
-	[ "${COMPREPLY[*]}" = "uc wc" ]
+	[ "${COMPREPLY[*]}" = "uc wc wb" ]
 	bash_complete nshm-put --map = w
-	[ "${COMPREPLY[*]}" = "wc" ]
+	[ "${COMPREPLY[*]}" = "wc wb" ]
 
 	bash_complete nshm-get -s ''
 	has "$SHM"; has pci; has "pci:$PCI"; lacks somefile
@@ -627,7 +627,7 @@ zsh_complete() {
 	run zsh_complete 'nshm-stat pci:'
 	[ "$output" = "pci:$PCI" ]
 	run zsh_complete 'nshm-stat --map '
-	[ "$(echo $output)" = "uc wc" ]
+	[ "$(echo $output)" = "uc wc wb" ]
 	local p o
 	for p in "${PROGS[@]}"; do
 		"$BIN/$p" --help >"$T/$p.help"
@@ -665,7 +665,7 @@ fish_complete() {
 	grep -qx "pci:$PCI" <<<"$output"
 	not grep -qx somefile <<<"$output"
 	run fish_complete 'nshm-get --map '
-	[ "$(echo $output)" = "uc wc" ]
+	[ "$(echo $output)" = "uc wb wc" ] # fish sorts
 	local p o
 	for p in "${PROGS[@]}"; do
 		"$BIN/$p" --help >"$T/$p.help"

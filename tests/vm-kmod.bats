@@ -375,6 +375,18 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int(
   vm_exec "$VM" 10 'cat /proc/mtrr' >"$VM_RUN/mtrr-plain"
 }
 
+@test "plain: --map wb without the module: /dev/mem after the MTRR carving, write-back" {
+  config plain
+  local line
+  line=$(pat_line 'nshm-stat -w -i 5 --map wb pci')
+  vm_note "SeaBIOS i440fx: pat_memtype_list, --map wb through /dev/mem: $line"
+  [[ $line == *"] write-back" ]]
+  run --separate-stderr vm_exec "$VM" 30 'nshm-stat --map wb pci | grep mapping; ls /run/nshm'
+  echo "rc=$status out=$output err=$stderr"
+  [[ ${lines[0]} == "mapping   write-back asked (/dev/mem at 0x"* ]]
+  [[ ${lines[1]} == mtrr-* ]]
+}
+
 @test "plain: nshm.ko binds the device; pci maps /dev/nshm0 write-back; no MSI-X: polling" {
   config plain
   guest_load
