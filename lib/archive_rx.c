@@ -47,6 +47,13 @@
  * have: at most this many are remembered (16 bytes each, in a table of
  * twice as many slots: 16 MiB at most). */
 #define MADE_MAX (1u << 19)
+/* libarchive keeps a record (about 240 bytes) of each directory it makes,
+ * to give it its mode and times once its content is written; after this
+ * many the records are applied and a fresh writer starts (8 MiB at most).
+ * A directory made before that point whose content comes after it may
+ * get a later mtime, or refuse that content if its mode forbids writing
+ * (not to root). */
+#define DIRS_PER_WRITER (1u << 15)
 
 struct file_id {
 	uint64_t dev, ino;    /* ino 0: an empty slot */
@@ -68,6 +75,8 @@ struct extract {
 	/* Regular files made by this transfer (open addressing). */
 	struct file_id *made;
 	size_t nmade, slots;
+	struct archive *disk;     /* the writer; replaced every DIRS_PER_WRITER dirs */
+	unsigned dirs;            /* directories the writer made */
 };
 
 static int stream_failed(struct extract *x, struct archive *a, int rc)
@@ -455,8 +464,36 @@ static int check_existing(struct extract *x, enum kind k, const char *final,
 	return 0;
 }
 
+static struct archive *new_writer(void)
+{
+	struct archive *disk = archive_write_disk_new();
+
+	if (disk)
+		archive_write_disk_set_standard_lookup(disk);
+	return disk;
+}
+
+/* The writer's directory records applied and a fresh writer: memory for
+ * them stays bounded however many directories come. */
+static int renew_writer(struct extract *x)
+{
+	struct archive *fresh;
+	int r = archive_write_close(x->disk);
+
+	if (r < ARCHIVE_WARN)
+		return rx_failf(x->rx, -EIO, NSHM_R_IO, "setting directories' modes and times: %s",
+				archive_error_string(x->disk));
+	fresh = new_writer();
+	if (!fresh)
+		return rx_failf(x->rx, -ENOMEM, NSHM_R_IO, "out of memory");
+	archive_write_free(x->disk);
+	x->disk = fresh;
+	x->dirs = 0;
+	return 0;
+}
+
 static int write_other(struct extract *x, struct archive *disk, struct archive_entry *e,
-		       const char *name)
+		       enum kind k, const char *name)
 {
 	int r;
 
@@ -464,7 +501,11 @@ static int write_other(struct extract *x, struct archive *disk, struct archive_e
 	r = archive_write_header(disk, e);
 	if (r >= ARCHIVE_WARN)
 		r = archive_write_finish_entry(disk);
-	return r < ARCHIVE_WARN ? disk_failed(x, disk, name) : 0;
+	if (r < ARCHIVE_WARN)
+		return disk_failed(x, disk, name);
+	if (k == K_DIR && ++x->dirs >= DIRS_PER_WRITER)
+		return renew_writer(x);
+	return 0;
 }
 
 static int read_header(struct extract *x, struct archive *a, struct archive_entry **e)
@@ -487,7 +528,7 @@ static int read_header(struct extract *x, struct archive *a, struct archive_entr
 }
 
 /* One entry: header, checks, data, its place. Returns 1 at the end. */
-static int extract_one(struct extract *x, struct archive *a, struct archive *disk,
+static int extract_one(struct extract *x, struct archive *a,
 		       nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
 {
 	struct archive_entry *e;
@@ -526,8 +567,8 @@ static int extract_one(struct extract *x, struct archive *a, struct archive *dis
 			archive_entry_set_uid(e, getuid());
 			archive_entry_set_gid(e, getgid());
 		}
-		rc = k == K_FILE ? write_file(x, a, disk, e, final, name)
-				 : write_other(x, disk, e, name);
+		rc = k == K_FILE ? write_file(x, a, x->disk, e, final, name)
+				 : write_other(x, x->disk, e, k, name);
 		if (rc < 0)
 			return rc;
 	}
@@ -559,11 +600,12 @@ int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 {
 	struct extract *x = calloc(1, sizeof(*x));
 	struct archive *a = archive_read_new();
-	struct archive *disk = archive_write_disk_new();
 	int rc;
 
 	memset(got, 0, sizeof(*got));
-	if (!x || !a || !disk) {
+	if (x)
+		x->disk = new_writer();
+	if (!x || !a || !x->disk) {
 		rc = rx_failf(rx, -ENOMEM, NSHM_R_IO, "out of memory");
 		goto out;
 	}
@@ -575,23 +617,23 @@ int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 		goto out;
 	}
 	archive_read_support_format_tar(a);
-	archive_write_disk_set_standard_lookup(disk);
 	if (archive_read_open(a, x, NULL, read_cb, NULL) != ARCHIVE_OK) {
 		rc = x->rc ? x->rc : rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO, "bad archive: %s",
 					      archive_error_string(a));
 		goto out;
 	}
-	while ((rc = extract_one(x, a, disk, entry, arg, got)) == 0)
+	while ((rc = extract_one(x, a, entry, arg, got)) == 0)
 		;
 	if (rc == 1)
 		rc = drain(x);
 out:
 	if (x && rc < 0 && x->current[0])
 		unlink(x->current);  /* the file in progress; directories stay */
-	archive_write_free(disk);
-	archive_read_free(a);
-	if (x)
+	if (x) {
+		archive_write_free(x->disk);
 		free(x->made);
+	}
+	archive_read_free(a);
 	free(x);
 	return rc;
 }
