@@ -44,8 +44,7 @@ const char *nshm_reason_str(uint32_t reason)
 		[NSHM_R_PERM] = "permission denied at the destination",
 		[NSHM_R_TIMEOUT] = "the peer stopped responding",
 		[NSHM_R_UNSUPPORTED] = "the receiver cannot take this kind of stream",
-		[NSHM_R_NOPULL] = "the receiver does not serve pulls "
-				  "(nshm-get --serve DIR --allow-pull ROOT does)",
+		[NSHM_R_NOPULL] = "the receiver does not serve pulls (see --allow-pull)",
 		[NSHM_R_NOTFOUND] = "no such file or directory there",
 	};
 

@@ -3,8 +3,10 @@
  * chunk out of its slot into private memory, verify that copy, free the
  * slot, and hand the copy on. Verifying the private copy, never the slot,
  * is what makes the checksum cover the bytes that reach the destination:
- * the peer may rewrite a slot after any check of it. Freeing the slot
- * before the copy is written lets the sender refill it meanwhile. */
+ * the peer may rewrite a slot after any check of it. nshm_rx_to_fd frees
+ * the slot only after the whole chunk has been copied out in cache-sized
+ * pieces, checksummed and written; nshm_rx_chunk frees it as soon as its
+ * private copy of the whole chunk is made, before the caller writes it. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
@@ -155,6 +157,10 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 		return -ENOMEM;
 	rx->r = r;
 	rx->p = *p;
+	if ((rc = nshm_check_params(p)) < 0) {
+		snprintf(rx->why, sizeof(rx->why), "reserved parameter fields are not zero");
+		return rc;
+	}
 	rx->started_ns = nshm_now_ns();
 	nshm_bell_init(&rx->bell, r, &TX(r->base)->head);
 	rc = claim_take(&rx->claim, r, &RXL(rx)->head, p, "receiver", rx->why);

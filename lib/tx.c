@@ -289,6 +289,11 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 		return -ENOMEM;
 	tx->r = r;
 	tx->p = *p;
+	if ((rc = nshm_check_params(p)) < 0 || (rc = nshm_check_meta(meta)) < 0) {
+		snprintf(tx->why, sizeof(tx->why), "reserved fields of the parameters "
+			 "or the offer are not zero");
+		return rc;
+	}
 	if (meta->request && (meta->request > NSHM_REQ_REPLY || !meta->path ||
 			      strlen(meta->path) > NSHM_REQ_PATH_MAX)) {
 		snprintf(tx->why, sizeof(tx->why), "bad request: a path of at most %d bytes",

@@ -8,6 +8,8 @@
  *   session     act as a sender whose offer is accepted, then keep
  *               changing its owner token while the session runs
  *   flip        act as a receiver that renews its ready nonce every 50 us
+ *   request P   offer an empty stream with a push-to request for path P,
+ *               which the library's own checks would not send
  * It writes the region directly, as a compromised peer would. */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -74,6 +76,44 @@ static int session(struct nshm_region *r, int64_t end)
 	return 0;
 }
 
+/* An offer carrying a request path of our choosing; exits 0 if refused. */
+static int request(struct nshm_region *r, const char *path, int64_t end)
+{
+	struct tx_line *t = TX(r->base);
+	struct rx_line *x = RX(r->base);
+	struct offer *o = OFFER(r->base);
+	struct request *q = REQUEST(r->base);
+	uint64_t nonce = 0, sess = nshm_random64() | 1;
+	size_t len = strlen(path);
+	uint32_t st = 0;
+
+	stamp(&t->head);
+	atomic_store(&t->head.owner, nshm_random64() | 1);
+	while (nshm_now_ns() < end && (atomic_load(&x->state) != RX_READY ||
+				       !(nonce = atomic_load(&x->ready))))
+		nshm_sleep_ns(1000000);
+	atomic_store_explicit(&q->session, sess, REL);
+	atomic_store_explicit(&q->kind, NSHM_REQ_PUSH_TO, REL);
+	atomic_store_explicit(&q->path_len, (uint32_t)len, REL);
+	memcpy((void *)q->path, path, len + 1);
+	atomic_store_explicit(&o->session, sess, REL);
+	atomic_store_explicit(&o->flags, NSHM_OFFER_REQUEST, REL);
+	atomic_store_explicit(&o->mode, 0644, REL);
+	atomic_store_explicit(&o->name_len, 4, REL);
+	memcpy((void *)o->name, "evil", 5);
+	atomic_store_explicit(&t->nslots, 1, REL);
+	atomic_store_explicit(&t->chunk, NSHM_MIN_CHUNK, REL);
+	atomic_store_explicit(&t->session, sess, REL);
+	atomic_store_explicit(&t->ready_echo, nonce, REL);
+	atomic_store(&t->state, TX_OFFER);
+	while (nshm_now_ns() < end && ((st = atomic_load(&x->state)) == RX_READY ||
+				       atomic_load(&x->session) != sess))
+		nshm_sleep_ns(1000000);
+	atomic_store(&t->state, TX_ABORT);
+	atomic_store(&t->head.owner, 0);
+	return st == RX_REFUSE ? 0 : 1;
+}
+
 static void flip(struct nshm_region *r, int64_t end)
 {
 	struct rx_line *x = RX(r->base);
@@ -95,6 +135,13 @@ int main(int argc, char **argv)
 	int64_t end;
 	int rc = 0;
 
+	if (argc == 4 && strcmp(argv[1], "request") == 0) {
+		if (nshm_open(&r, argv[2], 0, msg, sizeof(msg)) != 0)
+			return 3;
+		rc = request(r, argv[3], nshm_now_ns() + 10000000000LL);
+		nshm_close(r);
+		return rc;
+	}
 	if (argc != 4) {
 		fprintf(stderr, "usage: hostile-peer rotate-tx|rotate-rx|session|flip "
 			"ENDPOINT SECONDS\n");

@@ -487,7 +487,7 @@ int main(void)
 	ok(run_fake(s_silent, NSHM_VERSION) == -NSHM_EPEERGONE, "silent sender times out");
 	ok(run_fake(s_abort, NSHM_VERSION) == -NSHM_EPEERABORT, "abort flag reported");
 	ok(run_fake(s_good, NSHM_VERSION) == 0, "hand-made good stream accepted");
-	ok(run_fake(s_version, 2) == -NSHM_EVERSION, "newer protocol version named");
+	ok(run_fake(s_version, NSHM_VERSION + 1) == -NSHM_EVERSION, "newer protocol version named");
 	unlink(path);
 	return done_testing();
 }
