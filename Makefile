@@ -20,9 +20,15 @@ LDFLAGS  += -fsanitize=address,undefined
 endif
 
 HAVE_ISAL := $(shell $(PKGCONFIG) --exists libisal 2>/dev/null && echo yes)
-PKGS      := zlib libarchive $(if $(HAVE_ISAL),libisal)
-DEPCFLAGS := $(shell $(PKGCONFIG) --cflags $(PKGS) 2>/dev/null) $(if $(HAVE_ISAL),-DHAVE_ISAL)
-DEPLIBS   := $(shell $(PKGCONFIG) --libs $(PKGS) 2>/dev/null) -lpthread
+PKGS      := zlib $(if $(HAVE_ISAL),libisal)
+# libarchive is loaded with dlopen when a set of files is first sent or
+# received (lib/archive_dl.h): its headers at build time, its soname baked
+# in, nothing linked. Tools that call it themselves link LA_LIBS.
+LA_SONAME := $(shell objdump -p $$($(PKGCONFIG) --variable=libdir libarchive 2>/dev/null)/libarchive.so 2>/dev/null | awk '/SONAME/ { print $$2 }')
+DEPCFLAGS := $(shell $(PKGCONFIG) --cflags $(PKGS) libarchive 2>/dev/null) $(if $(HAVE_ISAL),-DHAVE_ISAL) \
+	     $(if $(LA_SONAME),-DNSHM_LIBARCHIVE_SONAME='"$(LA_SONAME)"')
+DEPLIBS   := $(shell $(PKGCONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -ldl
+LA_LIBS   := $(shell $(PKGCONFIG) --libs libarchive 2>/dev/null)
 
 # The library's version has one source, lib/nshm.h (as zstd's build reads
 # zstd.h); the soname carries its major number.
@@ -91,7 +97,7 @@ $(BUILD)/nshm.pc: lib/nshm.pc.in lib/nshm.h Makefile
 
 $(BUILD)/tools/%: tests/tools/%.c $(INT_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS) $(LA_LIBS)
 
 unit: $(UNIT_BIN) $(TOOL_BIN)
 

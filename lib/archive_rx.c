@@ -19,8 +19,7 @@
  * - memory is bounded: libarchive is fed in slices and an entry's headers
  *   (names, pax records, a GNU sparse map) may not pass HEADER_MAX. */
 #define _GNU_SOURCE
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_dl.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -595,8 +594,8 @@ static int drain(struct extract *x)
 	return (int)n;
 }
 
-int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
-		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
+static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
+		   nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
 {
 	struct extract *x = calloc(1, sizeof(*x));
 	struct archive *a = archive_read_new();
@@ -636,4 +635,15 @@ out:
 	archive_read_free(a);
 	free(x);
 	return rc;
+}
+
+int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
+		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
+{
+	char why[NSHM_WHY_LEN];
+
+	memset(got, 0, sizeof(*got));
+	if (nshm_la_load(why) < 0)
+		return rx_failf(rx, -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
+	return rx_tree(rx, destdir, flags, entry, arg, got);
 }

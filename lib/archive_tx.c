@@ -3,8 +3,7 @@
  * with holes and hard links) and writes pax straight into the slots through
  * a write callback; no temporary archive exists anywhere. */
 #define _GNU_SOURCE
-#include <archive.h>
-#include <archive_entry.h>
+#include "archive_dl.h"
 #include <errno.h>
 #include <ftw.h>
 #include <stdlib.h>
@@ -148,8 +147,8 @@ out:
 	return rc;
 }
 
-int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
-		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
+static int tx_tree(struct nshm_tx *tx, char *const paths[], int n,
+		   nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
 {
 	struct archive *w = archive_write_new();
 	struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
@@ -172,4 +171,15 @@ out:
 	archive_entry_linkresolver_free(lr);
 	archive_write_free(w);
 	return rc;
+}
+
+int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
+		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
+{
+	char why[NSHM_WHY_LEN];
+
+	memset(sent, 0, sizeof(*sent));
+	if (nshm_la_load(why) < 0)
+		return tx_failf(tx, -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
+	return tx_tree(tx, paths, n, entry, arg, sent);
 }

@@ -406,6 +406,12 @@ vm_initramfs() {
     fi
     vm__copy_exec "$root" "$f" || { vm_die "cannot copy $f into the initramfs"; return 1; }
   done
+  # The programs load libarchive with dlopen for sets of files: ldd does not list it.
+  local la
+  la=$(ldconfig -p | awk '/libarchive\.so\.[0-9]+ .*x86-64/ { print $NF; exit }')
+  if [[ -n $la ]]; then
+    vm__copy_exec "$root" "$la" "$la" || { vm_die "cannot copy $la into the initramfs"; return 1; }
+  fi
   (cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$out.tmp" ||
     { vm_die "cpio failed"; return 1; }
   mv "$out.tmp" "$out"
