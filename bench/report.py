@@ -146,7 +146,7 @@ def table(results, how, meta):
         for m in methods:
             mine = {r["case"]: r for r in rows if r["method"] == m}
             ok = sum(r["verified_runs"] for r in mine.values())
-            total = sum(r["runs"] for r in mine.values())
+            total = sum(r["runs"] for r in mine.values() if r["status"] not in SKIPPED)
             lines.append(f"| {m} | {known.get(m, '')} | " + " | ".join(cell(mine.get(c)) for c in cases)
                          + f" | {ok}/{total} |")
         lines.append("")
@@ -435,6 +435,24 @@ every run's time is in `samples.csv` beside them (not committed).
 - This machine is itself a VM that hands freed memory back to its host (virtio-balloon free page
   reporting), so re-touched memory is sometimes slow: the min–max spread of the large sizes is
   mostly that, and the median is the figure to read.
+- scp, scp-aes128gcm, hpnscp and hpnscp-none each connect afresh (key exchange included); OpenSSH's
+  rows go to Debian's sshd, HPN-SSH's to an `hpnsshd` of its own (another port, `NoneEnabled yes`),
+  built by `bench/hpn.sh` from the vendored source into `/var/cache/nshm-bench` (not the repository).
+  In the vm setting both servers run in the guest.
+- qemu-ga: Debian's `qemu-guest-agent` binary (fetched with `apt-get download`, not installed on
+  the host) runs in the guest on a virtserialport; `bench/vmchan.py` writes the file with
+  `guest-file-open`/`guest-file-write`/`guest-file-close`, 48 KiB of data (64 KiB of base64) per
+  write, awaiting each answer as real clients do. virtio-serial: the same script sends the raw
+  bytes into a second virtserialport's socket chardev; the guest reads exactly the file's length
+  (`head -c`) and answers one byte, after which the host end exits.
+- CPU per GiB: for each verified run, host CPU = user+sys of the method's own processes (bash's
+  `times` over the children it waited for), plus the servers (sshd, hpnsshd, httpd, virtiofsd,
+  kept in a cgroup of their own so that what they fork is counted), plus, in the vm setting,
+  QEMU's threads other than its vCPU threads (`/proc/<qemu>/task/*/stat`, threads named with
+  `-name debug-threads=on`). Guest CPU = the change in the guest's `/proc/stat`
+  (user+nice+system+irq+softirq) between a read just before and just after the run, less the
+  median cost of two such reads with nothing between them. Clock ticks are 10 ms, so the 1 MiB
+  figures are coarse.
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
