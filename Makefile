@@ -146,10 +146,17 @@ install: all
 	sed 's|@BINDIR@|$(BINDIR)|' cmd/systemd/nshm-server@.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service
+	sed 's|@BINDIR@|$(BINDIR)|' cmd/systemd/nshm-receiver@.service \
+	    > $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service
+	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service
+	install -d $(DESTDIR)$(UDEVRULESDIR)
+	install -m 644 cmd/systemd/70-nshm.rules $(DESTDIR)$(UDEVRULESDIR)/
 	@$(MAKE) --no-print-directory install-completions
 
 # systemd also reads units from /usr/local/lib/systemd/system.
 SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
+# udev reads /usr/lib/udev/rules.d and /etc/udev/rules.d, not /usr/local.
+UDEVRULESDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/udev/rules.d,/etc/udev/rules.d)
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
@@ -168,6 +175,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man1/nshm-*.1 $(DESTDIR)$(MANDIR)/man3/libnshm.3 \
 	    $(DESTDIR)$(MANDIR)/man7/nshm.7 $(DESTDIR)$(MANDIR)/man8/nshm-server.8 \
 	    $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service \
+	    $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service $(DESTDIR)$(UDEVRULESDIR)/70-nshm.rules \
 	    $(PROGS:%=$(DESTDIR)$(BASHCOMPDIR)/%) $(DESTDIR)$(ZSHCOMPDIR)/_nshm \
 	    $(PROGS:%=$(DESTDIR)$(FISHCOMPDIR)/%.fish)
 

@@ -291,7 +291,7 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		       "\"crc32\":\"%08x\"%s%s}\n", (unsigned long long)bytes, secs,
 		       mbps, crc, extra_json ? "," : "", extra_json ? extra_json : "");
 		fflush(stdout);
-	} else if (!c->quiet && c->tty) {
+	} else if (!c->quiet && (c->tty || c->log)) {
 		char esc[1024];
 
 		nshm_escape(esc, sizeof(esc), name, 0);

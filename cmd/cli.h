@@ -25,6 +25,7 @@ enum {
 struct cli {
 	const char *prog;
 	bool quiet, json, tty;
+	bool log;            /* a resident: one line per transfer on stderr */
 	unsigned map_flags;
 	struct nshm_params params;
 	/* progress: our own escaped copy, never a pointer into a name the

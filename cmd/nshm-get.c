@@ -125,6 +125,7 @@ static int parse_args(struct get *g, int argc, char **argv)
 			break;
 		case OPT_SERVE:
 			g->serve = true;
+			g->cli.log = true;
 			break;
 		case OPT_MAX_BYTES:
 			if (parse_size(optarg, &g->cli.params.max_bytes) != 0 ||

@@ -57,6 +57,8 @@ installed() {
 	{
 		printf '%s\n' usr/bin/nshm-put usr/bin/nshm-get usr/bin/nshm-stat \
 			usr/bin/nshm-server usr/lib/systemd/system/nshm-server@.service \
+			usr/lib/systemd/system/nshm-receiver@.service \
+			usr/lib/udev/rules.d/70-nshm.rules \
 			usr/share/bash-completion/completions/nshm-server \
 			usr/share/fish/vendor_completions.d/nshm-server.fish \
 			usr/share/man/man8/nshm-server.8 \
@@ -123,6 +125,10 @@ installed() {
 	grep -qx 'ExecStart=/usr/bin/nshm-server $NSHM_SERVER_ARGS %I' \
 		"$D/usr/lib/systemd/system/nshm-server@.service"
 	[ "$(stat -c %a "$D/usr/lib/systemd/system/nshm-server@.service")" = 644 ]
+	# The resident receiver's unit, and the udev rule that starts it.
+	grep -qx 'ExecStart=/usr/bin/nshm-get --serve -s %I $NSHM_RECEIVER_ARGS ${NSHM_INCOMING}' \
+		"$D/usr/lib/systemd/system/nshm-receiver@.service"
+	grep -q 'SYSTEMD_WANTS.*nshm-receiver@pci:%k.service' "$D/usr/lib/udev/rules.d/70-nshm.rules"
 	cmp "$ROOT/man/nshm-server.8" "$D/usr/share/man/man8/nshm-server.8"
 }
 
