@@ -280,6 +280,29 @@ receive_from_guest() {
   send_to_guest "$T/after.bin" guest-first
 }
 
+@test "host alone: a resident receiver in the guest takes a push to a SUBDIR and answers a pull" {
+  need_programs
+  local sum id out
+  random_file "$T/push.bin" 3M
+  sum=$(sha "$T/push.bin")
+  # Started once, as the guest's service manager would (this guest has none).
+  id=$(vm_start "$VM" 'mkdir -p /tmp/c/in /tmp/c/root/logs && echo guest-log >/tmp/c/root/logs/syslog && exec nshm-get --serve --allow-pull /tmp/c/root --peer-timeout 10 /tmp/c/in')
+  vm_wait_started "$VM" "$id"
+  "$NSHM_PUT" --timeout 60 "$T/push.bin" "$SHM:sub/dir" 3>&-
+  out=$(vm_exec "$VM" 30 'sha256sum /tmp/c/in/sub/dir/push.bin; ls -A /tmp/c/in/sub/dir')
+  [[ $out == "$sum "* ]]
+  [[ $(wc -l <<<"$out") -eq 2 ]]
+  # A second push into DIR itself: the resident is still there.
+  "$NSHM_PUT" --timeout 60 "$T/push.bin" "$SHM" 3>&-
+  vm_exec "$VM" 30 'test -f /tmp/c/in/push.bin'
+  # And the host pulls a file from under ROOT.
+  "$NSHM_GET" --timeout 60 --source "$SHM" --pull /logs/syslog "$T/" 3>&-
+  [ "$(cat "$T/syslog")" = guest-log ]
+  run "$NSHM_GET" --timeout 60 --source "$SHM" --pull /../etc/passwd "$T/" 3>&-
+  [ "$status" -ne 0 ]
+  [ ! -e "$T/passwd" ]
+}
+
 @test "no ivshmem device in the guest: nshm-get and nshm-put say so" {
   need_programs
   local vm2
