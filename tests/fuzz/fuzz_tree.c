@@ -42,7 +42,7 @@
 #define F_OWNER 2u
 #define F_SMALL 4u
 
-static char work[64], dest[96], outside[96];
+static char work[1024], dest[1100], outside[1100];
 static mode_t mask;
 
 struct held {
@@ -82,7 +82,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 /* dest as the user had it, and every held thing opened and noted. */
 static void make_world(void)
 {
-	char p[256];
+	char p[1200];
 
 	for (size_t i = 0; i < NHELD; i++)
 		if (held[i].fd >= 0) {
@@ -160,7 +160,7 @@ static int check_umask(const char *path, const struct stat *st, int flag, struct
 
 static void check_world(unsigned flags)
 {
-	char names[512], p[256];
+	char names[512], p[1200];
 	struct stat st;
 
 	names_in(work, names, sizeof(names));
@@ -249,8 +249,10 @@ static void setup_once(void)
 {
 	const char *tmp = getenv("TMPDIR");
 
-	snprintf(work, sizeof(work), "%s/nshm-fuzz-tree-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (!mkdtemp(work))
+	int n = snprintf(work, sizeof(work), "%s/nshm-fuzz-tree-XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
+
+	if (n < 0 || (size_t)n >= sizeof(work) || !mkdtemp(work))
 		FAIL("mkdtemp: %s", strerror(errno));
 	snprintf(dest, sizeof(dest), "%s/dest", work);
 	snprintf(outside, sizeof(outside), "%s/outside", work);

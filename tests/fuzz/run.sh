@@ -68,6 +68,11 @@ for h in "${harnesses[@]}"; do
 done
 
 mkdir -p "$OUT/artifacts"
+# fuzz_tree makes its directories under TMPDIR; a worker killed at a
+# timeout leaves them: keep them under OUT, removed after each run.
+mkdir -p "$OUT/tmp"
+TMPDIR=$(cd "$OUT/tmp" && pwd)
+export TMPDIR
 export NSHM_FUZZ_KNOWN=${FUZZ_KNOWN-stale-ready,slot-crc}
 for h in "${harnesses[@]}"; do
 	corpus=$OUT/corpus/$h
@@ -101,6 +106,7 @@ for h in "${harnesses[@]}"; do
 	# comparable between runs, unlike fork mode's running totals.
 	"$OUT/$h" -runs=0 -timeout="${FUZZ_TIMEOUT:-10}" -max_len="$max_len" \
 		"$corpus" "$seeds" >"$OUT/$h.cov.log" 2>&1
+	rm -rf "${TMPDIR:?}"/nshm-fuzz-tree-*
 	init=$(grep -aE '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
 	icov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$init")
 	ift=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$init")
