@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
+# bench/resident-latency.sh [RUNS]: one 4 KiB file from the start of
+# nshm-put to the file verified and in place at a resident receiver
+# (nshm-get --serve) on this host; nshm-put exits only once the receiver
+# said so. Measured twice: back to back (the resident busy) and after 3 s
+# of silence (the resident idle, polling every 50 ms). `cp` of the same
+# file beside it, in the same run. Medians and ranges in milliseconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-21}
+B=${NSHM_BIN:-build}
+region=nshm-lat-$$
+dir=$(mktemp -d /dev/shm/nshm-lat.XXXXXX)
+trap 'kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir" "/dev/shm/$region"' EXIT
+truncate -s 64M "/dev/shm/$region"
+mkdir "$dir/in"
+head -c 4096 /dev/urandom >"$dir/f"
+"$B/nshm-get" --serve -q -s "$region" "$dir/in" 2>"$dir/serve.err" &
+srv=$!
+sleep 0.5
+
+now() { date +%s%N; }
+
+# one MODE I: milliseconds for one transfer (or cp) of the 4 KiB file.
+one() {
+	local t0 t1
+	rm -f "$dir/in/f" "$dir/cp"
+	t0=$(now)
+	if [ "$1" = cp ]; then
+		cp "$dir/f" "$dir/cp"
+	else
+		"$B/nshm-put" -q --timeout 10 "$dir/f" "$region"
+	fi
+	t1=$(now)
+	[ "$1" = cp ] || cmp -s "$dir/f" "$dir/in/f" || { echo "not verified" >&2; exit 1; }
+	echo "scale=3; ($t1 - $t0) / 1000000" | bc
+}
+
+stats() {
+	sort -n | awk '{ v[NR] = $1 } END { printf "median %.2f ms (%.2f-%.2f, n=%d)\n",
+		v[int((NR + 1) / 2)], v[1], v[NR], NR }'
+}
+
+one busy >/dev/null   # warm-up
+echo "busy resident: $(for i in $(seq "$RUNS"); do one busy; done | stats)"
+echo "cp of the file: $(for i in $(seq "$RUNS"); do one cp; done | stats)"
+idle_runs=$(( RUNS < 7 ? RUNS : 7 ))
+echo "idle resident (3 s of silence before each): $(for i in $(seq "$idle_runs"); do sleep 3; one idle; done | stats)"
