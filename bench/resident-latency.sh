@@ -34,7 +34,7 @@ one() {
 	fi
 	t1=$(now)
 	[ "$1" = cp ] || cmp -s "$dir/f" "$dir/in/f" || { echo "not verified" >&2; exit 1; }
-	echo "scale=3; ($t1 - $t0) / 1000000" | bc
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e6 }'
 }
 
 stats() {
