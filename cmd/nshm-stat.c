@@ -51,18 +51,28 @@ static void side_text(const char *role, const struct nshm_side_stat *s, const ch
 		printf("\n");
 		return;
 	}
-	printf("%s, %s, pid %u%s, heartbeat %llu\n", state,
+	printf("%s, %s, pid %u%s, heartbeat %llu", state,
 	       liveness(s), s->pid, s->same_host ? "" : " (other side)",
 	       (unsigned long long)s->heartbeat);
+	/* Who rings it: its ivshmem peer ID, or nobody (it polls). */
+	if (s->bell)
+		printf(", doorbell id %u\n", s->bell - 1);
+	else
+		printf(", no doorbell\n");
 }
 
 static void side_json(const char *role, const struct nshm_side_stat *s, const char *state)
 {
 	printf("\"%s\":{\"present\":%s,\"version\":%u,\"claimed\":%s,\"pid\":%u,"
 	       "\"same_host\":%s,\"alive\":%d,\"state\":\"%s\",\"reason\":%u,"
-	       "\"heartbeat\":%llu}", role, s->present ? "true" : "false", s->version,
-	       s->claimed ? "true" : "false", s->pid, s->same_host ? "true" : "false",
-	       s->alive, state, s->reason, (unsigned long long)s->heartbeat);
+	       "\"heartbeat\":%llu,\"doorbell_id\":", role, s->present ? "true" : "false",
+	       s->version, s->claimed ? "true" : "false", s->pid,
+	       s->same_host ? "true" : "false", s->alive, state, s->reason,
+	       (unsigned long long)s->heartbeat);
+	if (s->bell)
+		printf("%u}", s->bell - 1);
+	else
+		printf("null}");
 }
 
 /* How the region is mapped and how the peer wakes us (nshm_open's choice). */

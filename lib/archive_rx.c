@@ -91,7 +91,7 @@ static la_ssize_t read_cb(struct archive *a, void *arg, const void **buf)
 	size_t n;
 
 	if (x->in_header && x->header > HEADER_MAX)
-		return stream_failed(x, a, rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return stream_failed(x, a, side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_PROTO,
 				"refused an entry whose headers (names, pax records, "
 				"sparse map) pass %u bytes", HEADER_MAX));
 	if (x->nleft == 0) {
@@ -104,7 +104,7 @@ static la_ssize_t read_cb(struct archive *a, void *arg, const void **buf)
 			return 0;
 		x->stream += (uint64_t)got;
 		if (x->max_bytes && x->stream > x->max_bytes)
-			return stream_failed(x, a, rx_failf(x->rx, -EFBIG, NSHM_R_NOSPACE,
+			return stream_failed(x, a, side_fail(rx_side(x->rx), -EFBIG, NSHM_R_NOSPACE,
 					"the stream passes the receiver's limit of %llu bytes "
 					"(--max-bytes)", (unsigned long long)x->max_bytes));
 		x->left = p;
@@ -240,11 +240,11 @@ static int classify(struct extract *x, struct archive_entry *e, const char *name
 	if (hard) {
 		/* With data, libarchive would open the target and rewrite it. */
 		if (archive_entry_size(e) > 0)
-			return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+			return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
 					"refused '%s': a hard link carrying data",
 					shown(name, esc, sizeof(esc)));
 		if ((type != 0 && type != AE_IFREG) || sym)
-			return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+			return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
 					"refused '%s': a hard link of an odd type",
 					shown(name, esc, sizeof(esc)));
 		*k = K_HARDLINK;
@@ -255,7 +255,7 @@ static int classify(struct extract *x, struct archive_entry *e, const char *name
 	} else if (type == AE_IFLNK && sym && *sym && strlen(sym) < PATH_MAX) {
 		*k = K_SYMLINK;
 	} else {
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_UNSUPPORTED,
 				"refused '%s': %s (only directories, regular files, "
 				"symbolic links and hard links are taken)",
 				shown(name, esc, sizeof(esc)), type_name(type));
@@ -300,7 +300,7 @@ static int disk_failed(struct extract *x, struct archive *disk, const char *name
 
 	if (x->rc)
 		return x->rc;
-	return rx_failf(x->rx, err == EEXIST ? -EEXIST : -EIO,
+	return side_fail(rx_side(x->rx), err == EEXIST ? -EEXIST : -EIO,
 			err == EEXIST ? NSHM_R_EXISTS : err == ENOSPC ? NSHM_R_NOSPACE
 			: NSHM_R_IO, "%s: %s%s", shown(name, esc, sizeof(esc)),
 			archive_error_string(disk),
@@ -351,7 +351,7 @@ static int put_in_place(struct extract *x, const char *tmp, const char *final,
 	if (rc != 0) {
 		int err = errno;
 
-		return rx_failf(x->rx, err == EEXIST ? -EEXIST : -err,
+		return side_fail(rx_side(x->rx), err == EEXIST ? -EEXIST : -err,
 				err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO, "%s: %s",
 				shown(name, esc, sizeof(esc)), err == EEXIST
 				? "appeared meanwhile (use --force to replace it)"
@@ -372,7 +372,7 @@ static int write_file(struct extract *x, struct archive *a, struct archive *disk
 
 	if (rc < 0) {
 		x->current[0] = '\0';
-		return rx_failf(x->rx, rc, NSHM_R_IO, "%s: no temporary name beside it",
+		return side_fail(rx_side(x->rx), rc, NSHM_R_IO, "%s: no temporary name beside it",
 				shown(name, esc, sizeof(esc)));
 	}
 	archive_entry_copy_pathname(e, x->current);
@@ -415,12 +415,12 @@ static int check_link_target(struct extract *x, struct archive_entry *e, const c
 	struct stat st;
 
 	if (place_name(x, hard, target, sizeof(target)) != 0 || !strcmp(target, x->dest))
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused a hard link to '%s': outside the destination",
 				shown(hard, esc, sizeof(esc)));
 	if (through_symlink(x, target) || lstat(target, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    !made_here(x, &st))
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused '%s': a hard link to '%s', which is not a file "
 				"this transfer made", shown(name, esc, sizeof(esc)),
 				shown(hard, esc2, sizeof(esc2)));
@@ -438,7 +438,7 @@ static int check_existing(struct extract *x, enum kind k, const char *final,
 	char esc[160];
 
 	if (through_symlink(x, final))
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused '%s': through a symbolic link",
 				shown(name, esc, sizeof(esc)));
 	if (lstat(final, &st) != 0)
@@ -448,17 +448,17 @@ static int check_existing(struct extract *x, enum kind k, const char *final,
 	/* libarchive's NO_OVERWRITE skips existing files in silence; a user
 	 * must hear that a file was not delivered, so refuse it here. */
 	if (!(x->flags & NSHM_EXTRACT_FORCE))
-		return rx_failf(x->rx, -EEXIST, NSHM_R_EXISTS,
+		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
 				"%s exists (use --force to replace it)",
 				shown(name, esc, sizeof(esc)));
 	if (S_ISDIR(st.st_mode))
-		return rx_failf(x->rx, -EEXIST, NSHM_R_EXISTS,
+		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
 				"%s is a directory: --force replaces files only",
 				shown(name, esc, sizeof(esc)));
 	/* A file where a directory goes: out of the way, so that libarchive
 	 * never looks through a symlink left there. */
 	if (k == K_DIR && unlink(final) != 0)
-		return rx_failf(x->rx, -errno, NSHM_R_IO, "%s: %s",
+		return side_fail(rx_side(x->rx), -errno, NSHM_R_IO, "%s: %s",
 				shown(name, esc, sizeof(esc)), strerror(errno));
 	return 0;
 }
@@ -480,11 +480,11 @@ static int renew_writer(struct extract *x)
 	int r = archive_write_close(x->disk);
 
 	if (r < ARCHIVE_WARN)
-		return rx_failf(x->rx, -EIO, NSHM_R_IO, "setting directories' modes and times: %s",
+		return side_fail(rx_side(x->rx), -EIO, NSHM_R_IO, "setting directories' modes and times: %s",
 				archive_error_string(x->disk));
 	fresh = new_writer();
 	if (!fresh)
-		return rx_failf(x->rx, -ENOMEM, NSHM_R_IO, "out of memory");
+		return side_fail(rx_side(x->rx), -ENOMEM, NSHM_R_IO, "out of memory");
 	archive_write_free(x->disk);
 	x->disk = fresh;
 	x->dirs = 0;
@@ -521,7 +521,7 @@ static int read_header(struct extract *x, struct archive *a, struct archive_entr
 	 * special headers, a name that does not convert) leave an entry that
 	 * is not what the sender meant: refuse them too. */
 	if (r != ARCHIVE_OK)
-		return x->rc ? x->rc : rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return x->rc ? x->rc : side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_PROTO,
 						 "bad archive: %s", archive_error_string(a));
 	return 0;
 }
@@ -542,14 +542,14 @@ static int extract_one(struct extract *x, struct archive *a,
 	sent = archive_entry_pathname(e);
 	if (!sent || strlen(sent) >= sizeof(name) ||
 	    place_name(x, sent, final, sizeof(final)) != 0)
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused an entry named '%s': outside the destination "
 				"or too long", shown(sent, esc, sizeof(esc)));
 	memcpy(name, sent, strlen(sent) + 1);
 	if ((rc = classify(x, e, name, &k)) < 0)
 		return rc;
 	if (k != K_DIR && !strcmp(final, x->dest))
-		return rx_failf(x->rx, -NSHM_EPROTO, NSHM_R_BADNAME,
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused '%s': only a directory may stand for the destination",
 				shown(name, esc, sizeof(esc)));
 	if (k == K_HARDLINK && (rc = check_link_target(x, e, name)) < 0)
@@ -587,7 +587,7 @@ static int drain(struct extract *x)
 	while ((n = nshm_rx_chunk(x->rx, &buf)) > 0) {
 		x->stream += (uint64_t)n;
 		if (x->max_bytes && x->stream > x->max_bytes)
-			return rx_failf(x->rx, -EFBIG, NSHM_R_NOSPACE,
+			return side_fail(rx_side(x->rx), -EFBIG, NSHM_R_NOSPACE,
 					"the stream passes the receiver's limit of %llu "
 					"bytes (--max-bytes)", (unsigned long long)x->max_bytes);
 	}
@@ -605,19 +605,19 @@ static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 	if (x)
 		x->disk = new_writer();
 	if (!x || !a || !x->disk) {
-		rc = rx_failf(rx, -ENOMEM, NSHM_R_IO, "out of memory");
+		rc = side_fail(rx_side(rx), -ENOMEM, NSHM_R_IO, "out of memory");
 		goto out;
 	}
 	x->rx = rx;
 	x->flags = flags;
-	x->max_bytes = rx_params(rx)->max_bytes;
+	x->max_bytes = (&rx_side(rx)->p)->max_bytes;
 	if (!realpath(destdir, x->dest)) {
-		rc = rx_failf(rx, -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
+		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
 		goto out;
 	}
 	archive_read_support_format_tar(a);
 	if (archive_read_open(a, x, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		rc = x->rc ? x->rc : rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO, "bad archive: %s",
+		rc = x->rc ? x->rc : side_fail(rx_side(rx), -NSHM_EPROTO, NSHM_R_PROTO, "bad archive: %s",
 					      archive_error_string(a));
 		goto out;
 	}
@@ -644,6 +644,6 @@ int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 
 	memset(got, 0, sizeof(*got));
 	if (nshm_la_load(why) < 0)
-		return rx_failf(rx, -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
+		return side_fail(rx_side(rx), -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
 	return rx_tree(rx, destdir, flags, entry, arg, got);
 }

@@ -84,7 +84,7 @@ static int copy_data(struct archive *disk, struct archive *w, struct nshm_tx *tx
 		if (size && archive_write_data(w, buf, size) < 0)
 			return -1;
 		done = offset + (la_int64_t)size;
-		if (tx_params(tx)->cancel && *tx_params(tx)->cancel)
+		if ((&tx_side(tx)->p)->cancel && *(&tx_side(tx)->p)->cancel)
 			return -1;
 	}
 	return r == ARCHIVE_EOF ? 0 : -1;
@@ -103,7 +103,7 @@ static int send_path(struct archive *w, struct archive_entry_linkresolver *lr,
 	archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR |
 				       ARCHIVE_READDISK_NO_ACL | ARCHIVE_READDISK_NO_FFLAGS);
 	if (archive_read_disk_open(disk, path) != ARCHIVE_OK) {
-		rc = tx_failf(tx, -EIO, NSHM_R_IO, "%s", archive_error_string(disk));
+		rc = side_fail(tx_side(tx), -EIO, NSHM_R_IO, "%s", archive_error_string(disk));
 		goto out;
 	}
 	for (;;) {
@@ -116,7 +116,7 @@ static int send_path(struct archive *w, struct archive_entry_linkresolver *lr,
 			break;
 		}
 		if (r < ARCHIVE_WARN) {
-			rc = tx_failf(tx, -EIO, NSHM_R_IO, "%s", archive_error_string(disk));
+			rc = side_fail(tx_side(tx), -EIO, NSHM_R_IO, "%s", archive_error_string(disk));
 			archive_entry_free(e);
 			break;
 		}
@@ -137,8 +137,8 @@ static int send_path(struct archive *w, struct archive_entry_linkresolver *lr,
 		archive_entry_free(e);
 		if (r < ARCHIVE_WARN) {
 			if (!*nshm_tx_why(tx))
-				tx_failf(tx, -EIO, NSHM_R_IO, "%s", archive_error_string(w));
-			rc = tx_params(tx)->cancel && *tx_params(tx)->cancel ? -ECANCELED : -EIO;
+				side_fail(tx_side(tx), -EIO, NSHM_R_IO, "%s", archive_error_string(w));
+			rc = (&tx_side(tx)->p)->cancel && *(&tx_side(tx)->p)->cancel ? -ECANCELED : -EIO;
 			break;
 		}
 	}
@@ -160,13 +160,13 @@ static int tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 	archive_write_set_bytes_per_block(w, 0);
 	archive_entry_linkresolver_set_strategy(lr, archive_format(w));
 	if (archive_write_open(w, tx, NULL, write_cb, NULL) != ARCHIVE_OK) {
-		rc = tx_failf(tx, -EIO, NSHM_R_IO, "%s", archive_error_string(w));
+		rc = side_fail(tx_side(tx), -EIO, NSHM_R_IO, "%s", archive_error_string(w));
 		goto out;
 	}
 	for (int i = 0; i < n && rc == 0; i++)
 		rc = send_path(w, lr, tx, paths[i], entry, arg, sent);
 	if (rc == 0 && archive_write_close(w) != ARCHIVE_OK)
-		rc = tx_failf(tx, -EIO, NSHM_R_IO, "%s", archive_error_string(w));
+		rc = side_fail(tx_side(tx), -EIO, NSHM_R_IO, "%s", archive_error_string(w));
 out:
 	archive_entry_linkresolver_free(lr);
 	archive_write_free(w);
@@ -180,6 +180,6 @@ int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 
 	memset(sent, 0, sizeof(*sent));
 	if (nshm_la_load(why) < 0)
-		return tx_failf(tx, -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
+		return side_fail(tx_side(tx), -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
 	return tx_tree(tx, paths, n, entry, arg, sent);
 }

@@ -120,32 +120,71 @@ static int start_beat(struct claim *c)
 	return rc;
 }
 
-int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
-	       const struct nshm_params *p, const char *role, char *why)
+/* Idle, beat a fifth of the peer timeout (peers usually share it), at
+ * most once a second: still several beats before a peer would judge us
+ * dead, and few wake-ups. */
+static int idle_beat_ms(const struct nshm_params *p)
 {
+	int64_t ms = peer_timeout_ns(p) / 5000000;
+
+	return ms > NSHM_IDLE_BEAT_MS ? NSHM_IDLE_BEAT_MS
+	     : ms < NSHM_HEARTBEAT_MS ? NSHM_HEARTBEAT_MS : (int)ms;
+}
+
+/* The line has a holder: is it alive (busy), dead (t->stale), or not
+ * judged within the deadline? 0 to go on, < 0 a failure recorded in s. */
+static int judge(struct side *s, struct take_ctx *t, const char *role,
+		 int64_t deadline, unsigned *said)
+{
+	const struct nshm_params *p = &s->p;
+	const char *where = head_same_kernel(&t->h) ? "" : " on the other side";
 	struct nshm_bell bell;
-	int64_t deadline = p->timeout_ms > 0 ? nshm_now_ns() + p->timeout_ms * 1000000 : 0;
+	int rc;
+
+	bell_init_polling(&bell);
+	watch_reset(&t->watch, &t->h);
+	if (p->waiting && !(*said)++) {
+		char msg[NSHM_WHY_LEN];
+
+		snprintf(msg, sizeof(msg), "checking whether the %s holding %s (pid %u) is alive",
+			 role, s->r->path, t->h.pid);
+		p->waiting(p->arg, msg);
+	}
+	/* --timeout bounds this wait too: a holder on the other side takes
+	 * the peer timeout to be judged dead. */
+	rc = wait_until(&bell, judge_holder, t, deadline, p->cancel);
+	if (rc == -ETIMEDOUT)
+		return side_fail(s, rc, NSHM_R_TIMEOUT, "%s is held by a %s (pid %u%s) that "
+				 "could not be judged alive or dead within --timeout",
+				 s->r->path, role, t->h.pid, where);
+	if (rc < 0 || !t->busy)
+		return rc;
+	if ((p->flags & NSHM_P_WAIT_BUSY) && !(p->cancel && *p->cancel) &&
+	    (!deadline || nshm_now_ns() < deadline)) {
+		/* Asked to take turns: look again shortly. */
+		nshm_sleep_ns(BUSY_RETRY_NS);
+		return 0;
+	}
+	return side_fail(s, -NSHM_EBUSY, NSHM_R_NONE, "%s is busy: another %s (pid %u%s) "
+			 "is using it", s->r->path, role, t->h.pid, where);
+}
+
+int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role)
+{
+	int64_t deadline = s->p.timeout_ms > 0 ? nshm_now_ns() + s->p.timeout_ms * 1000000 : 0;
 	unsigned said = 0;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	c->line = line;
-	/* Idle, beat a fifth of the peer timeout (peers usually share it),
-	 * at most once a second: still several beats before a peer would
-	 * judge us dead, and few wake-ups. */
-	c->idle_beat_ms = (int)(peer_timeout_ns(p) / 5000000);
-	if (c->idle_beat_ms > NSHM_IDLE_BEAT_MS)
-		c->idle_beat_ms = NSHM_IDLE_BEAT_MS;
-	if (c->idle_beat_ms < NSHM_HEARTBEAT_MS)
-		c->idle_beat_ms = NSHM_HEARTBEAT_MS;
+	c->idle_beat_ms = idle_beat_ms(&s->p);
 	c->token = nshm_random64();
-	bell_init_polling(&bell);
 	for (;;) {
-		struct take_ctx t = { .r = r, .line = line,
-				      .timeout_ns = peer_timeout_ns(p) };
+		struct take_ctx t = { .r = s->r, .line = line,
+				      .timeout_ns = peer_timeout_ns(&s->p) };
 
 		snap_head(line, &t.h);
-		rc = validate_head(&t.h, why);
+		rc = validate_head(&t.h, s);
 		if (rc < 0)
 			return rc;
 		if (t.h.owner == 0) {
@@ -153,47 +192,17 @@ int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
 				break;
 			continue;
 		}
-		watch_reset(&t.watch, &t.h);
-		if (p->waiting && !said++) {
-			char msg[512];
-
-			snprintf(msg, sizeof(msg),
-				 "checking whether the %s holding %s (pid %u) is alive",
-				 role, r->path, t.h.pid);
-			p->waiting(p->arg, msg);
-		}
-		/* --timeout bounds this wait too: a holder on the other side
-		 * takes the peer timeout to be judged dead. */
-		rc = wait_until(&bell, judge_holder, &t, deadline, p->cancel);
-		if (rc == -ETIMEDOUT)
-			snprintf(why, NSHM_WHY_LEN,
-				 "%s is held by a %s (pid %u%s) that could not be judged "
-				 "alive or dead within --timeout", r->path, role, t.h.pid,
-				 head_same_kernel(&t.h) ? "" : " on the other side");
+		rc = judge(s, &t, role, deadline, &said);
 		if (rc < 0)
 			return rc;
-		if (t.busy && (p->flags & NSHM_P_WAIT_BUSY) && !(p->cancel && *p->cancel) &&
-		    (!deadline || nshm_now_ns() < deadline)) {
-			/* Asked to take turns: look again shortly. */
-			nshm_sleep_ns(BUSY_RETRY_NS);
-			continue;
-		}
-		if (t.busy) {
-			snprintf(why, NSHM_WHY_LEN,
-				 "%s is busy: another %s (pid %u%s) is using it",
-				 r->path, role, t.h.pid,
-				 head_same_kernel(&t.h) ? "" : " on the other side");
-			return -NSHM_EBUSY;
-		}
 		if (t.stale && cas_owner(line, t.stale, c->token))
 			break;
 	}
-	write_identity(line, r);
+	write_identity(line, s->r);
 	rc = start_beat(c);
 	if (rc != 0) {
 		cas_owner(line, c->token, 0);
-		snprintf(why, NSHM_WHY_LEN, "cannot start heartbeat thread");
-		return -rc;
+		return side_fail(s, -rc, NSHM_R_NONE, "cannot start the heartbeat thread");
 	}
 	c->running = true;
 	return 0;

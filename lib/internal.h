@@ -124,17 +124,22 @@ void snap_rx(const struct nshm_region *r, struct rx_snap *s);
 void snap_offer(const struct nshm_region *r, struct offer_snap *s);
 void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s);
 void snap_request(const struct nshm_region *r, struct request_snap *s);
+/* The peer let go of its line or looks dead: its last word, read again. */
+void snap_tx_last_word(const struct nshm_region *r, struct tx_snap *s);
+void snap_rx_last_word(const struct nshm_region *r, struct rx_snap *s);
 uint64_t peek_tx_produced(const struct nshm_region *r);
 uint64_t peek_rx_consumed(const struct nshm_region *r);
 /* validate.c */
-int validate_head(const struct head_snap *h, char *why);
+struct side;
+/* The validators record what failed in s (side_fail). */
+int validate_head(const struct head_snap *h, struct side *s);
 int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
 int validate_offer(const struct offer_snap *o, uint64_t session,
-		   struct nshm_meta *meta, char *why);
+		   struct nshm_meta *meta, struct side *s);
 int validate_name(const char *name, size_t len);
 /* A request's path: components that are not empty, "." or "..", without
  * control bytes; absolute only for a pull (it is taken under ROOT). */
-int validate_request(const struct request_snap *q, uint64_t session, char *why);
+int validate_request(const struct request_snap *q, uint64_t session, struct side *s);
 int validate_rel_path(const char *path, size_t len, bool allow_abs);
 bool head_same_kernel(const struct head_snap *h);
 
@@ -165,8 +170,8 @@ struct claim {
 	_Atomic bool idle;
 	int idle_beat_ms;
 };
-int claim_take(struct claim *c, struct nshm_region *r, struct line_head *line,
-	       const struct nshm_params *p, const char *role, char *why);
+/* Take line for s (its region and parameters) as role ("sender"). */
+int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role);
 bool claim_held(const struct claim *c);
 void claim_release(struct claim *c);
 
@@ -200,18 +205,53 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
 const char *nshm_run_dir(void);
 
 /* wait.c: wait for a condition with deadline, cancel and peer checks. */
-enum { WAIT_MORE = 0, WAIT_DONE = 1 };
-typedef int (*wait_cond)(void *arg);  /* WAIT_MORE, WAIT_DONE or < 0 */
+/* What a condition says; wait_until returns 0 for WAIT_DONE, WAIT_OTHER
+ * as it is (a condition's second way to end: "offer again", "the stream
+ * ended"), and a negative code as it is. */
+enum wait_result { WAIT_MORE = 0, WAIT_DONE = 1, WAIT_OTHER = 2 };
+typedef int (*wait_cond)(void *arg);  /* enum wait_result or < 0 */
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	       int64_t deadline_ns, volatile sig_atomic_t *cancel);
 
-/* Failure details from outside tx.c / rx.c (the archive code). */
-int tx_failf(struct nshm_tx *tx, int rc, uint32_t reason, const char *fmt, ...)
+/* A reason the peer wrote: one we know, or "protocol error". */
+static inline uint32_t peer_reason(uint32_t reason)
+{
+	return reason < NSHM_R_MAX ? reason : NSHM_R_PROTO;
+}
+
+/* side.c: what nshm_tx and nshm_rx both hold (each begins with one). */
+struct side {
+	struct nshm_region *r;
+	struct nshm_params p;
+	struct claim claim;
+	struct nshm_bell bell;
+	struct peer_watch watch;      /* on the peer */
+	uint64_t session;             /* the offer in force */
+	uint64_t bytes;               /* stream bytes sent or verified */
+	uint32_t crc;                 /* their CRC-32 */
+	uint32_t reason;              /* enum nshm_reason of the failure */
+	int64_t started_ns;
+	bool announced;               /* "waiting for ..." said */
+	char why[NSHM_WHY_LEN];       /* the failure, for a person */
+};
+/* Parameters checked, doorbell chosen, our line claimed (own) against the
+ * peer's: 0 or a failure recorded in s. */
+int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *p,
+	       struct line_head *own, const struct line_head *peer, const char *role);
+/* The one way a failure is recorded: its reason and message; returns rc. */
+int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-int rx_failf(struct nshm_rx *rx, int rc, uint32_t reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-const struct nshm_params *rx_params(const struct nshm_rx *rx);
-const struct nshm_params *tx_params(const struct nshm_tx *tx);
+/* Tell the caller, once and only after a moment, what we wait for. */
+void side_announce(struct side *s, const char *what);
+/* The side inside an nshm_tx or nshm_rx (for the archive code). */
+struct side *tx_side(struct nshm_tx *tx);
+struct side *rx_side(struct nshm_rx *rx);
+
+/* Stores to the region: STORE for fields a later PUBLISH covers; PUBLISH
+ * (release) makes everything stored before it visible to a peer that
+ * loads the published value with acquire (peer_view.c). */
+#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+#define PUBLISH(x, v) atomic_store_explicit(&(x), (v), memory_order_release)
 
 /* abi.c: what a caller passes has its reserved fields zero: 0 or -EINVAL. */
 int nshm_check_params(const struct nshm_params *p);

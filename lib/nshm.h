@@ -215,7 +215,9 @@ struct nshm_side_stat {
 	uint32_t state;
 	uint32_t reason;
 	uint64_t heartbeat;
-	uint64_t reserved[4];    /* zero */
+	uint32_t bell;           /* its doorbell: ivshmem peer ID + 1, 0 none */
+	uint32_t reserved32;     /* zero */
+	uint64_t reserved[3];    /* zero */
 };
 struct nshm_stat {
 	size_t size;

@@ -114,3 +114,19 @@ uint64_t peek_rx_consumed(const struct nshm_region *r)
 {
 	return ACQ(RX(r->base)->consumed);
 }
+
+/* A peer stores its last word (done, failed, refused, aborted) before the
+ * seq_cst CAS that releases its claim. We may load its state before that
+ * store and its owner after the release: then the state we hold is stale.
+ * A snapshot taken now loads the owner with acquire first, so it sees the
+ * last word. The one place this rule lives; the sides call it when they
+ * see the peer's claim released or its heartbeat dead. */
+void snap_tx_last_word(const struct nshm_region *r, struct tx_snap *s)
+{
+	snap_tx(r, s);
+}
+
+void snap_rx_last_word(const struct nshm_region *r, struct rx_snap *s)
+{
+	snap_rx(r, s);
+}

@@ -19,56 +19,37 @@
 
 #include "internal.h"
 
-#define ANNOUNCE_NS 200000000
 #define SEEN_WAIT_NS 2000000000LL
 
 struct nshm_rx {
-	struct nshm_region *r;
-	struct nshm_params p;
-	struct claim claim;
-	struct nshm_bell bell;
-	struct peer_watch watch;      /* on the sender */
-	struct tx_snap tx;
+	struct side s;                /* its watch is on the sender */
+	struct tx_snap tx;            /* last snapshot of the sender */
 	struct nshm_meta meta;
-	uint64_t nonce, session;
+	uint64_t nonce;               /* our readiness, fresh each time */
 	uint32_t nslots, chunk;
-	uint64_t k, bytes;
-	uint32_t crc, reason;
+	uint64_t k;                   /* next chunk to take */
 	unsigned char *buf;           /* private copy of one chunk */
-	bool accepted, ended, completed, announced;
-	int64_t started_ns;
-	char why[NSHM_WHY_LEN];
+	bool accepted, ended, completed;
 	char req_path[NSHM_REQ_PATH_MAX + 1];  /* meta.path of a request */
 };
 
-#define RXL(rx) RX((rx)->r->base)
-#define STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
-/* Release: the fields stored before it, and for `consumed` our reads of
- * the slot, are complete before the peer sees the new value (acquire). */
-#define PUBLISH(x, v) atomic_store_explicit(&(x), (v), memory_order_release)
+#define RXL(rx) RX((rx)->s.r->base)
+/* PUBLISH (internal.h): the fields stored before it, and for `consumed`
+ * our reads of the slot, are complete before the peer sees the new value. */
 
 static int cond_offer(void *arg)
 {
 	struct nshm_rx *rx = arg;
 	int rc;
 
-	snap_tx(rx->r, &rx->tx);
-	rc = validate_head(&rx->tx.head, rx->why);
+	snap_tx(rx->s.r, &rx->tx);
+	rc = validate_head(&rx->tx.head, &rx->s);
 	if (rc < 0)
 		return rc;
-	if (!claim_held(&rx->claim)) {
-		snprintf(rx->why, sizeof(rx->why), "another receiver took %s over",
-			 rx->r->path);
-		return -NSHM_ELOST;
-	}
-	if (!rx->announced && rx->p.waiting &&
-	    nshm_now_ns() - rx->started_ns > ANNOUNCE_NS) {
-		char msg[512];
-
-		rx->announced = true;
-		snprintf(msg, sizeof(msg), "waiting for a sender on %s", rx->r->path);
-		rx->p.waiting(rx->p.arg, msg);
-	}
+	if (!claim_held(&rx->s.claim))
+		return side_fail(&rx->s, -NSHM_ELOST, NSHM_R_PROTO,
+				 "another receiver took %s over", rx->s.r->path);
+	side_announce(&rx->s, "a sender");
 	if (rc == 0 && rx->tx.state == TX_OFFER && rx->tx.ready_echo == rx->nonce &&
 	    rx->tx.session != 0 && rx->tx.head.owner != 0)
 		return WAIT_DONE;
@@ -96,8 +77,8 @@ static int take_request(struct nshm_rx *rx, struct nshm_meta *meta)
 	struct request_snap q;
 	int rc;
 
-	snap_request(rx->r, &q);
-	rc = validate_request(&q, rx->session, rx->why);
+	snap_request(rx->s.r, &q);
+	rc = validate_request(&q, rx->s.session, &rx->s);
 	if (rc < 0) {
 		nshm_rx_refuse(rx, NSHM_R_BADNAME);
 		return rc;
@@ -114,14 +95,13 @@ static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 	struct offer_snap o;
 	int rc;
 
-	snap_offer(rx->r, &o);
-	rx->session = rx->tx.session;
-	rc = validate_offer(&o, rx->session, meta, rx->why);
-	if (rc == 0 && validate_layout(rx->tx.nslots, rx->tx.chunk, rx->r->size) != 0) {
-		snprintf(rx->why, sizeof(rx->why),
-			 "the sender's layout (%u slots of %u bytes) does not fit %s",
-			 rx->tx.nslots, rx->tx.chunk, rx->r->path);
-		rc = -NSHM_EPROTO;
+	snap_offer(rx->s.r, &o);
+	rx->s.session = rx->tx.session;
+	rc = validate_offer(&o, rx->s.session, meta, &rx->s);
+	if (rc == 0 && validate_layout(rx->tx.nslots, rx->tx.chunk, rx->s.r->size) != 0) {
+		rc = side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+			       "the sender's layout (%u slots of %u bytes) does not fit %s",
+			       rx->tx.nslots, rx->tx.chunk, rx->s.r->path);
 	}
 	if (rc < 0) {
 		nshm_rx_refuse(rx, NSHM_R_PROTO);
@@ -140,8 +120,8 @@ static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 		nshm_rx_refuse(rx, NSHM_R_IO);
 		return -ENOMEM;
 	}
-	watch_reset(&rx->watch, &rx->tx.head);
-	watch_pin(&rx->watch);
+	watch_reset(&rx->s.watch, &rx->tx.head);
+	watch_pin(&rx->s.watch);
 	return 0;
 }
 
@@ -155,24 +135,16 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	*out = rx;
 	if (!rx)
 		return -ENOMEM;
-	rx->r = r;
-	rx->p = *p;
-	if ((rc = nshm_check_params(p)) < 0) {
-		snprintf(rx->why, sizeof(rx->why), "reserved parameter fields are not zero");
-		return rc;
-	}
-	rx->started_ns = nshm_now_ns();
-	nshm_bell_init(&rx->bell, r, &TX(r->base)->head);
-	rc = claim_take(&rx->claim, r, &RXL(rx)->head, p, "receiver", rx->why);
-	rx->bell.idle_flag = &rx->claim.idle;
+	rc = side_begin(&rx->s, r, p, &RX(r->base)->head, &TX(r->base)->head, "receiver");
 	if (rc < 0)
 		return rc;
 	announce_ready(rx);
-	rx->bell.ring(&rx->bell);
-	deadline = p->timeout_ms > 0 ? rx->started_ns + p->timeout_ms * 1000000 : 0;
-	rc = wait_until(&rx->bell, cond_offer, rx, deadline, p->cancel);
+	rx->s.bell.ring(&rx->s.bell);
+	deadline = p->timeout_ms > 0 ? rx->s.started_ns + p->timeout_ms * 1000000 : 0;
+	rc = wait_until(&rx->s.bell, cond_offer, rx, deadline, p->cancel);
 	if (rc == -ETIMEDOUT)
-		snprintf(rx->why, sizeof(rx->why), "no sender appeared on %s", r->path);
+		return side_fail(&rx->s, rc, NSHM_R_TIMEOUT, "no sender appeared on %s",
+				 r->path);
 	if (rc < 0)
 		return rc;
 	return take_offer(rx, meta);
@@ -183,9 +155,9 @@ static void answer(struct nshm_rx *rx, uint32_t state, enum nshm_reason why)
 	struct rx_line *x = RXL(rx);
 
 	STORE(x->reason, why);
-	STORE(x->session, rx->session);
+	STORE(x->session, rx->s.session);
 	PUBLISH(x->state, state);
-	rx->bell.ring(&rx->bell);
+	rx->s.bell.ring(&rx->s.bell);
 }
 
 int nshm_rx_accept(struct nshm_rx *rx)
@@ -202,34 +174,34 @@ int nshm_rx_refuse(struct nshm_rx *rx, enum nshm_reason why)
 	return 0;
 }
 
-enum { CHUNK_READY = WAIT_DONE, STREAM_END = 2 };
+enum { CHUNK_READY = WAIT_DONE, STREAM_END = WAIT_OTHER };
 
 static int sender_aborted(struct nshm_rx *rx)
 {
-	rx->reason = rx->tx.reason < NSHM_R_MAX ? rx->tx.reason : NSHM_R_PROTO;
-	snprintf(rx->why, sizeof(rx->why), "the sender aborted (%s)",
-		 nshm_reason_str(rx->reason));
-	return -NSHM_EPEERABORT;
+	uint32_t why = peer_reason(rx->tx.reason);
+
+	return side_fail(&rx->s, -NSHM_EPEERABORT, why, "the sender aborted (%s)",
+			 nshm_reason_str(why));
 }
 
 static int cond_chunk(void *arg)
 {
 	struct nshm_rx *rx = arg;
-	uint64_t produced = peek_tx_produced(rx->r);
+	uint64_t produced = peek_tx_produced(rx->s.r);
 
 	if (produced > rx->k && produced - rx->k <= rx->nslots)
 		return CHUNK_READY;
-	snap_tx(rx->r, &rx->tx);
+	snap_tx(rx->s.r, &rx->tx);
 	if (rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT)
-		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
-	if (!claim_held(&rx->claim))
-		return rx_failf(rx, -NSHM_ELOST, NSHM_R_PROTO,
+		snap_tx_last_word(rx->s.r, &rx->tx);
+	if (!claim_held(&rx->s.claim))
+		return side_fail(&rx->s, -NSHM_ELOST, NSHM_R_PROTO,
 			    "another receiver took the region over");
 	if ((rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT) ||
-	    rx->tx.session != rx->session)
-		return rx_failf(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
+	    rx->tx.session != rx->s.session)
+		return side_fail(&rx->s, -NSHM_EPEERGONE, NSHM_R_TIMEOUT, "the sender went away");
 	if (rx->tx.produced < rx->k || rx->tx.produced - rx->k > rx->nslots)
-		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender published chunks out of order");
 	if (rx->tx.state == TX_ABORT)
 		return sender_aborted(rx);
@@ -240,13 +212,13 @@ static int cond_chunk(void *arg)
 	/* In a session the sender is sending, has ended, or has aborted;
 	 * anything else would leave both sides waiting on each other. */
 	if (rx->tx.state != TX_OFFER)
-		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender left its session without ending it");
-	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0) {
-		snap_tx(rx->r, &rx->tx);   /* its last word, if it left one */
-		if (rx->tx.session == rx->session && rx->tx.state == TX_ABORT)
+	if (watch_update(&rx->s.watch, &rx->tx.head, peer_timeout_ns(&rx->s.p)) < 0) {
+		snap_tx_last_word(rx->s.r, &rx->tx);
+		if (rx->tx.session == rx->s.session && rx->tx.state == TX_ABORT)
 			return sender_aborted(rx);
-		return rx_failf(rx, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
+		return side_fail(&rx->s, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 			    "the sender died or stopped responding");
 	}
 	return WAIT_MORE;
@@ -255,14 +227,14 @@ static int cond_chunk(void *arg)
 /* At the end: the totals in the region must match what we verified. */
 static int check_end(struct nshm_rx *rx)
 {
-	if (rx->tx.total_len != rx->bytes)
-		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+	if (rx->tx.total_len != rx->s.bytes)
+		return side_fail(&rx->s, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the stream's length does not match its end record");
-	if (rx->tx.total_crc != rx->crc)
-		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+	if (rx->tx.total_crc != rx->s.crc)
+		return side_fail(&rx->s, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the stream's CRC-32 does not match its end record");
-	if (rx->meta.size_known && rx->bytes != rx->meta.size)
-		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+	if (rx->meta.size_known && rx->s.bytes != rx->meta.size)
+		return side_fail(&rx->s, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "the sender sent a different size than it offered");
 	rx->ended = true;
 	return 0;
@@ -272,19 +244,19 @@ static int check_end(struct nshm_rx *rx)
  * size and the offer. */
 static int take_desc(struct nshm_rx *rx, struct desc_snap *d)
 {
-	snap_desc(rx->r, (uint32_t)(rx->k % rx->nslots), d);
+	snap_desc(rx->s.r, (uint32_t)(rx->k % rx->nslots), d);
 	if (d->seq != rx->k || d->len == 0 || d->len > rx->chunk)
-		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "a chunk descriptor did not validate");
-	if (rx->meta.size_known && d->len > rx->meta.size - rx->bytes)
-		return rx_failf(rx, -NSHM_EPROTO, NSHM_R_PROTO,
+	if (rx->meta.size_known && d->len > rx->meta.size - rx->s.bytes)
+		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender sent more than it offered");
 	return 0;
 }
 
 static const unsigned char *slot_data(const struct nshm_rx *rx)
 {
-	return rx->r->base + NSHM_DATA_OFF + (size_t)(rx->k % rx->nslots) * rx->chunk;
+	return rx->s.r->base + NSHM_DATA_OFF + (size_t)(rx->k % rx->nslots) * rx->chunk;
 }
 
 /* Frees slot k for the sender. Release: our reads of the slot are done
@@ -292,22 +264,22 @@ static const unsigned char *slot_data(const struct nshm_rx *rx)
 static void free_slot(struct nshm_rx *rx)
 {
 	PUBLISH(RXL(rx)->consumed, rx->k + 1);
-	rx->bell.ring(&rx->bell);
+	rx->s.bell.ring(&rx->s.bell);
 }
 
 /* crc is of our private copy of the chunk, never of the slot. */
 static ssize_t account(struct nshm_rx *rx, const struct desc_snap *d, uint32_t crc)
 {
 	if (crc != d->crc)
-		return rx_failf(rx, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
+		return side_fail(&rx->s, -NSHM_ECHECKSUM, NSHM_R_CHECKSUM,
 			    "a chunk did not match its CRC-32");
-	rx->crc = nshm_crc32_combine(rx->crc, d->crc, d->len);
-	rx->bytes += d->len;
+	rx->s.crc = nshm_crc32_combine(rx->s.crc, d->crc, d->len);
+	rx->s.bytes += d->len;
 	rx->k++;
-	STORE(RXL(rx)->bytes, rx->bytes);
+	STORE(RXL(rx)->bytes, rx->s.bytes);
 	/* An archive's offered size counts its files' bytes: for progress only. */
-	if (rx->p.progress)
-		rx->p.progress(rx->p.arg, rx->bytes,
+	if (rx->s.p.progress)
+		rx->s.p.progress(rx->s.p.arg, rx->s.bytes,
 			       rx->meta.size_known || rx->meta.archive ? rx->meta.size : 0);
 	return (ssize_t)d->len;
 }
@@ -321,9 +293,9 @@ static int next_chunk(struct nshm_rx *rx, struct desc_snap *d)
 		return 0;
 	/* No deadline: a slow sender whose heartbeat moves (a slow pipe into
 	 * nshm-put) is waited for; a dead or silent one fails in cond_chunk. */
-	rc = wait_until(&rx->bell, cond_chunk, rx, 0, rx->p.cancel);
+	rc = wait_until(&rx->s.bell, cond_chunk, rx, 0, rx->s.p.cancel);
 	if (rc == -ECANCELED)
-		return rx_failf(rx, rc, NSHM_R_CANCELED, "interrupted");
+		return side_fail(&rx->s, rc, NSHM_R_CANCELED, "interrupted");
 	if (rc < 0)
 		return rc;
 	if (rc == STREAM_END)
@@ -340,7 +312,7 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 	if (rc <= 0)
 		return rc;
 	/* The whole chunk into private memory, then the slot is free. */
-	nshm_copy_in(rx->r, rx->buf, slot_data(rx), d.len);
+	nshm_copy_in(rx->s.r, rx->buf, slot_data(rx), d.len);
 	free_slot(rx);
 	*buf = rx->buf;
 	return account(rx, &d, nshm_crc32(0, rx->buf, d.len));
@@ -352,10 +324,9 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 
 static int write_failed(struct nshm_rx *rx, int rc)
 {
-	rx->reason = rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
-		   : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
-	snprintf(rx->why, sizeof(rx->why), "writing the output: %s", nshm_strerror(rc));
-	return rc;
+	return side_fail(&rx->s, rc, rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
+			 : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO,
+			 "writing the output: %s", nshm_strerror(rc));
 }
 
 /* The other way to checksum what reached a regular file: write straight
@@ -387,9 +358,9 @@ static int store_copy(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 		size_t len = d->len - off < PIECE ? d->len - off : PIECE;
 		int rc;
 
-		nshm_copy_in(rx->r, rx->buf, slot_data(rx) + off, len);
+		nshm_copy_in(rx->s.r, rx->buf, slot_data(rx) + off, len);
 		*crc = nshm_crc32(*crc, rx->buf, len);
-		rc = nshm_write_all(fd, rx->buf, len, rx->p.cancel);
+		rc = nshm_write_all(fd, rx->buf, len, rx->s.p.cancel);
 		if (rc < 0)
 			return rc;
 	}
@@ -400,9 +371,9 @@ static int store_copy(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 static int store_readback(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 			  uint32_t *crc)
 {
-	int rc = nshm_write_all(fd, slot_data(rx), d->len, rx->p.cancel);
+	int rc = nshm_write_all(fd, slot_data(rx), d->len, rx->s.p.cancel);
 
-	return rc < 0 ? rc : readback_crc(fd, rx->bytes, d->len, crc);
+	return rc < 0 ? rc : readback_crc(fd, rx->s.bytes, d->len, crc);
 }
 
 static bool use_readback(int fd)
@@ -450,11 +421,11 @@ static int cond_seen(void *arg)
 {
 	struct nshm_rx *rx = arg;
 
-	snap_tx(rx->r, &rx->tx);
-	if (rx->tx.head.owner == 0 || rx->tx.session != rx->session ||
+	snap_tx(rx->s.r, &rx->tx);
+	if (rx->tx.head.owner == 0 || rx->tx.session != rx->s.session ||
 	    (rx->tx.state != TX_OFFER && rx->tx.state != TX_END))
 		return WAIT_DONE;
-	if (watch_update(&rx->watch, &rx->tx.head, peer_timeout_ns(&rx->p)) < 0)
+	if (watch_update(&rx->s.watch, &rx->tx.head, peer_timeout_ns(&rx->s.p)) < 0)
 		return WAIT_DONE;
 	return WAIT_MORE;
 }
@@ -465,44 +436,34 @@ static int cond_seen(void *arg)
  * never looks is not waited for long. */
 static void await_seen(struct nshm_rx *rx)
 {
-	if (rx->session == 0)
+	if (rx->s.session == 0)
 		return;
-	(void)wait_until(&rx->bell, cond_seen, rx, nshm_now_ns() + SEEN_WAIT_NS,
-			 rx->p.cancel);
+	(void)wait_until(&rx->s.bell, cond_seen, rx, nshm_now_ns() + SEEN_WAIT_NS,
+			 rx->s.p.cancel);
 }
 
 void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 {
 	if (!rx)
 		return;
-	if (rx->claim.line && claim_held(&rx->claim)) {
+	if (rx->s.claim.line && claim_held(&rx->s.claim)) {
 		if (rx->accepted && !rx->completed)
 			answer(rx, why == NSHM_R_CANCELED ? RX_ABORT : RX_FAIL,
 			       why ? why : NSHM_R_IO);
 		else if (!rx->accepted && !rx->completed)
 			PUBLISH(RXL(rx)->state, RX_IDLE);
-		rx->bell.ring(&rx->bell);
+		rx->s.bell.ring(&rx->s.bell);
 		await_seen(rx);
 	}
-	claim_release(&rx->claim);
+	claim_release(&rx->s.claim);
 	free(rx->buf);
 	free(rx);
 }
 
-uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->bytes; }
-uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->crc; }
-uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->reason; }
-const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->why; }
+uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->s.bytes; }
+uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->s.crc; }
+uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->s.reason; }
+const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->s.why; }
 
-int rx_failf(struct nshm_rx *rx, int rc, uint32_t reason, const char *fmt, ...)
-{
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(rx->why, sizeof(rx->why), fmt, ap);
-	va_end(ap);
-	rx->reason = reason;
-	return rc;
-}
-
-const struct nshm_params *rx_params(const struct nshm_rx *rx) { return &rx->p; }
+struct side *rx_side(struct nshm_rx *rx) { return &rx->s; }

@@ -8,14 +8,15 @@
 static void side(struct nshm_side_stat *s, const struct head_snap *a,
 		 const struct head_snap *b, uint32_t state, uint32_t reason)
 {
-	char why[NSHM_WHY_LEN];
+	struct side scratch = { 0 };   /* for the validators' messages */
 
-	s->present = validate_head(b, why) == 0;
+	s->present = validate_head(b, &scratch) == 0;
 	s->version = b->version;
 	s->claimed = b->owner != 0;
 	s->pid = b->pid;
 	s->same_host = head_same_kernel(b);
 	s->heartbeat = b->heartbeat;
+	s->bell = b->bell;
 	s->alive = !s->claimed ? 0 : a->heartbeat != b->heartbeat ? 1
 		 : a->owner == b->owner ? 0 : -1;
 	s->state = state;
@@ -33,7 +34,7 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	struct rx_snap x0, x1;
 	struct offer_snap o;
 	struct nshm_meta m;
-	char why[NSHM_WHY_LEN];
+	struct side scratch = { 0 };   /* for the validators' messages */
 
 	memset(st, 0, sizeof(*st));
 	st->size = r->size;
@@ -56,7 +57,7 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	st->session = t1.session;
 	if (st->tx.present && t1.session) {
 		snap_offer(r, &o);
-		if (validate_offer(&o, t1.session, &m, why) == 0) {
+		if (validate_offer(&o, t1.session, &m, &scratch) == 0) {
 			memcpy(st->name, m.name, sizeof(st->name));
 			st->total = m.size;
 			st->size_known = m.size_known;

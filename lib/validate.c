@@ -1,28 +1,25 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Checks on values copied out of the region: nothing from the peer is used
  * before it passes here. */
-#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
 /* 0 when the line is nshm's and our version, 1 when it holds nothing yet
  * (all zero, a fresh region), else -NSHM_EMAGIC / -NSHM_EVERSION. */
-int validate_head(const struct head_snap *h, char *why)
+int validate_head(const struct head_snap *h, struct side *s)
 {
 	if (h->magic == 0 && h->version == 0)
 		return 1;
 	if (h->magic != NSHM_MAGIC) {
-		snprintf(why, NSHM_WHY_LEN,
-			 "the region holds something that is not nshm (magic 0x%08x); "
+		return side_fail(s, -NSHM_EMAGIC, NSHM_R_PROTO,
+				 "the region holds something that is not nshm (magic 0x%08x); "
 			 "zero it or use another region", h->magic);
-		return -NSHM_EMAGIC;
 	}
 	if (h->version != NSHM_VERSION) {
-		snprintf(why, NSHM_WHY_LEN,
-			 "the peer speaks nshm protocol version %u, this program version %u",
+		return side_fail(s, -NSHM_EVERSION, NSHM_R_PROTO,
+				 "the peer speaks nshm protocol version %u, this program version %u",
 			 h->version, NSHM_VERSION);
-		return -NSHM_EVERSION;
 	}
 	return 0;
 }
@@ -86,46 +83,46 @@ int validate_rel_path(const char *path, size_t len, bool allow_abs)
 	return 0;
 }
 
-int validate_request(const struct request_snap *q, uint64_t session, char *why)
+int validate_request(const struct request_snap *q, uint64_t session, struct side *s)
 {
 	if (q->session != session) {
-		snprintf(why, NSHM_WHY_LEN, "request changed while it was read");
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "request changed while it was read");
 	}
 	if (q->kind != NSHM_REQ_PUSH_TO && q->kind != NSHM_REQ_PULL &&
 	    q->kind != NSHM_REQ_REPLY) {
-		snprintf(why, NSHM_WHY_LEN, "the sender made an unknown request (%u)", q->kind);
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "the sender made an unknown request (%u)", q->kind);
 	}
 	if (q->path_len > NSHM_REQ_PATH_MAX ||
 	    validate_rel_path(q->path, q->path_len, q->kind != NSHM_REQ_PUSH_TO) != 0) {
-		snprintf(why, NSHM_WHY_LEN, "the sender asked for an unsafe path "
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "the sender asked for an unsafe path "
 			 "(absolute, empty, '.', '..' or control bytes)");
-		return -NSHM_EPROTO;
 	}
 	return 0;
 }
 
 int validate_offer(const struct offer_snap *o, uint64_t session,
-		   struct nshm_meta *meta, char *why)
+		   struct nshm_meta *meta, struct side *s)
 {
 	if (o->session != session) {
-		snprintf(why, NSHM_WHY_LEN, "offer changed while it was read");
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "offer changed while it was read");
 	}
 	if (o->flags & ~NSHM_OFFER_FLAGS) {
-		snprintf(why, NSHM_WHY_LEN, "offer has unknown flags 0x%x", o->flags);
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "offer has unknown flags 0x%x", o->flags);
 	}
 	if (o->mtime_nsec >= 1000000000u) {
-		snprintf(why, NSHM_WHY_LEN, "offer has a bad mtime");
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "offer has a bad mtime");
 	}
 	memset(meta, 0, sizeof(*meta));
 	if (o->name_len > NSHM_NAME_MAX ||
 	    validate_name(o->name, o->name_len) != 0) {
-		snprintf(why, NSHM_WHY_LEN, "the sender offered an unsafe file name");
-		return -NSHM_EPROTO;
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "the sender offered an unsafe file name");
 	}
 	memcpy(meta->name, o->name, o->name_len);
 	meta->name[o->name_len] = '\0';

@@ -53,7 +53,8 @@ static void check_why(const char *why)
 static void fuzz_head(struct in *in)
 {
 	struct head_snap h;
-	char why[NSHM_WHY_LEN];
+	static struct side sd;
+	char *why = sd.why;
 	int rc;
 
 	h.magic = in_u8(in) & 1 ? NSHM_MAGIC : in_u32(in);
@@ -64,8 +65,8 @@ static void fuzz_head(struct in *in)
 	h.pidns = in_u64(in);
 	h.boot[0] = in_u64(in);
 	h.boot[1] = in_u64(in);
-	memset(why, 0xaa, sizeof(why));
-	rc = validate_head(&h, why);
+	memset(sd.why, 0xaa, sizeof(sd.why));
+	rc = validate_head(&h, &sd);
 	CHECK(rc == 1 || rc == 0 || rc == -NSHM_EMAGIC || rc == -NSHM_EVERSION);
 	CHECK((rc == 1) == (h.magic == 0 && h.version == 0));
 	CHECK((rc == 0) == (h.magic == NSHM_MAGIC && h.version == NSHM_VERSION));
@@ -102,7 +103,8 @@ static void fuzz_offer(struct in *in)
 {
 	struct offer_snap o;
 	struct nshm_meta meta;
-	char why[NSHM_WHY_LEN];
+	static struct side sd;
+	char *why = sd.why;
 	uint8_t sel = in_u8(in);
 	uint64_t session;
 	size_t nl;
@@ -124,9 +126,9 @@ static void fuzz_offer(struct in *in)
 							       : (uint32_t)nl;
 	session = sel & 32 ? in_u64(in) : o.session;
 
-	memset(why, 0xaa, sizeof(why));
+	memset(sd.why, 0xaa, sizeof(sd.why));
 	memset(&meta, 0xaa, sizeof(meta));
-	rc = validate_offer(&o, session, &meta, why);
+	rc = validate_offer(&o, session, &meta, &sd);
 	expect = o.session == session && !(o.flags & ~NSHM_OFFER_FLAGS) &&
 		 o.mtime_nsec < 1000000000u && o.name_len <= NSHM_NAME_MAX &&
 		 name_ok(o.name, o.name_len);

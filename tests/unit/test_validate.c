@@ -46,7 +46,8 @@ static void documented_offsets(void)
 int main(void)
 {
 	documented_offsets();
-	char why[NSHM_WHY_LEN];
+	struct side sd = { 0 };
+	char *why = sd.why;   /* what the validators say, through the side */
 	struct head_snap h;
 	struct offer_snap o;
 	struct nshm_meta m;
@@ -73,9 +74,9 @@ int main(void)
 
 	/* Heads */
 	memset(&h, 0, sizeof(h));
-	ok(validate_head(&h, why) == 1, "all-zero head is a fresh region");
+	ok(validate_head(&h, &sd) == 1, "all-zero head is a fresh region");
 	h.magic = 0xdeadbeef;
-	ok(validate_head(&h, why) == -NSHM_EMAGIC, "foreign magic");
+	ok(validate_head(&h, &sd) == -NSHM_EMAGIC, "foreign magic");
 	h.magic = NSHM_MAGIC;
 	h.version = NSHM_VERSION + 1;
 	{
@@ -83,36 +84,36 @@ int main(void)
 
 		snprintf(theirs, sizeof(theirs), "version %u", NSHM_VERSION + 1);
 		snprintf(ours, sizeof(ours), "version %u", NSHM_VERSION);
-		ok(validate_head(&h, why) == -NSHM_EVERSION && strstr(why, theirs) &&
+		ok(validate_head(&h, &sd) == -NSHM_EVERSION && strstr(why, theirs) &&
 		   strstr(why, ours), "newer version named: %s", why);
 	}
 	h.version = NSHM_VERSION;
-	ok(validate_head(&h, why) == 0, "our head");
+	ok(validate_head(&h, &sd) == 0, "our head");
 
 	/* Offers */
 	o = good_offer();
-	ok(validate_offer(&o, 7, &m, why) == 0 && strcmp(m.name, "file.iso") == 0 &&
+	ok(validate_offer(&o, 7, &m, &sd) == 0 && strcmp(m.name, "file.iso") == 0 &&
 	   m.size == 100 && m.size_known && m.mode == 0644, "good offer");
 	o = good_offer();
-	ok(validate_offer(&o, 8, &m, why) == -NSHM_EPROTO, "session mismatch");
+	ok(validate_offer(&o, 8, &m, &sd) == -NSHM_EPROTO, "session mismatch");
 	o = good_offer();
 	o.flags = 0x80;
-	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "unknown flags");
+	ok(validate_offer(&o, 7, &m, &sd) == -NSHM_EPROTO, "unknown flags");
 	o = good_offer();
 	o.name_len = 300;
-	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "name length beyond the field");
+	ok(validate_offer(&o, 7, &m, &sd) == -NSHM_EPROTO, "name length beyond the field");
 	o = good_offer();
 	strcpy(o.name, "../../etc/passwd");
 	o.name_len = (uint32_t)strlen(o.name);
-	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "path in name refused");
+	ok(validate_offer(&o, 7, &m, &sd) == -NSHM_EPROTO, "path in name refused");
 	o = good_offer();
 	o.mtime_nsec = 1000000000u;
-	ok(validate_offer(&o, 7, &m, why) == -NSHM_EPROTO, "bad nanoseconds");
+	ok(validate_offer(&o, 7, &m, &sd) == -NSHM_EPROTO, "bad nanoseconds");
 	o = good_offer();
 	memset(o.name, 'a', sizeof(o.name));
 	o.name[NSHM_NAME_MAX] = '\0';
 	o.name_len = NSHM_NAME_MAX;
-	ok(validate_offer(&o, 7, &m, why) == 0 && strlen(m.name) == NSHM_NAME_MAX,
+	ok(validate_offer(&o, 7, &m, &sd) == 0 && strlen(m.name) == NSHM_NAME_MAX,
 	   "255-byte name taken");
 	ok(m.reserved[0] == 0 && m.reserved[6] == 0, "a received meta's reserved fields are zero");
 

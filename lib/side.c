@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* What the sending and the receiving side share: the region, the caller's
+ * parameters, our claim and its heartbeat, the doorbell, the watch on the
+ * peer, the byte and CRC totals, and the one way a failure is recorded. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "internal.h"
+
+#define ANNOUNCE_NS 200000000  /* say "waiting" only after 0.2 s */
+
+int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *p,
+	       struct line_head *own, const struct line_head *peer, const char *role)
+{
+	int rc;
+
+	s->r = r;
+	s->p = *p;
+	s->started_ns = nshm_now_ns();
+	if ((rc = nshm_check_params(p)) < 0)
+		return side_fail(s, rc, NSHM_R_NONE, "reserved parameter fields are not zero");
+	nshm_bell_init(&s->bell, r, peer);
+	rc = claim_take(&s->claim, s, own, role);
+	/* A long wait slows our heartbeat (wait_until sets the flag). */
+	s->bell.idle_flag = &s->claim.idle;
+	return rc;
+}
+
+int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	s->reason = reason;
+	return rc;
+}
+
+void side_announce(struct side *s, const char *what)
+{
+	char msg[NSHM_WHY_LEN];
+
+	if (s->announced || !s->p.waiting || nshm_now_ns() - s->started_ns <= ANNOUNCE_NS)
+		return;
+	s->announced = true;
+	snprintf(msg, sizeof(msg), "waiting for %s on %s", what, s->r->path);
+	s->p.waiting(s->p.arg, msg);
+}
