@@ -339,3 +339,29 @@ void cli_sleep_ns(int64_t ns)
 
 	nanosleep(&ts, NULL);
 }
+
+int cli_std_option(const struct cli *c, int opt, const char *usage)
+{
+	if (opt == 'h') {
+		fputs(usage, stdout);
+		exit(EXIT_OK);
+	}
+	if (opt == 'V') {
+		printf("%s %s (protocol %d, crc32 %s)\n", c->prog, NSHM_LIB_VERSION,
+		       NSHM_PROTOCOL_VERSION, nshm_crc32_impl());
+		exit(EXIT_OK);
+	}
+	fputs(usage, stderr);
+	return EXIT_USAGE;
+}
+
+int cli_open(struct cli *c, const char *endpoint, struct nshm_region **r)
+{
+	char msg[1024];
+	int rc = nshm_open(r, endpoint, c->map_flags, msg, sizeof(msg));
+
+	if (rc == 0)
+		return 0;
+	cli_err(c, "%s", msg);
+	return cli_exit_status(rc);
+}

@@ -53,6 +53,11 @@ void cli_set_label(struct cli *c, const char *name);
 /* An entry callback for nshm_tx_tree / nshm_rx_tree: the label follows it. */
 void cli_on_entry(void *arg, const char *name);
 int cli_exit_status(int rc);
+/* What every program does with -h, -V and an unknown option: help or the
+ * version on stdout and exit 0; usage on stderr and EXIT_USAGE. */
+int cli_std_option(const struct cli *c, int opt, const char *usage);
+/* nshm_open with the message on failure: 0, or the exit status. */
+int cli_open(struct cli *c, const char *endpoint, struct nshm_region **r);
 void cli_progress_done(struct cli *c);
 void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		 const char *extra_json);

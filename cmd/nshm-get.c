@@ -148,16 +148,8 @@ static int parse_args(struct get *g, int argc, char **argv)
 			}
 			g->pull = optarg;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			exit(EXIT_OK);
-		case 'V':
-			printf("nshm-get %s (protocol %d, crc32 %s)\n", NSHM_LIB_VERSION,
-			       NSHM_PROTOCOL_VERSION, nshm_crc32_impl());
-			exit(EXIT_OK);
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cli_std_option(&g->cli, opt, usage);
 		}
 	}
 	if (argc - optind > 1) {
@@ -594,7 +586,6 @@ int main(int argc, char **argv)
 {
 	struct get g = { 0 };
 	struct nshm_region *r = NULL;
-	char msg[1024];
 	int rc;
 
 	cli_init(&g.cli, "nshm-get");
@@ -605,11 +596,9 @@ int main(int argc, char **argv)
 		return rc;
 	cli_signals();
 	cli_catch_sigbus(&g.cli, bus_tmp);
-	rc = nshm_open(&r, g.source, g.cli.map_flags, msg, sizeof(msg));
-	if (rc < 0) {
-		cli_err(&g.cli, "%s", msg);
-		return cli_exit_status(rc);
-	}
+	rc = cli_open(&g.cli, g.source, &r);
+	if (rc)
+		return rc;
 	rc = g.serve ? serve(&g, r) : g.pull ? pull(&g, r) : receive_one(&g, r);
 	nshm_close(r);
 	return cli_exit_status(rc);

@@ -154,16 +154,8 @@ static int parse_args(struct put *p, int argc, char **argv)
 			}
 			p->cli.params.chunk = (size_t)v;
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			exit(EXIT_OK);
-		case 'V':
-			printf("nshm-put %s (protocol %d, crc32 %s)\n", NSHM_LIB_VERSION,
-			       NSHM_PROTOCOL_VERSION, nshm_crc32_impl());
-			exit(EXIT_OK);
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cli_std_option(&p->cli, opt, usage);
 		}
 	}
 	if (argc - optind < 2) {
@@ -181,7 +173,6 @@ int main(int argc, char **argv)
 {
 	struct put p = { 0 };
 	struct nshm_region *r = NULL;
-	char msg[1024];
 	int rc;
 
 	cli_init(&p.cli, "nshm-put");
@@ -190,11 +181,9 @@ int main(int argc, char **argv)
 		return rc;
 	cli_signals();
 	cli_catch_sigbus(&p.cli, NULL);
-	rc = nshm_open(&r, p.endpoint, p.cli.map_flags, msg, sizeof(msg));
-	if (rc < 0) {
-		cli_err(&p.cli, "%s", msg);
-		return cli_exit_status(rc);
-	}
+	rc = cli_open(&p.cli, p.endpoint, &r);
+	if (rc)
+		return rc;
 	rc = send_what(&p.cli, r, &(struct send_what){
 		.files = p.files, .nfiles = p.nfiles, .name = p.name,
 		.request = p.subdir ? NSHM_REQ_PUSH_TO : 0, .path = p.subdir });

@@ -122,16 +122,8 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		case 'V':
-			printf("nshm-server %s (protocol %d)\n", NSHM_LIB_VERSION,
-			       NSHM_PROTOCOL_VERSION);
-			return EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cli_std_option(&c, opt, usage);
 		}
 	}
 	if (argc - optind != 1) {

@@ -137,7 +137,6 @@ int main(int argc, char **argv)
 	const char *ep = "pci";
 	int64_t interval = 1000;
 	bool watch = false;
-	char msg[1024];
 	int opt, rc;
 
 	cli_init(&c, "nshm-stat");
@@ -157,16 +156,8 @@ int main(int argc, char **argv)
 				return EXIT_USAGE;
 			}
 			break;
-		case 'h':
-			fputs(usage, stdout);
-			return EXIT_OK;
-		case 'V':
-			printf("nshm-stat %s (protocol %d)\n", NSHM_LIB_VERSION,
-			       NSHM_PROTOCOL_VERSION);
-			return EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return EXIT_USAGE;
+			return cli_std_option(&c, opt, usage);
 		}
 	}
 	if (argc - optind > 1) {
@@ -177,11 +168,9 @@ int main(int argc, char **argv)
 		ep = argv[optind];
 	cli_signals();
 	cli_catch_sigbus(&c, NULL);
-	rc = nshm_open(&r, ep, c.map_flags, msg, sizeof(msg));
-	if (rc < 0) {
-		cli_err(&c, "%s", msg);
-		return cli_exit_status(rc);
-	}
+	rc = cli_open(&c, ep, &r);
+	if (rc)
+		return rc;
 	/* Two snapshots this far apart judge heartbeats (beaten every 50 ms)
 	 * and the rate; --watch samples over its own interval. */
 	mapping = nshm_region_mapping(r);
