@@ -69,6 +69,21 @@ void cli_event_failed(struct cli *c, int rc, const char *why);
 /* Sleep that a signal cuts short (the programs' cancel flag). */
 void cli_sleep_ns(int64_t ns);
 
+/* --help lines every program shares (nshm-server has no --map). */
+#define CLI_USAGE_MAP \
+"      --map uc|wc|wb      for pci: map BAR2 uncached, write-combining or\n" \
+"                          write-back (default: write-back through the guest\n" \
+"                          module when it is bound, else uc)\n"
+#define CLI_USAGE_HELP \
+"  -h, --help              show this help\n" \
+"  -V, --version           show the version\n"
+/* ... and the two transfer programs. */
+#define CLI_USAGE_TRANSFER_TAIL \
+	CLI_USAGE_MAP \
+"  -q, --quiet             no progress or messages, only errors\n" \
+"      --json              print a JSON summary on standard output\n" \
+	CLI_USAGE_HELP
+
 #define COMMON_LONG_OPTIONS \
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT }, \
 	{ "peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT }, \

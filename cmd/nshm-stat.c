@@ -16,12 +16,9 @@ static const char usage[] =
 "\n"
 "  -w, --watch             refresh until interrupted\n"
 "  -i, --interval SECONDS  time between samples (default 1)\n"
-"      --map uc|wc|wb      for pci: map BAR2 uncached, write-combining or\n"
-"                          write-back (default: write-back through the guest\n"
-"                          module when it is bound, else uc)\n"
+CLI_USAGE_MAP
 "      --json              print one JSON object per sample\n"
-"  -h, --help              show this help\n"
-"  -V, --version           show the version\n"
+CLI_USAGE_HELP
 "\n"
 "Exit status: 0 shown, 2 usage error, 3 region unusable.\n";
 

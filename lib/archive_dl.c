@@ -52,3 +52,12 @@ int nshm_la_load(char *why)
 		snprintf(why, NSHM_WHY_LEN, "%s", load_why);
 	return load_rc;
 }
+
+int nshm_la_ready(struct side *s)
+{
+	char why[NSHM_WHY_LEN];
+
+	if (nshm_la_load(why) < 0)
+		return side_fail(s, -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
+	return 0;
+}

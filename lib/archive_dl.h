@@ -51,6 +51,9 @@ extern struct nshm_la nshm_la;
 /* 0 once the table is filled (the first call loads), or -ENOTSUP with a
  * message in why (NSHM_WHY_LEN bytes) saying what to install. */
 int nshm_la_load(char *why);
+struct side;
+/* nshm_la_load for a side: 0, or -ENOTSUP recorded as its failure. */
+int nshm_la_ready(struct side *s);
 
 #endif
 

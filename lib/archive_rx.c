@@ -640,10 +640,8 @@ out:
 int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
 {
-	char why[NSHM_WHY_LEN];
+	int rc = nshm_la_ready(rx_side(rx));
 
 	memset(got, 0, sizeof(*got));
-	if (nshm_la_load(why) < 0)
-		return side_fail(rx_side(rx), -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
-	return rx_tree(rx, destdir, flags, entry, arg, got);
+	return rc < 0 ? rc : rx_tree(rx, destdir, flags, entry, arg, got);
 }

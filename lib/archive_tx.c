@@ -176,10 +176,8 @@ out:
 int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
 {
-	char why[NSHM_WHY_LEN];
+	int rc = nshm_la_ready(tx_side(tx));
 
 	memset(sent, 0, sizeof(*sent));
-	if (nshm_la_load(why) < 0)
-		return side_fail(tx_side(tx), -ENOTSUP, NSHM_R_UNSUPPORTED, "%s", why);
-	return tx_tree(tx, paths, n, entry, arg, sent);
+	return rc < 0 ? rc : tx_tree(tx, paths, n, entry, arg, sent);
 }
