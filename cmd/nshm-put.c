@@ -134,16 +134,19 @@ static int parse_args(struct put *p, int argc, char **argv)
 			p->subdir = optarg;
 			break;
 		case OPT_SLOTS:
-			if (parse_size(optarg, &v) || v < 1 || v > 64) {
-				cli_err(&p->cli, "bad --slots '%s': 1 to 64", optarg);
+			if (parse_size(optarg, &v) || v < 1 || v > NSHM_MAX_SLOTS) {
+				cli_err(&p->cli, "bad --slots '%s': 1 to %u", optarg,
+					NSHM_MAX_SLOTS);
 				return EXIT_USAGE;
 			}
 			p->cli.params.slots = (unsigned)v;
 			break;
 		case OPT_CHUNK:
-			if (parse_size(optarg, &v) || v < 4096 || v > (256u << 20) || v % 4096) {
-				cli_err(&p->cli, "bad --chunk '%s': a multiple of 4K, 4K to 256M",
-					optarg);
+			if (parse_size(optarg, &v) || v < NSHM_MIN_CHUNK ||
+			    v > NSHM_MAX_CHUNK || v % NSHM_MIN_CHUNK) {
+				cli_err(&p->cli, "bad --chunk '%s': a multiple of %uK, %uK "
+					"to %uM", optarg, NSHM_MIN_CHUNK >> 10,
+					NSHM_MIN_CHUNK >> 10, NSHM_MAX_CHUNK >> 20);
 				return EXIT_USAGE;
 			}
 			p->cli.params.chunk = (size_t)v;

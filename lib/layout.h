@@ -30,9 +30,8 @@
 #define NSHM_DESC_OFF   1024u       /* sender: one descriptor per slot */
 #define NSHM_REQ_OFF    2048u       /* sender: a request to a resident receiver */
 #define NSHM_DATA_OFF   4096u       /* slots start here, page aligned */
-#define NSHM_MAX_SLOTS  64u
-#define NSHM_MIN_CHUNK  4096u
-#define NSHM_MAX_CHUNK  (256u << 20)
+/* NSHM_MAX_SLOTS, NSHM_MIN_CHUNK, NSHM_MAX_CHUNK: lib/nshm.h (callers
+ * check their options against them). */
 #define NSHM_NAME_MAX   255u
 
 /* Sender states (tx_line.state). */
@@ -134,7 +133,7 @@ _Static_assert(sizeof(struct request) <= NSHM_DATA_OFF - NSHM_REQ_OFF, "request"
 _Static_assert(NSHM_TX_OFF == 0 && NSHM_RX_OFF == 256 && NSHM_OFFER_OFF == 512 &&
 	       NSHM_DESC_OFF == 1024 && NSHM_DATA_OFF == 4096, "region offsets (nshm(7))");
 _Static_assert(NSHM_MAX_SLOTS == 64 && sizeof(struct slot_desc) == 16 &&
-	       NSHM_MIN_CHUNK == 4096 && NSHM_MAX_CHUNK == 256u << 20,
+	       NSHM_MIN_CHUNK == 4096 && NSHM_MAX_CHUNK == 64u << 20,
 	       "slot and chunk limits (nshm(7))");
 /* The head both control lines begin with: 56 bytes every version keeps. */
 NSHM_AT(struct line_head, magic, 0);

@@ -135,6 +135,12 @@ struct nshm_meta {
 	uint64_t reserved[7];    /* zero */
 };
 #define NSHM_REQ_PATH_MAX 1024
+/* The layout a sender may choose: slots of a chunk each. A receiver holds
+ * one chunk in private memory, so NSHM_MAX_CHUNK bounds what a sender can
+ * make it allocate. */
+#define NSHM_MAX_SLOTS 64u
+#define NSHM_MIN_CHUNK 4096u
+#define NSHM_MAX_CHUNK (64u << 20)
 enum nshm_request {
 	NSHM_REQ_NONE = 0,
 	NSHM_REQ_PUSH_TO = 1,    /* place the stream under DEST/path */

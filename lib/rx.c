@@ -251,6 +251,10 @@ static int take_desc(struct nshm_rx *rx, struct desc_snap *d)
 	if (rx->meta.size_known && d->len > rx->meta.size - rx->s.bytes)
 		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			    "the sender sent more than it offered");
+	if (rx->s.p.max_bytes && d->len > rx->s.p.max_bytes - rx->s.bytes)
+		return side_fail(&rx->s, -EFBIG, NSHM_R_NOSPACE,
+				 "the stream passes %llu bytes (--max-bytes)",
+				 (unsigned long long)rx->s.p.max_bytes);
 	return 0;
 }
 

@@ -9,7 +9,9 @@
  * (all zero, a fresh region), else -NSHM_EMAGIC / -NSHM_EVERSION. */
 int validate_head(const struct head_snap *h, struct side *s)
 {
-	if (h->magic == 0 && h->version == 0)
+	/* No magic yet: a fresh region, or a claimant between its stores of
+	 * version and magic (both relaxed): not nshm's to judge yet. */
+	if (h->magic == 0)
 		return 1;
 	if (h->magic != NSHM_MAGIC) {
 		return side_fail(s, -NSHM_EMAGIC, NSHM_R_PROTO,

@@ -217,10 +217,10 @@ limits_agree() {
 	[[ $output == *"library version"* ]]
 }
 
-@test "man pages: the slot and chunk limits they state are lib/layout.h's" {
-	limits_agree "$ROOT/lib/layout.h" "$MAN"
-	sed 's/^#define NSHM_MAX_SLOTS .*/#define NSHM_MAX_SLOTS 32u/' "$ROOT/lib/layout.h" >"$T/layout.h"
-	run limits_agree "$T/layout.h" "$MAN"
+@test "man pages: the slot and chunk limits they state are lib/nshm.h's" {
+	limits_agree "$ROOT/lib/nshm.h" "$MAN"
+	sed 's/^#define NSHM_MAX_SLOTS .*/#define NSHM_MAX_SLOTS 32u/' "$ROOT/lib/nshm.h" >"$T/nshm.h"
+	run limits_agree "$T/nshm.h" "$MAN"
 	[ "$status" -ne 0 ]
 	[[ $output == *"1 to 32"* ]]
 }
@@ -397,7 +397,7 @@ limits_agree() {
 	for f in $(grep -oE '^\.Fn nshm_[a-z0-9_]+' "$src" | cut -d' ' -f2 | sort -u); do
 		grep -qE "^NSHM_API[^(]*[ *]$f\(" "$h" || { echo "$f is not in nshm.h" >&2; return 1; }
 	done
-	for f in $(grep -oE '\b(NSHM_E[A-Z]+|NSHM_R_[A-Z]+|NSHM_MAP_[A-Z]+|NSHM_EXTRACT_[A-Z]+|NSHM_[A-Z_]*VERSION)\b' "$h" |
+	for f in $(grep -oE '\b(NSHM_E[A-Z]+|NSHM_R_[A-Z]+|NSHM_MAP_[A-Z]+|NSHM_EXTRACT_[A-Z]+|NSHM_P_[A-Z_]+|NSHM_REQ_[A-Z_]+|NSHM_[A-Z_]*VERSION)\b' "$h" |
 		grep -v '^NSHM_EBASE$' | sort -u) \
 		$(grep -oE '^(struct|enum) nshm_[a-z_]+ \{|^typedef [^;]*\b(nshm_[a-z_]+)\)' "$h" |
 			grep -oE 'nshm_[a-z_]+' | sort -u); do

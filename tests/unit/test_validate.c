@@ -75,6 +75,8 @@ int main(void)
 	/* Heads */
 	memset(&h, 0, sizeof(h));
 	ok(validate_head(&h, &sd) == 1, "all-zero head is a fresh region");
+	h.version = NSHM_VERSION;
+	ok(validate_head(&h, &sd) == 1, "a version without magic yet: a claimant mid-way");
 	h.magic = 0xdeadbeef;
 	ok(validate_head(&h, &sd) == -NSHM_EMAGIC, "foreign magic");
 	h.magic = NSHM_MAGIC;
