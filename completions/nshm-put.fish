@@ -32,7 +32,7 @@ end
 # The operands before the word being completed: FILE... TARGET.
 function __nshm_put_operands
     set -l argv (commandline -opc)[2..-1]
-    argparse -i 'n/name=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' \
+    argparse -i 'n/name=' 't/to=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' \
         'q/quiet' 'json' 'h/help' 'V/version' -- $argv 2>/dev/null
     or return 0
     count $argv
@@ -45,6 +45,7 @@ function __nshm_put_target
 end
 
 complete -c nshm-put -s n -l name -x -d 'Name to offer for standard input'
+complete -c nshm-put -s t -l to -x -d 'Place the files under SUBDIR of the receiver''s directory'
 complete -c nshm-put -l slots -x -d 'Number of slots in the region'
 complete -c nshm-put -l chunk -x -d 'Bytes per slot, e.g. 1M'
 complete -c nshm-put -l timeout -x -d 'Give up if no receiver appears (seconds)'

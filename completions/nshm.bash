@@ -48,6 +48,18 @@ _nshm_files()
 	return 0
 }
 
+_nshm_dirs()
+{
+	local cur=$1 IFS=$'\n'
+	if declare -F _filedir >/dev/null; then
+		_filedir -d
+	else
+		compopt -o filenames 2>/dev/null || :
+		COMPREPLY+=($(compgen -d -- "$cur" || :))
+	fi
+	return 0
+}
+
 _nshm_endpoints()
 {
 	local cur=$1 IFS=$'\n'
@@ -89,12 +101,12 @@ _nshm()
 	local opts args
 	case $prog in
 	nshm-put)
-		opts='-n --name --slots --chunk --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
-		args='-n --name --slots --chunk --timeout --peer-timeout --map'
+		opts='-n --name -t --to --slots --chunk --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
+		args='-n --name -t --to --slots --chunk --timeout --peer-timeout --map'
 		;;
 	nshm-get)
-		opts='-s --source -f --force -p --preserve-owner --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
-		args='-s --source --timeout --peer-timeout --map'
+		opts='-s --source -f --force -p --preserve-owner --max-bytes --serve --allow-pull --pull --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
+		args='-s --source --max-bytes --allow-pull --pull --timeout --peer-timeout --map'
 		;;
 	nshm-stat)
 		opts='-w --watch -i --interval --map --json -h --help -V --version'
@@ -121,9 +133,17 @@ _nshm()
 	--socket)
 		_nshm_files "$cur"
 		;;
+	--allow-pull)
+		_nshm_dirs "$cur"
+		;;
+	--pull)
+		# A path beneath the resident's ROOT, on the other side.
+		_nshm_files "$cur"
+		;;
 	--size)
 		;;
-	-n | --name | --vectors | --slots | --chunk | --timeout | --peer-timeout | -i | --interval)
+	-n | --name | -t | --to | --max-bytes | --vectors | --slots | --chunk | --timeout | \
+		--peer-timeout | -i | --interval)
 		;;
 	*)
 		prev=
