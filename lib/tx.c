@@ -25,6 +25,7 @@ struct nshm_tx {
 	uint64_t nonce;               /* the readiness our offer answers */
 	uint32_t nslots, chunk;
 	uint64_t k;                   /* next chunk to publish */
+	uint64_t consumed_seen;       /* the receiver's count, never to go back */
 	size_t fill;                  /* bytes in slot k not yet published */
 	uint32_t slot_crc;            /* CRC-32 of those bytes, as they came */
 	bool slot_free;               /* slot k may be written */
@@ -330,6 +331,12 @@ static int cond_slot(void *arg)
 	uint64_t consumed = peek_rx_consumed(tx->s.r);
 	int rc;
 
+	/* A count that went back would leave both sides waiting on each
+	 * other, alive, forever (the scribbler found it). */
+	if (consumed < tx->consumed_seen)
+		return side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "the receiver's count of freed chunks went back");
+	tx->consumed_seen = consumed;
 	if (consumed <= tx->k && tx->k - consumed < tx->nslots)
 		return WAIT_DONE;
 	rc = check_session(tx);
