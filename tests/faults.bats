@@ -455,3 +455,25 @@ truncate_setup() {
 	[ "$put_RC" != hang ]
 	if [ "$get_RC" = 0 ]; then cmp "$T/src" "$T/dst/src"; else no_file src; fi
 }
+
+@test "the receiver's count of freed chunks set back mid-stream: both sides end, no wedge" {
+	mkfifo "$T/pipe"
+	start get "$GET" --peer-timeout 1 -s "$REGION" "$T/dst"
+	start put sh -c "exec $PUT --peer-timeout 1 --chunk 64K --slots 2 -n src - $REGION <$T/pipe"
+	exec 5>"$T/pipe"
+	head -c 1048576 /dev/urandom >&5
+	# The receiver has freed all 16 chunks and waits for more; the sender
+	# waits for input. Set the count back: before the fix, the sender then
+	# waited for a slot and the receiver for a chunk, both alive, forever.
+	wait_for consumed'>='16 --timeout-ms 20000
+	"$SCRIBBLE" set "$R" rx.consumed 0
+	# Bounded: a sender that waits for a slot stops reading its input.
+	timeout 5 head -c 1048576 /dev/urandom >&5 || true
+	exec 5>&-
+	finish get 15
+	finish put 15
+	[ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
+	[ "$put_RC" != 0 ]
+	no_file src
+}
