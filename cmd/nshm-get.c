@@ -456,12 +456,13 @@ static int receive_one(struct get *g, struct nshm_region *r)
 	struct nshm_meta meta;
 	int rc = nshm_rx_begin(r, &g->cli.params, &rx, &meta);
 
-	if (rc < 0 && !(g->serve && rc == -ECANCELED))
-		cli_err(&g->cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
-							  : nshm_strerror(rc));
-	else {
+	if (rc == 0) {
 		cli_event(&g->cli, "offered", &meta);
 		rc = take(g, r, &rx, &meta);
+	} else if (!(g->serve && rc == -ECANCELED)) {
+		/* A resident told to stop while it waits has nothing to say. */
+		cli_err(&g->cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
+							  : nshm_strerror(rc));
 	}
 	if (rc < 0)
 		cli_event_failed(&g->cli, rc, rx ? nshm_rx_why(rx) : "");
@@ -472,24 +473,42 @@ static int receive_one(struct get *g, struct nshm_region *r)
 /* A pull the resident allows: take the (empty) request to its verified
  * end, give the receiving side back, then send PATH from beneath ROOT as
  * the sender, to the requester now waiting as the receiver. */
+/* What a pull asks for, beneath ROOT, a file or a directory we can open:
+ * its path in path, or the reason to refuse (said on stderr). */
+static enum nshm_reason check_pull(struct get *g, const char *want, char *path,
+				   size_t len)
+{
+	char msg[PATH_MAX + 128];
+	struct stat st;
+	int fd, rc = beneath_resolve(g->allow_pull, want, path, len, msg, sizeof(msg));
+
+	if (rc == 0 && (stat(path, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))))
+		rc = -EINVAL, snprintf(msg, sizeof(msg), "%s: not a file or a directory", want);
+	/* Opened now, so that an accepted pull is one we can send. */
+	if (rc == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
+		rc = -errno, snprintf(msg, sizeof(msg), "%s: %s", want, strerror(-rc));
+	else if (rc == 0)
+		close(fd);
+	if (rc == 0)
+		return NSHM_R_NONE;
+	cli_err(&g->cli, "refused a pull: %s", msg);
+	return rc == -ENOENT ? NSHM_R_NOTFOUND : rc == -EACCES || rc == -EPERM ? NSHM_R_PERM
+	     : rc == -EINVAL ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME;
+}
+
 static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
 		      const struct nshm_meta *m)
 {
-	char path[PATH_MAX], msg[PATH_MAX + 128];
+	char path[PATH_MAX];
 	struct nshm_params p = g->cli.params;
 	struct cli c = g->cli;
 	const void *buf;
-	struct stat st;
 	char *files[1] = { path };
-	int rc = beneath_resolve(g->allow_pull, m->path, path, sizeof(path), msg, sizeof(msg));
+	enum nshm_reason why = check_pull(g, m->path, path, sizeof(path));
+	int rc;
 
-	if (rc == 0 && stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
-		rc = -EINVAL, snprintf(msg, sizeof(msg), "%s: not a file or a directory", m->path);
-	if (rc < 0) {
-		cli_err(&g->cli, "refused a pull: %s", msg);
-		return refused(*rxp, rc == -ENOENT ? NSHM_R_NOTFOUND : rc == -EACCES
-			       ? NSHM_R_PERM : rc == -EINVAL ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME);
-	}
+	if (why != NSHM_R_NONE)
+		return refused(*rxp, why);
 	nshm_rx_accept(*rxp);
 	while ((rc = (int)nshm_rx_chunk(*rxp, &buf)) > 0)
 		;   /* a request carries no data: anything is drained, checked */
@@ -560,7 +579,12 @@ static int pull(struct get *g, struct nshm_region *r)
 	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
 	if (rc < 0)
 		return rc;
+	/* Our turn to receive: bounded even without --timeout, since the
+	 * resident's reply comes at once or not at all. */
 	g->cli.params.flags |= NSHM_P_WAIT_BUSY;
+	if (!g->cli.params.timeout_ms)
+		g->cli.params.timeout_ms = g->cli.params.peer_timeout_ms > 0
+			? g->cli.params.peer_timeout_ms : 15000;
 	rc = nshm_rx_begin(r, &g->cli.params, &rx, &meta);
 	if (rc < 0) {
 		cli_err(&g->cli, "pulling %s: %s", g->pull, rx && *nshm_rx_why(rx)

@@ -176,3 +176,39 @@ RESIDENT='[^ ]*nshm-get --serve'
 	[ "$status" -eq 3 ]
 	[[ $output == *busy* ]]
 }
+
+@test "a pull of a file the resident may not read is refused at once" {
+	# Outside bats' private temporary directory, which nobody cannot enter.
+	local d
+	d=$(mktemp -d /dev/shm/nshm-serve.XXXXXX)
+	chmod 0755 "$d"
+	mkdir -m 0777 "$d/in"
+	mkdir -p -m 0755 "$d/root/sub"
+	echo pulled >"$d/root/sub/p.txt"
+	echo secret >"$d/root/sub/locked"
+	chmod 0644 "$d/root/sub/p.txt"
+	chmod 0600 "$d/root/sub/locked"
+	chmod 0666 "/dev/shm/$REGION"
+	bg serve setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$GET" --serve --peer-timeout 2 --allow-pull "$d/root" -s "$REGION" "$d/in"
+	until_true 10 grep -q . <("$STAT" "$REGION" | grep '^receiver.*ready') ||
+		{ cat "$T/serve.err"; rm -rf "$d"; false; }
+	run timeout 20 "$GET" -s "$REGION" --pull sub/locked "$T/out"
+	echo "$output"
+	local st=$status
+	"$GET" --timeout 10 -s "$REGION" --pull sub/p.txt "$T/out" || st=99
+	rm -rf "$d"
+	[ "$st" -eq 4 ]
+	[[ $output == *"permission denied"* ]]
+	[ ! -e "$T/out/locked" ]
+	[ "$(cat "$T/out/p.txt")" = pulled ]
+}
+
+@test "SIGTERM while idle: exit 0, nothing said, no event" {
+	serve
+	kill -TERM "$(pid_of "$RESIDENT")"
+	[ "$(wait_rc serve)" = 0 ]
+	cat "$T/serve.out" "$T/serve.err"
+	[ ! -s "$T/serve.out" ]
+	[ ! -s "$T/serve.err" ]
+}
