@@ -459,13 +459,14 @@ static int receive_one(struct get *g, struct nshm_region *r)
 	if (rc == 0) {
 		cli_event(&g->cli, "offered", &meta);
 		rc = take(g, r, &rx, &meta);
+		if (rc < 0)
+			cli_event_failed(&g->cli, rc, rx ? nshm_rx_why(rx) : "");
 	} else if (!(g->serve && rc == -ECANCELED)) {
 		/* A resident told to stop while it waits has nothing to say. */
 		cli_err(&g->cli, "%s", rx && *nshm_rx_why(rx) ? nshm_rx_why(rx)
 							  : nshm_strerror(rc));
-	}
-	if (rc < 0)
 		cli_event_failed(&g->cli, rc, rx ? nshm_rx_why(rx) : "");
+	}
 	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
 	return rc;
 }
