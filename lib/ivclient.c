@@ -259,9 +259,16 @@ static void iv_drain(struct nshm_region *r)
 	uint64_t v;
 
 	pthread_mutex_lock(&c->lock);
-	for (unsigned i = 0; i < c->nown; i++)
-		while (read(c->own[i], &v, sizeof(v)) == (ssize_t)sizeof(v))
-			;
+	/* The eventfd's O_NONBLOCK is not ours to rely on: QEMU clears it on
+	 * every fd it receives, and the flag belongs to the open file that
+	 * QEMU and we share. So read only what poll says is there; one read
+	 * of an eventfd takes its whole count. */
+	for (unsigned i = 0; i < c->nown; i++) {
+		struct pollfd p = { .fd = c->own[i], .events = POLLIN };
+
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+			(void)!read(c->own[i], &v, sizeof(v));
+	}
 	read_pending(c, MAX_DRAIN_MSGS);
 	pthread_mutex_unlock(&c->lock);
 }
