@@ -34,7 +34,12 @@
 	X(archive_write_disk_set_options) X(archive_write_disk_set_standard_lookup) \
 	X(archive_write_finish_entry) X(archive_write_free) X(archive_write_header) \
 	X(archive_write_new) X(archive_write_open) X(archive_write_set_bytes_per_block) \
-	X(archive_write_set_format_pax_restricted) LA_FUNCS_MORE(X)
+	X(archive_write_set_format_pax_restricted) X(archive_entry_clear) \
+	X(archive_entry_copy_stat) X(archive_entry_copy_symlink) \
+	X(archive_entry_copy_uname) X(archive_entry_copy_gname) X(archive_entry_set_size) \
+	X(archive_entry_sparse_add_entry) X(archive_entry_mtime) \
+	X(archive_entry_mtime_nsec) X(archive_entry_mtime_is_set) X(archive_entry_atime) \
+	X(archive_entry_atime_nsec) X(archive_entry_atime_is_set) LA_FUNCS_MORE(X)
 
 /* Room for files that need a few more (defined before this header). */
 #ifndef LA_FUNCS_MORE
@@ -107,4 +112,17 @@ int nshm_la_ready(struct side *s);
 #define archive_write_open (nshm_la.archive_write_open)
 #define archive_write_set_bytes_per_block (nshm_la.archive_write_set_bytes_per_block)
 #define archive_write_set_format_pax_restricted (nshm_la.archive_write_set_format_pax_restricted)
+#define archive_entry_clear (nshm_la.archive_entry_clear)
+#define archive_entry_copy_stat (nshm_la.archive_entry_copy_stat)
+#define archive_entry_copy_symlink (nshm_la.archive_entry_copy_symlink)
+#define archive_entry_copy_uname (nshm_la.archive_entry_copy_uname)
+#define archive_entry_copy_gname (nshm_la.archive_entry_copy_gname)
+#define archive_entry_set_size (nshm_la.archive_entry_set_size)
+#define archive_entry_sparse_add_entry (nshm_la.archive_entry_sparse_add_entry)
+#define archive_entry_mtime (nshm_la.archive_entry_mtime)
+#define archive_entry_mtime_nsec (nshm_la.archive_entry_mtime_nsec)
+#define archive_entry_mtime_is_set (nshm_la.archive_entry_mtime_is_set)
+#define archive_entry_atime (nshm_la.archive_entry_atime)
+#define archive_entry_atime_nsec (nshm_la.archive_entry_atime_nsec)
+#define archive_entry_atime_is_set (nshm_la.archive_entry_atime_is_set)
 #endif

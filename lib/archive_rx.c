@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -76,6 +77,13 @@ struct extract {
 	size_t nmade, slots;
 	struct archive *disk;     /* the writer; replaced every DIRS_PER_WRITER dirs */
 	unsigned dirs;            /* directories the writer made */
+	/* The regular files' own path (write_fast): DEST, and the last
+	 * parent directory below it, open without following symlinks. */
+	int destfd, pfd;
+	char pdir[PATH_MAX];      /* pfd's path */
+	uint64_t rnd;             /* temporary names (O_EXCL decides, not them) */
+	uid_t uid;
+	gid_t gid;
 };
 
 static int stream_failed(struct extract *x, struct archive *a, int rc)
@@ -526,6 +534,229 @@ static int read_header(struct extract *x, struct archive *a, struct archive_entr
 	return 0;
 }
 
+/* ---- regular files, the common case ----
+ * libarchive's writer made about 26 system calls per small file (path
+ * walks with lstat for its symlink checks, umask twice, a stat to see
+ * whether the name exists, ...). Here: the parent directory is opened once
+ * for all the files in it, component by component with O_NOFOLLOW (a
+ * symlink on the way fails the open, and the entry takes the checked path
+ * below, which refuses it); the file is created under a fresh temporary
+ * name with O_EXCL, written, timed, stat'ed for the hard-link table and
+ * renamed into place with RENAME_NOREPLACE, which is the existence check
+ * (without --force nothing is replaced; with it, a directory never is). */
+
+/* The parent of final (below DEST) open as a directory; its last component
+ * in *base. -errno when it cannot be opened that way: the caller takes the
+ * checked path, which says why. */
+static int parent_fd(struct extract *x, const char *final, const char **base)
+{
+	const char *slash = strrchr(final, '/');
+	size_t plen = (size_t)(slash - final), dlen = strlen(x->dest);
+	char p[PATH_MAX];
+	int fd = x->destfd;
+
+	*base = slash + 1;
+	if (plen <= dlen)
+		return x->destfd;
+	if (x->pfd >= 0 && strlen(x->pdir) == plen && !memcmp(x->pdir, final, plen))
+		return x->pfd;
+	memcpy(p, final, plen);
+	p[plen] = '\0';
+	for (char *c = p + dlen + 1, *end; c < p + plen; c = end + 1) {
+		int next;
+
+		end = strchr(c, '/');
+		if (!end)
+			end = p + plen;
+		*end = '\0';
+		next = openat(fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd != x->destfd)
+			close(fd);
+		if (next < 0)
+			return -errno;
+		fd = next;
+	}
+	if (x->pfd >= 0)
+		close(x->pfd);
+	x->pfd = fd;
+	memcpy(x->pdir, final, plen);
+	x->pdir[plen] = '\0';
+	return fd;
+}
+
+/* ".nshm-XXXXXX" in dfd, created with O_EXCL; its whole path in
+ * x->current, removed if the transfer fails. */
+static int temp_at(struct extract *x, int dfd, const char *final, const char *base,
+		   mode_t mode, char *tmp)
+{
+	static const char az[] = "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t r;
+		int fd, n;
+
+		/* xorshift64: cheap names; a taken one costs a retry. */
+		x->rnd ^= x->rnd << 13;
+		x->rnd ^= x->rnd >> 7;
+		x->rnd ^= x->rnd << 17;
+		r = x->rnd;
+		memcpy(tmp, ".nshm-", 6);
+		for (int i = 0; i < 6; i++, r /= 62)
+			tmp[6 + i] = az[r % 62];
+		tmp[12] = '\0';
+		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd < 0 && errno == EEXIST)
+			continue;
+		if (fd < 0)
+			return -errno;
+		n = snprintf(x->current, sizeof(x->current), "%.*s%s", (int)(base - final),
+			     final, tmp);
+		if (n < 0 || (size_t)n >= sizeof(x->current)) {
+			unlinkat(dfd, tmp, 0);
+			close(fd);
+			x->current[0] = '\0';
+			return -ENAMETOOLONG;
+		}
+		return fd;
+	}
+	return -EEXIST;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static int fast_failed(struct extract *x, int err, const char *name, const char *what)
+{
+	char esc[160];
+
+	if (x->rc)
+		return x->rc;
+	return side_fail(rx_side(x->rx), -err, err == ENOSPC || err == EDQUOT ? NSHM_R_NOSPACE
+			 : NSHM_R_IO, "%s: %s%s", shown(name, esc, sizeof(esc)), what,
+			 strerror(err));
+}
+
+/* The entry's data at its offsets (a sparse entry's come with gaps: holes),
+ * never past its size, as libarchive's writer does. */
+static int write_data(struct extract *x, struct archive *a, int fd, int64_t size,
+		      const char *name)
+{
+	const void *buf;
+	size_t len;
+	la_int64_t off, end = 0;
+	int r, rc;
+
+	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK) {
+		if (off < 0 || off >= size)
+			continue;
+		if ((int64_t)len > size - off)
+			len = (size_t)(size - off);
+		if (len == 0)
+			continue;
+		if ((rc = pwrite_all(fd, buf, len, off)) < 0)
+			return fast_failed(x, -rc, name, "");
+		if (off + (la_int64_t)len > end)
+			end = off + (la_int64_t)len;
+	}
+	if (r != ARCHIVE_EOF) {
+		char esc[160];
+
+		return x->rc ? x->rc : side_fail(rx_side(x->rx), -EIO, NSHM_R_IO, "%s: %s",
+						 shown(name, esc, sizeof(esc)),
+						 archive_error_string(a));
+	}
+	if (end < size && ftruncate(fd, size) != 0)
+		return fast_failed(x, errno, name, "");
+	return 0;
+}
+
+/* The sender's times, as libarchive sets them (a missing atime: now). */
+static void set_times(int fd, struct archive_entry *e)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_NOW }, { .tv_nsec = UTIME_OMIT } };
+
+	if (archive_entry_atime_is_set(e)) {
+		ts[0].tv_sec = archive_entry_atime(e);
+		ts[0].tv_nsec = archive_entry_atime_nsec(e);
+	}
+	if (archive_entry_mtime_is_set(e)) {
+		ts[1].tv_sec = archive_entry_mtime(e);
+		ts[1].tv_nsec = archive_entry_mtime_nsec(e);
+	}
+	(void)futimens(fd, ts);   /* libarchive too only warns */
+}
+
+/* The temporary file to its final name; RENAME_NOREPLACE decides whether
+ * something is there (put_in_place's rules). */
+static int rename_at(struct extract *x, int dfd, const char *tmp, const char *base,
+		     const char *name)
+{
+	bool force = x->flags & NSHM_EXTRACT_FORCE;
+	char esc[160];
+	int rc = renameat2(dfd, tmp, dfd, base, force ? 0 : RENAME_NOREPLACE), err;
+
+	if (rc != 0 && errno == EINVAL && !force) {
+		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
+		rc = linkat(dfd, tmp, dfd, base, 0);
+		if (rc == 0)
+			unlinkat(dfd, tmp, 0);
+	}
+	if (rc == 0)
+		return 0;
+	err = errno;
+	if (err == EEXIST)
+		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
+				 "%s exists (use --force to replace it)",
+				 shown(name, esc, sizeof(esc)));
+	if (err == EISDIR)
+		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
+				 "%s is a directory: --force replaces files only",
+				 shown(name, esc, sizeof(esc)));
+	return fast_failed(x, err, name, "");
+}
+
+static int write_fast(struct extract *x, struct archive *a, struct archive_entry *e,
+		      int dfd, const char *final, const char *base, const char *name)
+{
+	char tmp[16];
+	struct stat st;
+	int rc, fd = temp_at(x, dfd, final, base, archive_entry_perm(e) & 0777, tmp);
+
+	if (fd < 0)
+		return fast_failed(x, -fd, name, "no temporary file beside it: ");
+	rc = write_data(x, a, fd, archive_entry_size(e), name);
+	if (rc == 0) {
+		set_times(fd, e);
+		if (fstat(fd, &st) != 0)
+			rc = fast_failed(x, errno, name, "");
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = fast_failed(x, errno, name, "");
+	if (rc < 0)
+		return rc;       /* rx_tree removes x->current */
+	if ((rc = rename_at(x, dfd, tmp, base, name)) < 0)
+		return rc;
+	x->current[0] = '\0';
+	remember(x, &st);
+	return 0;
+}
+
 /* One entry: header, checks, data, its place. Returns 1 at the end. */
 static int extract_one(struct extract *x, struct archive *a,
 		       nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
@@ -554,6 +785,22 @@ static int extract_one(struct extract *x, struct archive *a,
 				shown(name, esc, sizeof(esc)));
 	if (k == K_HARDLINK && (rc = check_link_target(x, e, name)) < 0)
 		return rc;
+	/* Owners restored (-p as root): libarchive's writer, which maps
+	 * names to ids as before. */
+	if (k == K_FILE && !(x->flags & NSHM_EXTRACT_OWNER)) {
+		const char *base;
+		int dfd = parent_fd(x, final, &base);
+
+		if (dfd >= 0) {
+			if (cb)
+				cb(arg, final + strlen(x->dest) + 1);
+			if ((rc = write_fast(x, a, e, dfd, final, base, name)) < 0)
+				return rc;
+			got->entries++;
+			got->bytes += (uint64_t)archive_entry_size(e);
+			return 0;
+		}
+	}
 	rc = check_existing(x, k, final, name);
 	if (rc < 0)
 		return rc;
@@ -563,8 +810,8 @@ static int extract_one(struct extract *x, struct archive *a,
 		archive_entry_copy_pathname(e, final);
 		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
 		if (!(x->flags & NSHM_EXTRACT_OWNER)) {
-			archive_entry_set_uid(e, getuid());
-			archive_entry_set_gid(e, getgid());
+			archive_entry_set_uid(e, x->uid);
+			archive_entry_set_gid(e, x->gid);
 		}
 		rc = k == K_FILE ? write_file(x, a, x->disk, e, final, name)
 				 : write_other(x, x->disk, e, k, name);
@@ -602,16 +849,26 @@ static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 	int rc;
 
 	memset(got, 0, sizeof(*got));
-	if (x)
+	if (x) {
+		x->destfd = x->pfd = -1;
 		x->disk = new_writer();
+	}
 	if (!x || !a || !x->disk) {
 		rc = side_fail(rx_side(rx), -ENOMEM, NSHM_R_IO, "out of memory");
 		goto out;
 	}
 	x->rx = rx;
 	x->flags = flags;
+	x->uid = getuid();
+	x->gid = getgid();
+	x->rnd = nshm_random64() | 1;
 	x->max_bytes = (&rx_side(rx)->p)->max_bytes;
 	if (!realpath(destdir, x->dest)) {
+		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
+		goto out;
+	}
+	x->destfd = open(x->dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (x->destfd < 0) {
 		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
 		goto out;
 	}
@@ -629,6 +886,10 @@ out:
 	if (x && rc < 0 && x->current[0])
 		unlink(x->current);  /* the file in progress; directories stay */
 	if (x) {
+		if (x->pfd >= 0)
+			close(x->pfd);
+		if (x->destfd >= 0)
+			close(x->destfd);
 		archive_write_free(x->disk);
 		free(x->made);
 	}
