@@ -411,7 +411,7 @@ static void accept_client(struct nshm_ivserver *s)
 	welcome(s, c);
 	if (c->gone) {
 		/* Not announced yet: nobody else needs telling. */
-		logf_(s, "client %u (pid %d) vanished during the handshake", c->id, (int)c->pid);
+		logf_(s, "client %u vanished during the handshake (pid %d)", c->id, (int)c->pid);
 		free_client(c);
 		s->nclients--;
 		return;

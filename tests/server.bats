@@ -1,0 +1,286 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
+# nshm-server on the host: the protocol as an independent client reads it
+# (tests/tools/ivpeer.py), nshm-put and nshm-get as its peers ringing
+# eventfds, hostile and vanishing clients, IDs, limits, the socket's life,
+# and the idle cost of a waiting nshm-get. Its sockets live in a
+# per-test NSHM_RUN_DIR, never in /run.
+load helpers
+
+PEER=$BATS_TEST_DIRNAME/tools/ivpeer.py
+SERVER=$BIN/nshm-server
+
+setup() {
+	T=$BATS_TEST_TMPDIR
+	NAME=nshm-srv-$$-$BATS_TEST_NUMBER
+	export NSHM_RUN_DIR=$T/run
+	SOCK=$NSHM_RUN_DIR/$NAME.sock
+	PIDS=()
+	rm -f "/dev/shm/$NAME"
+}
+
+# tree PID: PID and its descendants.
+tree() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1"); do tree "$c"; done
+}
+
+teardown() {
+	local p all=()
+	for p in "${PIDS[@]:-}"; do
+		[ -n "$p" ] || continue
+		all+=($(tree "$p"))
+	done
+	# All at once: a program whose parent died first still goes.
+	[ ${#all[@]} -eq 0 ] || kill -9 "${all[@]}" 2>/dev/null || true
+	rm -f "/dev/shm/$NAME"
+}
+
+not() { ! "$@"; }
+
+# prog_pid BG_PID PROG: the pid of PROG under a bg job (subshell, timeout).
+prog_pid() {
+	local p=$1 c i
+	for i in 1 2 3 4; do
+		c=$(pgrep -P "$p" | head -1)
+		[ -n "$c" ] || return 1
+		[ "$(cat "/proc/$c/comm")" = "$2" ] && { echo "$c"; return 0; }
+		p=$c
+	done
+	return 1
+}
+
+# start_server [OPTIONS]: nshm-server NAME in the background; waits for its
+# socket. Its pid (the program's own) in SRV, its log in $T/server.out.
+start_server() {
+	bg server "$SERVER" "$@" "$NAME"
+	until_true 10 test -S "$SOCK" || { cat "$T/server.err" >&2; return 1; }
+	SRV=$(prog_pid "$server_PID" nshm-server)
+	[ -n "$SRV" ]
+}
+
+stop_server() {
+	kill -TERM "$SRV"
+	[ "$(wait_rc server 10)" = 0 ]
+}
+
+# joined N: the log says N clients joined so far.
+joined() {
+	[ "$(grep -c ' joined ' "$T/server.out")" -ge "$1" ]
+}
+
+# cost PID: "CPU-TICKS CONTEXT-SWITCHES" of PID's threads so far (each
+# switch a wake-up or a preemption).
+cost() {
+	local f
+	read -r -a f < <(sed 's/^.*) //' "/proc/$1/stat")
+	echo "$((f[11] + f[12])) $(cat /proc/"$1"/task/*/status |
+		awk '/ctxt_switches/ { s += $2 } END { print s }')"
+}
+
+@test "server: creates the memory and the socket, and speaks QEMU's protocol" {
+	start_server --size 1M --vectors 3
+	[ "$(stat -c %s "/dev/shm/$NAME")" = 1048576 ]
+	[ "$(stat -c %a "$SOCK")" = 660 ]
+	run python3 "$PEER" "$SOCK" welcome
+	[ "$status" -eq 0 ]
+	[[ $output == "id 0 shm 1048576 peers 0 vectors 3" ]]
+	# A second client sees the first one (still connected) with its vectors.
+	bg first python3 "$PEER" "$SOCK" watch 20
+	until_true 10 grep -q '^id ' "$T/first.out"
+	run python3 "$PEER" "$SOCK" welcome
+	[[ $output == "id 2 shm 1048576 peers 1 vectors 3" ]]
+	# ... and the first one was told of the join and the leave.
+	until_true 10 grep -qx 'left 2' "$T/first.out"
+	grep -qx 'join 2' "$T/first.out"
+	grep -q 'client 2 joined' "$T/server.out"
+	grep -q 'client 2 left' "$T/server.out"
+}
+
+@test "server: an existing memory is reused (the NAME endpoint keeps working); a wrong size or shape is refused" {
+	truncate -s 2M "/dev/shm/$NAME"
+	head -c 100 /dev/urandom >"$T/mark"
+	dd if="$T/mark" of="/dev/shm/$NAME" bs=100 seek=100 conv=notrunc status=none
+	start_server
+	[ "$(stat -c %s "/dev/shm/$NAME")" = 2097152 ]
+	cmp <(dd if="/dev/shm/$NAME" bs=100 skip=100 count=1 status=none) "$T/mark"
+	grep -q 'existing, reused' "$T/server.out"
+	stop_server
+	[ -e "/dev/shm/$NAME" ]
+	run "$SERVER" --size 4M "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"exists with 2097152 bytes"* ]]
+	rm "/dev/shm/$NAME"
+	run "$SERVER" --size 3M "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"power of two"* ]]
+	[ ! -e "/dev/shm/$NAME" ]
+	ln -s /etc/passwd "/dev/shm/$NAME"
+	run "$SERVER" "$NAME"
+	[ "$status" -eq 3 ]
+	run "$SERVER" --vectors 9 "$NAME"
+	[ "$status" -eq 2 ]
+}
+
+@test "server: nshm-put and nshm-get join as peers and ring each other's eventfds" {
+	command -v strace >/dev/null || skip "strace not installed (tests/deps.sh installs it)"
+	start_server --size 4M
+	head -c 3M /dev/urandom >"$T/src"
+	bg get strace -f -qq -y -e trace=write -o "$T/get.strace" \
+		"$GET" -q -s "$NAME" --timeout 60 "$T/out"
+	until_true 20 joined 1
+	# The waiting receiver publishes its ID for the sender to ring.
+	run "$STAT" "$NAME"
+	[[ $output == *"doorbell  eventfd (nshm-server)"* ]]
+	[[ $output == *"receiver  ready, alive"*", doorbell id 0"* ]]
+	run strace -f -qq -y -e trace=write -o "$T/put.strace" "$PUT" -q --timeout 60 "$T/src" "$NAME"
+	[ "$status" -eq 0 ]
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/out"
+	# Each rang the other: 8-byte writes of 1 to an eventfd.
+	grep -qE 'write\([0-9]+<anon_inode:\[eventfd\]>, "\\1\\0\\0\\0\\0\\0\\0\\0", 8\) = 8' "$T/put.strace"
+	grep -qE 'write\([0-9]+<anon_inode:\[eventfd\]>, "\\1\\0\\0\\0\\0\\0\\0\\0", 8\) = 8' "$T/get.strace"
+	grep -q 'client 0 joined' "$T/server.out"
+	grep -q 'client 1 joined' "$T/server.out"
+	until_true 10 grep -q ' left; 0 clients' "$T/server.out"
+}
+
+@test "server: without a server both sides poll, and say so" {
+	command -v strace >/dev/null || skip "strace not installed (tests/deps.sh installs it)"
+	truncate -s 4M "/dev/shm/$NAME"
+	head -c 100K /dev/urandom >"$T/src"
+	bg get "$GET" -q -s "$NAME" --timeout 60 "$T/out"
+	until_true 20 sh -c "'$STAT' '$NAME' | grep -q 'receiver  ready'"
+	run "$STAT" "$NAME"
+	[[ $output == *"doorbell  polling"* ]]
+	[[ $output == *"receiver  ready, alive"*", no doorbell"* ]]
+	run strace -f -qq -y -e trace=write -o "$T/put.strace" "$PUT" -q --timeout 60 "$T/src" "$NAME"
+	[ "$status" -eq 0 ]
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/out"
+	not grep -q 'eventfd' "$T/put.strace"
+}
+
+@test "server: a stale socket is replaced, a live server is not" {
+	mkdir -p "$NSHM_RUN_DIR"
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
+	[ -S "$SOCK" ]
+	start_server --size 1M
+	grep -q 'removed a stale socket' "$T/server.out"
+	run python3 "$PEER" "$SOCK" welcome
+	[ "$status" -eq 0 ]
+	run "$SERVER" --size 1M "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"another nshm-server"* ]]
+	[ -S "$SOCK" ]
+	# Not a socket: left alone.
+	stop_server
+	echo precious >"$SOCK"
+	run "$SERVER" --size 1M "$NAME"
+	[ "$status" -eq 3 ]
+	[ "$(cat "$SOCK")" = precious ]
+}
+
+@test "server: garbage from a client, a client vanishing mid-handshake: dropped, the server serves on" {
+	start_server --size 4M
+	bg watcher python3 "$PEER" "$SOCK" watch 60
+	until_true 10 grep -q '^id ' "$T/watcher.out"
+	run timeout 20 python3 "$PEER" "$SOCK" garbage
+	[ "$status" -eq 0 ]
+	[ "$output" = dropped ]
+	grep -q 'sent data (the protocol is one-way): dropped' "$T/server.out"
+	for i in $(seq 20); do
+		python3 "$PEER" "$SOCK" vanish
+	done
+	# A client whose socket closes as the server writes its welcome: the
+	# server is told EPIPE, never SIGPIPE.
+	for i in $(seq 20); do
+		python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+s.connect(sys.argv[1])
+s.recv(3)
+s.close()' "$SOCK"
+	done
+	kill -0 "$SRV"
+	# Each of the 41 was dropped: before its welcome was out, or after
+	# (then the others are told).
+	until_true 10 test "$(grep -cE '^client [0-9]+ (left|sent data|vanished|stopped)' \
+		"$T/server.out")" -ge 41
+	local told
+	told=$(grep -cE '^client [0-9]+ (left|sent data|stopped)' "$T/server.out")
+	until_true 10 test "$(grep -c '^left' "$T/watcher.out")" -eq "$told"
+	# A real transfer still works through the same server.
+	head -c 1M /dev/urandom >"$T/src"
+	bg get "$GET" -q -s "$NAME" --timeout 60 "$T/out"
+	"$PUT" -q --timeout 60 "$T/src" "$NAME"
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/out"
+	kill -0 "$SRV"
+	stop_server
+}
+
+@test "server: a client that reconnects gets a fresh ID; IDs are not reused at once" {
+	start_server --size 1M
+	run python3 "$PEER" "$SOCK" welcome
+	[[ $output == "id 0 "* ]]
+	run python3 "$PEER" "$SOCK" welcome
+	[[ $output == "id 1 "* ]]
+	run python3 "$PEER" "$SOCK" welcome
+	[[ $output == "id 2 "* ]]
+}
+
+@test "server: at most 32 clients; the next is refused, and served once one leaves" {
+	start_server --size 1M --vectors 1
+	# 33 connections in one process; stdin held open by a FIFO.
+	mkfifo "$T/hold.in"
+	bg hold sh -c "python3 '$PEER' '$SOCK' hold 33 1 <'$T/hold.in'"
+	exec 9>"$T/hold.in"
+	until_true 60 grep -q '^held' "$T/hold.out"
+	[ "$(cat "$T/hold.out")" = "held 32" ]
+	grep -q 'refused a client: 32 clients already' "$T/server.out"
+	exec 9>&-
+	[ "$(wait_rc hold 20)" = 0 ]
+	until_true 10 grep -q ' 0 clients' "$T/server.out"
+	run python3 "$PEER" "$SOCK" welcome
+	[ "$status" -eq 0 ]
+}
+
+@test "server: SIGTERM disconnects the clients and removes the socket; the memory stays" {
+	start_server --size 1M
+	bg watcher python3 "$PEER" "$SOCK" watch 30
+	until_true 10 grep -q '^id ' "$T/watcher.out"
+	stop_server
+	[ ! -e "$SOCK" ]
+	[ -e "/dev/shm/$NAME" ]
+	[ "$(wait_rc watcher 10)" = 0 ]
+	grep -qx closed "$T/watcher.out"
+	grep -q 'stopping: 1 client disconnected' "$T/server.out"
+	# SIGINT too.
+	start_server --size 1M
+	kill -INT "$SRV"
+	[ "$(wait_rc server 10)" = 0 ]
+	[ ! -e "$SOCK" ]
+}
+
+@test "server: a waiting nshm-get is idle: under 0.1 % of a core and 5 wake-ups a second (10 s)" {
+	start_server --size 4M
+	bg get "$GET" -q -s "$NAME" "$T/out"
+	until_true 20 joined 1
+	local pid a b ticks switches hz
+	pid=$(prog_pid "$get_PID" nshm-get)
+	[ -n "$pid" ]
+	hz=$(getconf CLK_TCK)
+	# Past the first seconds, when a fresh wait still backs off.
+	sleep 3
+	read -r -a a < <(cost "$pid")
+	sleep 10
+	read -r -a b < <(cost "$pid")
+	ticks=$((b[0] - a[0])) switches=$((b[1] - a[1]))
+	echo "# idle nshm-get with nshm-server, 10 s: $ticks ticks of 1/$hz s, $switches wake-ups" >&3
+	# 0.1 % of 10 s is 10 ms.
+	[ $((ticks * 1000 / hz)) -le 10 ]
+	[ "$switches" -lt 50 ]
+}
