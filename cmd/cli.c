@@ -203,6 +203,14 @@ int cli_common_option(struct cli *c, int opt, const char *arg)
 	case OPT_JSON:
 		c->json = true;
 		return 1;
+	case OPT_DIGEST:
+		if (strcmp(arg, "sha256") != 0) {
+			cli_err(c, "bad --digest '%s': sha256 is the one there is", arg);
+			return -1;
+		}
+		c->digest = true;
+		c->params.flags |= NSHM_P_DIGEST;
+		return 1;
 	case 'q':
 		c->quiet = true;
 		return 1;
@@ -288,16 +296,33 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		printf("{\"event\":\"done\",\"name\":");
 		json_string(stdout, name);
 		printf(",\"bytes\":%llu,\"seconds\":%.6f,\"mbps\":%.1f,"
-		       "\"crc32\":\"%08x\"%s%s}\n", (unsigned long long)bytes, secs,
+		       "\"crc32\":\"%08x\"%s%s", (unsigned long long)bytes, secs,
 		       mbps, crc, extra_json ? "," : "", extra_json ? extra_json : "");
+		if (c->sha256[0])
+			printf(",\"sha256\":\"%s\"", c->sha256);
+		printf("}\n");
 		fflush(stdout);
-	} else if (!c->quiet && (c->tty || c->log)) {
+	} else {
 		char esc[1024];
 
 		nshm_escape(esc, sizeof(esc), name, 0);
-		fprintf(stderr, "%s: %s: %llu bytes in %.2f s (%.1f MB/s), crc32 %08x\n",
-			c->prog, esc, (unsigned long long)bytes, secs, mbps, crc);
+		if (!c->quiet && (c->tty || c->log))
+			fprintf(stderr, "%s: %s: %llu bytes in %.2f s (%.1f MB/s), crc32 %08x\n",
+				c->prog, esc, (unsigned long long)bytes, secs, mbps, crc);
+		/* Asked for by name: said even with --quiet, in sha256sum's form. */
+		if (c->sha256[0])
+			fprintf(stderr, "%s  %s\n", c->sha256, esc);
 	}
+	c->sha256[0] = '\0';
+}
+
+void cli_set_digest(struct cli *c, int rc, const unsigned char d[32])
+{
+	c->sha256[0] = '\0';
+	if (rc < 0)
+		return;
+	for (int i = 0; i < 32; i++)
+		snprintf(c->sha256 + 2 * i, 3, "%02x", d[i]);
 }
 
 void cli_event(struct cli *c, const char *event, const struct nshm_meta *m)

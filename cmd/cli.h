@@ -26,6 +26,8 @@ struct cli {
 	const char *prog;
 	bool quiet, json, tty;
 	bool log;            /* a resident: one line per transfer on stderr */
+	bool digest;         /* --digest sha256 */
+	char sha256[65];     /* the last transfer's, hex, for cli_summary */
 	unsigned map_flags;
 	struct nshm_params params;
 	/* progress: our own escaped copy, never a pointer into a name the
@@ -46,6 +48,9 @@ int cli_common_option(struct cli *c, int opt, const char *arg);
 int parse_size(const char *s, uint64_t *out);
 int parse_seconds(const char *s, int64_t *ms);
 
+/* With --digest: the ended stream's SHA-256 (from nshm_*_digest) into
+ * c->sha256, which cli_summary says. */
+void cli_set_digest(struct cli *c, int rc, const unsigned char d[32]);
 /* One message on stderr, escaped for the terminal; errno is kept. */
 void cli_err(const struct cli *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -80,6 +85,7 @@ void cli_sleep_ns(int64_t ns);
 /* ... and the two transfer programs. */
 #define CLI_USAGE_TRANSFER_TAIL \
 	CLI_USAGE_MAP \
+"      --digest sha256     print the stream's SHA-256 once it is verified\n" \
 "  -q, --quiet             no progress or messages, only errors\n" \
 "      --json              print a JSON summary on standard output\n" \
 	CLI_USAGE_HELP
@@ -88,6 +94,7 @@ void cli_sleep_ns(int64_t ns);
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT }, \
 	{ "peer-timeout", required_argument, NULL, OPT_PEER_TIMEOUT }, \
 	{ "map", required_argument, NULL, OPT_MAP }, \
+	{ "digest", required_argument, NULL, OPT_DIGEST }, \
 	{ "json", no_argument, NULL, OPT_JSON }, \
 	{ "quiet", no_argument, NULL, 'q' }, \
 	{ "help", no_argument, NULL, 'h' }, \
@@ -95,6 +102,6 @@ void cli_sleep_ns(int64_t ns);
 
 enum { OPT_TIMEOUT = 256, OPT_PEER_TIMEOUT, OPT_MAP, OPT_JSON, OPT_NAME,
        OPT_SLOTS, OPT_CHUNK, OPT_WATCH_INTERVAL, OPT_SERVE, OPT_ALLOW_PULL,
-       OPT_PULL, OPT_MAX_BYTES };
+       OPT_PULL, OPT_MAX_BYTES, OPT_DIGEST };
 
 #endif

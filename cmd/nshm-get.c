@@ -309,6 +309,7 @@ static int receive_capped(struct get *g, struct nshm_rx *rx, int fd)
 static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
 {
 	uint64_t max = g->cli.params.max_bytes;
+	unsigned char d[32];
 	struct target t;
 	enum nshm_reason why;
 	int rc;
@@ -343,6 +344,8 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
 	}
 	nshm_rx_complete(rx, 1, NSHM_R_NONE);
+	if (g->cli.digest)
+		cli_set_digest(&g->cli, nshm_rx_digest(rx, d), d);
 	cli_summary(&g->cli, t.to_stdout ? "-" : t.final, nshm_rx_bytes(rx),
 		    nshm_rx_crc(rx), NULL);
 	return 0;
@@ -353,6 +356,7 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
 {
 	struct nshm_tree_stats got;
+	unsigned char d[32];
 	struct stat st;
 	char extra[96];
 	int rc;
@@ -386,6 +390,8 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	nshm_rx_complete(rx, 1, NSHM_R_NONE);
 	snprintf(extra, sizeof(extra), "\"entries\":%llu,\"file_bytes\":%llu",
 		 (unsigned long long)got.entries, (unsigned long long)got.bytes);
+	if (g->cli.digest)
+		cli_set_digest(&g->cli, nshm_rx_digest(rx, d), d);
 	cli_summary(&g->cli, g->where, nshm_rx_bytes(rx), nshm_rx_crc(rx), extra);
 	return 0;
 }

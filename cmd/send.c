@@ -49,6 +49,10 @@ static int finish(struct cli *c, struct nshm_tx *tx, int rc, const char *name,
 		  const char *extra_json)
 {
 	if (rc == 0) {
+		unsigned char d[32];
+
+		if (c->digest)
+			cli_set_digest(c, nshm_tx_digest(tx, d), d);
 		cli_summary(c, name, nshm_tx_bytes(tx), nshm_tx_crc(tx), extra_json);
 	} else {
 		cli_progress_done(c);

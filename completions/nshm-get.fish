@@ -40,6 +40,7 @@ complete -c nshm-get -l timeout -x -d 'Give up if no sender appears (seconds)'
 complete -c nshm-get -l peer-timeout -x -d 'Fail if the sender is silent this long (seconds)'
 complete -c nshm-get -l map -x -a 'uc\t"uncached (resource2)" wc\t"write-combining (resource2_wc)" wb\t"write-back"' -d 'For pci: how to map the BAR'
 complete -c nshm-get -s q -l quiet -d 'No progress or messages, only errors'
+complete -c nshm-get -l digest -x -a sha256 -d "Print the stream's SHA-256 once it is verified"
 complete -c nshm-get -l json -d 'Print a JSON summary on standard output'
 complete -c nshm-get -s h -l help -d 'Show the help'
 complete -c nshm-get -s V -l version -d 'Show the version'

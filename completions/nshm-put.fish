@@ -32,7 +32,7 @@ end
 # The operands before the word being completed: FILE... TARGET.
 function __nshm_put_operands
     set -l argv (commandline -opc)[2..-1]
-    argparse -i 'n/name=' 't/to=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' \
+    argparse -i 'n/name=' 't/to=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' 'digest=' \
         'q/quiet' 'json' 'h/help' 'V/version' -- $argv 2>/dev/null
     or return 0
     count $argv
@@ -52,6 +52,7 @@ complete -c nshm-put -l timeout -x -d 'Give up if no receiver appears (seconds)'
 complete -c nshm-put -l peer-timeout -x -d 'Fail if the receiver is silent this long (seconds)'
 complete -c nshm-put -l map -x -a 'uc\t"uncached (resource2)" wc\t"write-combining (resource2_wc)" wb\t"write-back"' -d 'For pci: how to map the BAR'
 complete -c nshm-put -s q -l quiet -d 'No progress or messages, only errors'
+complete -c nshm-put -l digest -x -a sha256 -d "Print the stream's SHA-256 once it is verified"
 complete -c nshm-put -l json -d 'Print a JSON summary on standard output'
 complete -c nshm-put -s h -l help -d 'Show the help'
 complete -c nshm-put -s V -l version -d 'Show the version'

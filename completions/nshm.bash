@@ -101,11 +101,11 @@ _nshm()
 	local opts args
 	case $prog in
 	nshm-put)
-		opts='-n --name -t --to --slots --chunk --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
+		opts='-n --name -t --to --slots --chunk --timeout --peer-timeout --map --digest -q --quiet --json -h --help -V --version'
 		args='-n --name -t --to --slots --chunk --timeout --peer-timeout --map'
 		;;
 	nshm-get)
-		opts='-s --source -f --force -p --preserve-owner --max-bytes --serve --allow-pull --pull --timeout --peer-timeout --map -q --quiet --json -h --help -V --version'
+		opts='-s --source -f --force -p --preserve-owner --max-bytes --serve --allow-pull --pull --timeout --peer-timeout --map --digest -q --quiet --json -h --help -V --version'
 		args='-s --source --max-bytes --allow-pull --pull --timeout --peer-timeout --map'
 		;;
 	nshm-stat)

@@ -29,7 +29,7 @@ static int all_zero(const uint64_t *v, size_t n)
 
 int nshm_check_params(const struct nshm_params *p)
 {
-	return p->reserved32 == 0 && (p->flags & ~NSHM_P_WAIT_BUSY) == 0 &&
+	return p->reserved32 == 0 && (p->flags & ~(NSHM_P_WAIT_BUSY | NSHM_P_DIGEST)) == 0 &&
 	       all_zero(p->reserved, sizeof(p->reserved) / sizeof(p->reserved[0]))
 	       ? 0 : -EINVAL;
 }

@@ -131,9 +131,17 @@ static la_ssize_t read_cb(struct archive *a, void *arg, const void **buf)
 
 static size_t id_slot(const struct extract *x, uint64_t dev, uint64_t ino)
 {
-	uint64_t h = (ino ^ (dev * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+	/* murmur3's finalizer: every input bit reaches the low bits (a bare
+	 * multiply and shift clustered tmpfs's inode numbers: about 250 probes
+	 * a lookup over 1000 files). */
+	uint64_t h = ino ^ (dev * 0x9e3779b97f4a7c15ull);
 
-	return (size_t)(h >> 17) & (x->slots - 1);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return (size_t)h & (x->slots - 1);
 }
 
 static bool made_here(const struct extract *x, const struct stat *st)

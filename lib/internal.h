@@ -213,6 +213,17 @@ typedef int (*wait_cond)(void *arg);  /* enum wait_result or < 0 */
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	       int64_t deadline_ns, volatile sig_atomic_t *cancel);
 
+/* sha256.c: the stream's SHA-256, with NSHM_P_DIGEST. */
+struct nshm_sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	unsigned char buf[64];
+	size_t fill;
+};
+void nshm_sha256_init(struct nshm_sha256 *s);
+void nshm_sha256_update(struct nshm_sha256 *s, const void *buf, size_t len);
+void nshm_sha256_final(struct nshm_sha256 *s, unsigned char out[32]);
+
 /* A reason the peer wrote: one we know, or "protocol error". */
 static inline uint32_t peer_reason(uint32_t reason)
 {
@@ -233,7 +244,15 @@ struct side {
 	int64_t started_ns;
 	bool announced;               /* "waiting for ..." said */
 	char why[NSHM_WHY_LEN];       /* the failure, for a person */
+	bool digesting;               /* NSHM_P_DIGEST: sha over the bytes */
+	struct nshm_sha256 sha;       /* of what we sent or verified, in order */
 };
+/* With NSHM_P_DIGEST: add bytes sent from (or verified in) private memory. */
+static inline void side_digest(struct side *s, const void *buf, size_t len)
+{
+	if (s->digesting)
+		nshm_sha256_update(&s->sha, buf, len);
+}
 /* Parameters checked, doorbell chosen, our line claimed (own) against the
  * peer's: 0 or a failure recorded in s. */
 int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *p,
@@ -241,6 +260,8 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 /* The one way a failure is recorded: its reason and message; returns rc. */
 int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* The digest of a stream that ended (ended: sent, or verified). */
+int side_digest_final(struct side *s, bool ended, unsigned char out[32]);
 /* Tell the caller, once and only after a moment, what we wait for. */
 void side_announce(struct side *s, const char *what);
 /* The side inside an nshm_tx or nshm_rx (for the archive code). */

@@ -117,6 +117,7 @@ struct nshm_params {
 /* nshm_params.flags */
 #define NSHM_P_WAIT_BUSY 0x1u  /* a live holder of our side: wait (up to
 				  timeout_ms) for it to let go, not -NSHM_EBUSY */
+#define NSHM_P_DIGEST 0x2u     /* compute the stream's SHA-256 (nshm_*_digest) */
 
 /* What the sender offers. size is meaningful only with size_known. */
 struct nshm_meta {
@@ -165,6 +166,8 @@ NSHM_API uint64_t nshm_tx_bytes(const struct nshm_tx *tx);
 NSHM_API uint32_t nshm_tx_crc(const struct nshm_tx *tx);
 NSHM_API uint32_t nshm_tx_reason(const struct nshm_tx *tx);
 NSHM_API const char *nshm_tx_why(const struct nshm_tx *tx);
+/* With NSHM_P_DIGEST, after nshm_tx_end: SHA-256 of the stream sent. */
+NSHM_API int nshm_tx_digest(struct nshm_tx *tx, unsigned char out[32]);
 
 struct nshm_rx;
 /* Claim the receiving side, announce readiness, wait for a valid offer. */
@@ -186,6 +189,8 @@ NSHM_API uint64_t nshm_rx_bytes(const struct nshm_rx *rx);
 NSHM_API uint32_t nshm_rx_crc(const struct nshm_rx *rx);
 NSHM_API uint32_t nshm_rx_reason(const struct nshm_rx *rx);
 NSHM_API const char *nshm_rx_why(const struct nshm_rx *rx);
+/* With NSHM_P_DIGEST, at the verified end: SHA-256 of the stream. */
+NSHM_API int nshm_rx_digest(struct nshm_rx *rx, unsigned char out[32]);
 
 /* Several files or directory trees, sent as one pax archive (libarchive)
  * and extracted under a directory on the other side. */

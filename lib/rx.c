@@ -318,6 +318,7 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 	/* The whole chunk into private memory, then the slot is free. */
 	nshm_copy_in(rx->s.r, rx->buf, slot_data(rx), d.len);
 	free_slot(rx);
+	side_digest(&rx->s, rx->buf, d.len);
 	*buf = rx->buf;
 	return account(rx, &d, nshm_crc32(0, rx->buf, d.len));
 }
@@ -337,7 +338,8 @@ static int write_failed(struct nshm_rx *rx, int rc)
  * from the slot, then read the written range back through a read-only
  * mapping of the file. Kept to measure against the copy (NSHM_VERIFY=
  * readback); see README "Why the receiver copies". */
-static int readback_crc(int fd, uint64_t pos, size_t len, uint32_t *crc)
+static int readback_crc(struct nshm_rx *rx, int fd, uint64_t pos, size_t len,
+			uint32_t *crc)
 {
 	size_t skew = (size_t)(pos % 4096);
 	void *map = mmap(NULL, len + skew, PROT_READ, MAP_SHARED, fd, (off_t)(pos - skew));
@@ -345,6 +347,7 @@ static int readback_crc(int fd, uint64_t pos, size_t len, uint32_t *crc)
 	if (map == MAP_FAILED)
 		return -errno;
 	*crc = nshm_crc32(0, (unsigned char *)map + skew, len);
+	side_digest(&rx->s, (unsigned char *)map + skew, len);
 	munmap(map, len + skew);
 	return 0;
 }
@@ -364,6 +367,7 @@ static int store_copy(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 
 		nshm_copy_in(rx->s.r, rx->buf, slot_data(rx) + off, len);
 		*crc = nshm_crc32(*crc, rx->buf, len);
+		side_digest(&rx->s, rx->buf, len);
 		rc = nshm_write_all(fd, rx->buf, len, rx->s.p.cancel);
 		if (rc < 0)
 			return rc;
@@ -377,7 +381,7 @@ static int store_readback(struct nshm_rx *rx, int fd, const struct desc_snap *d,
 {
 	int rc = nshm_write_all(fd, slot_data(rx), d->len, rx->s.p.cancel);
 
-	return rc < 0 ? rc : readback_crc(fd, rx->s.bytes, d->len, crc);
+	return rc < 0 ? rc : readback_crc(rx, fd, rx->s.bytes, d->len, crc);
 }
 
 static bool use_readback(int fd)
@@ -471,3 +475,8 @@ const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->s.why; }
 
 
 struct side *rx_side(struct nshm_rx *rx) { return &rx->s; }
+
+int nshm_rx_digest(struct nshm_rx *rx, unsigned char out[32])
+{
+	return side_digest_final(&rx->s, rx->ended, out);
+}

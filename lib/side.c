@@ -2,6 +2,7 @@
 /* What the sending and the receiving side share: the region, the caller's
  * parameters, our claim and its heartbeat, the doorbell, the watch on the
  * peer, the byte and CRC totals, and the one way a failure is recorded. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -17,6 +18,8 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 	s->r = r;
 	s->p = *p;
 	s->started_ns = nshm_now_ns();
+	s->digesting = p->flags & NSHM_P_DIGEST;
+	nshm_sha256_init(&s->sha);
 	if ((rc = nshm_check_params(p)) < 0)
 		return side_fail(s, rc, NSHM_R_NONE, "reserved parameter fields are not zero");
 	nshm_bell_init(&s->bell, r, peer);
@@ -46,4 +49,15 @@ void side_announce(struct side *s, const char *what)
 	s->announced = true;
 	snprintf(msg, sizeof(msg), "waiting for %s on %s", what, s->r->path);
 	s->p.waiting(s->p.arg, msg);
+}
+
+/* Once, at the end: 0 with the digest, -EINVAL if none was asked for or
+ * the stream did not end verified. */
+int side_digest_final(struct side *s, bool ended, unsigned char out[32])
+{
+	if (!s->digesting || !ended)
+		return -EINVAL;
+	nshm_sha256_final(&s->sha, out);
+	s->digesting = false;
+	return 0;
 }

@@ -430,6 +430,7 @@ int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len)
 		n = n < len ? n : len;
 		/* The CRC of our own buffer: the slot copy may be rewritten. */
 		tx->slot_crc = nshm_crc32(tx->slot_crc, p, n);
+		side_digest(&tx->s, p, n);
 		memcpy(slot_ptr(tx, tx->k) + tx->fill, p, n);
 		tx->fill += n;
 		p += n;
@@ -503,3 +504,8 @@ const char *nshm_tx_why(const struct nshm_tx *tx) { return tx->s.why; }
 
 
 struct side *tx_side(struct nshm_tx *tx) { return &tx->s; }
+
+int nshm_tx_digest(struct nshm_tx *tx, unsigned char out[32])
+{
+	return side_digest_final(&tx->s, tx->done, out);
+}

@@ -155,3 +155,26 @@ times_of() { tail -n 1 "$1"; }
 	[ "$(wait_rc get)" = 0 ]
 	[ "$(stat -c %a "$T/dst/src")" = 644 ]
 }
+
+@test "--digest sha256: both ends print the stream's SHA-256, the file's own for one file" {
+	head -c 3000000 /dev/urandom >"$T/src"
+	local want
+	want=$(sha256sum <"$T/src" | cut -d' ' -f1)
+	bg get "$GET" -q --digest sha256 --timeout 10 -s "$REGION" "$T/dst"
+	run "$PUT" -q --digest sha256 --timeout 10 "$T/src" "$REGION"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$want  src" ]
+	[ "$(wait_rc get)" = 0 ]
+	grep -qx "$want  $T/dst/src" "$T/get.err"
+	# A set of files: the pax stream's, the same on both ends, also in JSON.
+	mkdir -p "$T/tree/d" "$T/dst2"
+	cp "$T/src" "$T/tree/d/f"
+	bg get2 "$GET" --json --digest sha256 --timeout 10 -s "$REGION" "$T/dst2"
+	run "$PUT" -q --digest sha256 --timeout 10 "$T/tree" "$REGION"
+	[ "$status" -eq 0 ]
+	[ "$(wait_rc get2)" = 0 ]
+	local sent=${output%% *}
+	grep -q "\"sha256\":\"$sent\"" "$T/get2.out"
+	run "$PUT" --digest md5 "$T/src" "$REGION"
+	[ "$status" -eq 2 ]
+}
