@@ -253,7 +253,7 @@ static int take_desc(struct nshm_rx *rx, struct desc_snap *d)
 			    "the sender sent more than it offered");
 	if (rx->s.p.max_bytes && d->len > rx->s.p.max_bytes - rx->s.bytes)
 		return side_fail(&rx->s, -EFBIG, NSHM_R_NOSPACE,
-				 "the stream passes %llu bytes (--max-bytes)",
+				 "the stream passes the receiver's limit of %llu bytes (--max-bytes)",
 				 (unsigned long long)rx->s.p.max_bytes);
 	return 0;
 }
