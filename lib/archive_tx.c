@@ -392,8 +392,11 @@ out:
 
 static int send_path(struct sender *s, const char *path)
 {
-	char failed[PATH_MAX] = "";
-	int rc = nshm_walk(path, send_one, s, failed);
+	char failed[PATH_MAX];
+	int rc;
+
+	failed[0] = '\0';   /* not the whole 4 KiB: this runs once per FILE */
+	rc = nshm_walk(path, send_one, s, failed);
 
 	if (rc >= 0)
 		return 0;

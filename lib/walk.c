@@ -99,10 +99,14 @@ static size_t prefix_len(const char *path)
 
 int nshm_walk(const char *path, nshm_walk_fn fn, void *arg, char *failed)
 {
-	struct walk w = { .fn = fn, .arg = arg, .failed = failed };
+	struct walk w;     /* not zeroed: name alone is 4 KiB, set below */
 	struct nshm_walk_entry e = { .dirfd = AT_FDCWD, .at = path, .name = w.name };
 	size_t skip = prefix_len(path), len;
 	int rc;
+
+	w.fn = fn;
+	w.arg = arg;
+	w.failed = failed;
 
 	/* "dir/" is named "dir"; "/" keeps its name. */
 	len = strlen(path);
