@@ -33,6 +33,9 @@ struct nshm_doorbell {
 	/* Consume pending wake-ups once fd polled readable. */
 	void (*drain)(struct nshm_region *r);
 	void (*close)(struct nshm_region *r);
+	/* Did the server say peer_id left (a VM's QEMU gone)? NULL: no way to
+	 * know. A hint only: see watch_update. */
+	bool (*gone)(struct nshm_region *r, uint32_t peer_id);
 	void *ctx;
 };
 
@@ -149,6 +152,7 @@ struct peer_watch {
 	int64_t changed_ns;     /* when heartbeat last moved (or watch start) */
 	bool moved;             /* seen it move at least once */
 	bool pinned;            /* in a session: another owner is a dead peer */
+	struct nshm_region *r;  /* set once (side_begin): its doorbell's hints */
 };
 void watch_reset(struct peer_watch *w, const struct head_snap *h);
 void watch_pin(struct peer_watch *w);

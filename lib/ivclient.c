@@ -33,6 +33,7 @@
 #define MAX_PEERS 256u          /* peers whose vector 0 we keep */
 #define MAX_HANDSHAKE_MSGS (MAX_PEERS * IVPROTO_MAX_VECTORS + 8u)
 #define MAX_DRAIN_MSGS 64u      /* per drain: a flooding server waits its turn */
+#define MAX_LEFT 64u            /* peers that left, remembered (the latest) */
 
 struct iv_peer {
 	uint32_t id;
@@ -48,6 +49,8 @@ struct ivclient {
 	unsigned nown;
 	struct iv_peer peers[MAX_PEERS];
 	unsigned npeers;
+	uint32_t left[MAX_LEFT];  /* peers known to us that the server said left */
+	unsigned nleft;           /* total ever; the last MAX_LEFT are kept */
 	struct ivproto_rx in;   /* a message being read */
 };
 
@@ -71,9 +74,20 @@ static void peer_left(struct ivclient *c, uint32_t id)
 	struct iv_peer *p = find_peer(c, id);
 
 	if (!p)
-		return;
+		return;     /* a peer we never knew: nothing to remember */
 	close(p->fd);
 	*p = c->peers[--c->npeers];
+	c->left[c->nleft++ % MAX_LEFT] = id;
+}
+
+static bool has_left(const struct ivclient *c, uint32_t id)
+{
+	unsigned n = c->nleft < MAX_LEFT ? c->nleft : MAX_LEFT;
+
+	for (unsigned i = 0; i < n; i++)
+		if (c->left[i] == id)
+			return true;
+	return false;
 }
 
 static int add_own(struct ivclient *c, int fd)
@@ -97,8 +111,8 @@ static int add_own(struct ivclient *c, int fd)
 /* A peer's eventfd for its next vector: we keep vector 0 only. */
 static void add_peer_fd(struct ivclient *c, uint32_t id, int fd)
 {
-	if (find_peer(c, id) || c->npeers >= MAX_PEERS) {
-		close(fd);
+	if (find_peer(c, id) || c->npeers >= MAX_PEERS || has_left(c, id)) {
+		close(fd);  /* vector 1 on, too many, or an ID that left (reused) */
 		return;
 	}
 	c->peers[c->npeers].id = id;
@@ -273,6 +287,19 @@ static void iv_drain(struct nshm_region *r)
 	pthread_mutex_unlock(&c->lock);
 }
 
+static bool iv_gone(struct nshm_region *r, uint32_t peer_id)
+{
+	struct ivclient *c = r->db.ctx;
+	bool gone;
+
+	pthread_mutex_lock(&c->lock);
+	/* What the socket holds already counts (the waiter drains it too). */
+	read_pending(c, MAX_DRAIN_MSGS);
+	gone = has_left(c, peer_id);
+	pthread_mutex_unlock(&c->lock);
+	return gone;
+}
+
 static void free_client(struct ivclient *c)
 {
 	drop_server(c);
@@ -293,6 +320,10 @@ static void iv_close(struct nshm_region *r)
 	r->db.ctx = NULL;
 	r->db.fd = -1;
 	r->db.kind = "polling";
+	r->db.ring = NULL;
+	r->db.drain = NULL;
+	r->db.close = NULL;
+	r->db.gone = NULL;
 }
 
 /* 0 connected, -ENOENT no server here, other -errno: one that failed. */
@@ -357,6 +388,7 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	r->db.ring = iv_ring;
 	r->db.drain = iv_drain;
 	r->db.close = iv_close;
+	r->db.gone = iv_gone;
 	r->db.ctx = c;
 	return;
 fail:

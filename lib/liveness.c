@@ -9,6 +9,20 @@
 
 #include "internal.h"
 
+/* A peer whose ivshmem ID the server says has left (its VM's QEMU is gone)
+ * is dead once its heartbeat has also stood still this long: far less than
+ * the peer timeout, and more than an idle beat (at most 1 s), so that a
+ * stale ID (a server restarted under a running VM, its IDs counted afresh)
+ * never condemns a peer that still beats. */
+#define GONE_SILENCE_NS 3000000000LL
+
+static bool bell_gone(const struct peer_watch *w, const struct head_snap *h)
+{
+	struct nshm_region *r = w->r;
+
+	return r && h->bell != 0 && r->db.gone && r->db.gone(r, h->bell - 1);
+}
+
 void watch_reset(struct peer_watch *w, const struct head_snap *h)
 {
 	w->owner = h->owner;
@@ -51,6 +65,8 @@ int watch_update(struct peer_watch *w, const struct head_snap *h,
 	if (h->owner == 0 || pid_gone(h))
 		return -1;
 	if (now - w->changed_ns > timeout_ns)
+		return -1;
+	if (now - w->changed_ns > GONE_SILENCE_NS && bell_gone(w, h))
 		return -1;
 	return w->moved ? 1 : 0;
 }

@@ -16,6 +16,7 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 	int rc;
 
 	s->r = r;
+	s->watch.r = r;
 	s->p = *p;
 	s->started_ns = nshm_now_ns();
 	s->digesting = p->flags & NSHM_P_DIGEST;

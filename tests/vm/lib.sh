@@ -577,23 +577,28 @@ vm__qemu_start() {
   date +%s.%N >"$vmdir/started"
 }
 
-# vm_boot NAME [--shm SHMNAME SIZE] [--initrd FILE] [-- QEMU-ARG...]: boot a guest, wait until
-# its /init is ready for commands, print the VM's directory (the handle for the other
-# functions). Arguments after -- go to QEMU as they are (e.g. -virtfs for a 9p share; build the
+# vm_boot NAME [--shm SHMNAME SIZE] [--doorbell SOCKET] [--initrd FILE] [-- QEMU-ARG...]: boot
+# a guest, wait until its /init is ready for commands, print the VM's directory (the handle for
+# the other functions). --doorbell gives it an ivshmem-doorbell device (2 vectors) served by the
+# ivshmem server (nshm-server) at SOCKET, instead of (or beside) --shm's ivshmem-plain. Arguments after -- go to QEMU as they are (e.g. -virtfs for a 9p share; build the
 # initramfs with vm_initramfs -m "virtio_pci 9pnet_virtio 9p" for that).
 vm_boot() {
   local name=$1
   shift
-  local shm="" size="" initrd=${VM_RUN}/guest.cpio
+  local shm="" size="" initrd=${VM_RUN}/guest.cpio bell=()
   VM_QEMU_EXTRA=()
   while (($#)); do
     case $1 in
       --shm) shm=$2 size=$3; shift 3 ;;
+      # shellcheck disable=SC2054  # QEMU's option values are comma-separated
+      --doorbell) bell=(-chardev "socket,path=$2,id=ivs" -device ivshmem-doorbell,chardev=ivs,vectors=2)
+        shift 2 ;;
       --initrd) initrd=$2; shift 2 ;;
       --) shift; VM_QEMU_EXTRA=("$@"); break ;;
       *) vm_die "vm_boot: unknown option $1"; return 1 ;;
     esac
   done
+  VM_QEMU_EXTRA=("${bell[@]}" "${VM_QEMU_EXTRA[@]}")
   local vmdir=$VM_RUN/vm-$name accel t0
   mkdir -p "$vmdir/jobs"
   echo 0 >"$vmdir/jobs/counter"

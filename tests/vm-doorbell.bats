@@ -1,0 +1,219 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
+# shellcheck disable=SC1091,SC2016,SC2154
+# A real QEMU ivshmem-doorbell device served by nshm-server, with a guest that has no module:
+# the guest polls (sysfs resource2), the host side joins the server and sleeps on eventfds.
+# Transfers both ways, and a server that loses its QEMU (killed) and gets it back (booted
+# again). The module's side (MSI-X) is tests/vm-kmod.bats's. Harness: tests/vm/lib.sh.
+#
+# Skips: only when QEMU (or the guest kernel) cannot be installed, and never when CI=true.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  export VM_T0
+  VM_T0=$(vm_now)
+  vm_run_init
+  export VM_SKIP="" VM_NOPROGS=""
+  if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
+    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
+  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
+    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
+  fi
+  [[ -z $VM_SKIP ]] || return 0
+  local progs=()
+  if ! mapfile -t progs < <(vm_programs 2>"$VM_RUN/progs.err") || ((${#progs[@]} != 2)); then
+    VM_NOPROGS=$(cat "$VM_RUN/progs.err")
+    progs=()
+  fi
+  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}"
+  export SHM VM SOCK NSHM_RUN_DIR=$VM_RUN/run
+  SHM=$(vm_shm_name bell)
+  SOCK=$NSHM_RUN_DIR/$SHM.sock
+  server_start || return 0
+  VM=$(vm_boot bell --doorbell "$SOCK") || VM=
+}
+
+teardown_file() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  [[ -n ${VM:-} ]] && vm_shutdown "$VM"
+  server_stop
+  [[ -n ${VM_T0:-} ]] && vm_note "vm-doorbell.bats total: $(vm_since "$VM_T0") s"
+  vm_cleanup
+}
+
+# nshm-server in the background (not our child in a test: setup_file started it); its log in
+# $VM_RUN/server.log, its pid in $VM_RUN/server.pid. fd 3 is closed: bats would wait for it.
+server_start() {
+  local srv i
+  srv=$(vm_build_dir)/nshm-server
+  [[ -x $srv ]] || { echo "$srv is missing: run make" >"$VM_RUN/server.log"; return 1; }
+  mkdir -p "$NSHM_RUN_DIR"
+  printf '%s\n' "$SHM" >>"$VM_RUN/shm.list"
+  rm -f "/dev/shm/$SHM"
+  "$srv" --size 4M "$SHM" </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
+  echo $! >"$VM_RUN/server.pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -S $SOCK ]] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
+# Checked to be our server still (not a recycled pid) before the signal.
+server_stop() {
+  [[ -s ${VM_RUN:-}/server.pid ]] || return 0
+  local pid i
+  pid=$(cat "$VM_RUN/server.pid")
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SHM" || return 0
+  kill -TERM "$pid"
+  for ((i = 0; i < 50; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid"
+}
+
+server_alive() {
+  local pid
+  pid=$(cat "$VM_RUN/server.pid")
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SHM"
+}
+
+# The ID nshm-server gave the client with this pid (its latest), from the log.
+client_id() {
+  sed -n "s/^client \([0-9]*\) joined (pid $1,.*/\1/p" "$VM_RUN/server.log" | tail -n 1
+}
+
+setup() {
+  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  if [[ -n $VM_SKIP ]]; then
+    if [[ ${CI:-} == true ]]; then
+      echo "CI=true, so this is a failure, not a skip: $VM_SKIP" >&2
+      return 1
+    fi
+    skip "VM tests cannot run: $VM_SKIP"
+  fi
+  [[ -n $VM_NOPROGS ]] && { echo "$VM_NOPROGS" >&2; return 1; }
+  [[ -n ${VM:-} ]] || { cat "$VM_RUN/server.log" >&2; echo "the guest did not boot" >&2; return 1; }
+  T=$(mktemp -d "$VM_RUN/case.XXXXXX")
+  CASE_T0=$(vm_now)
+  B=$(vm_build_dir)
+}
+
+teardown() {
+  [[ -n ${T:-} ]] || return 0
+  local f
+  for f in "$T"/*.pid; do
+    [[ -f $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
+  done
+  if [[ -n ${VM:-} ]] && vm_alive "$VM"; then
+    vm_exec "$VM" 10 'killall -9 nshm-get nshm-put 2>/dev/null; rm -rf /tmp/c; true' || true
+  fi
+  vm_note "case \"$BATS_TEST_DESCRIPTION\": $(vm_since "$CASE_T0") s"
+  rm -rf "$T"
+}
+
+bg() {
+  local name=$1
+  shift
+  "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
+  echo $! >"$T/$name.pid"
+}
+
+bg_wait() {
+  local name=$1 limit=$2 pid i rc=0
+  pid=$(cat "$T/$name.pid")
+  for ((i = 0; i < limit * 20; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid"
+    echo "host $name still running after $limit s: killed" >&2
+    return 255
+  fi
+  wait "$pid" || rc=$?
+  rm -f "$T/$name.pid"
+  return "$rc"
+}
+
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# host_to_guest FILE: the guest waits (nshm-get -s pci, polling), the host sends.
+host_to_guest() {
+  local src=$1 name sum id
+  name=$(basename "$src")
+  sum=$(sha "$src")
+  id=$(vm_start "$VM" "rm -rf /tmp/c && mkdir /tmp/c && nshm-get -q --timeout 60 -s pci /tmp/c/ && echo '$sum  /tmp/c/$name' | sha256sum -c && rm -rf /tmp/c")
+  vm_wait_started "$VM" "$id" 10
+  run "$B/nshm-put" -q --timeout 60 "$src" "$SHM"
+  echo "nshm-put: $output"
+  [ "$status" -eq 0 ]
+  vm_wait "$VM" "$id" 60
+}
+
+@test "doorbell: QEMU joined nshm-server; the guest sees the device and its IVPosition" {
+  local qemu
+  qemu=$(cat "$VM/qemu.pid")
+  [ -n "$(client_id "$qemu")" ]
+  # The one ivshmem device in the guest, with BAR0 (registers), BAR1 (MSI-X) and BAR2.
+  run vm_exec "$VM" 20 'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/device)" = 0x1110 ] && ls $d; done'
+  [ "$status" -eq 0 ]
+  [[ $output == *resource0* && $output == *resource1* && $output == *resource2* ]]
+  # IVPosition (BAR0 offset 8) is the ID nshm-server gave this QEMU.
+  run --separate-stderr vm_exec "$VM" 20 'd=$(grep -l 0x1110 /sys/bus/pci/devices/*/device); d=${d%/device}; bar=$(awk "NR==1 {print \$1}" $d/resource); devmem $((bar + 8)) 32'
+  echo "IVPosition: $output (server: client $(client_id "$qemu"))"
+  [ "$status" -eq 0 ]
+  [ "$((output))" -eq "$(client_id "$qemu")" ]
+  server_alive
+}
+
+@test "doorbell: host->guest, 5 MiB: the host rings eventfds, the guest (no module) polls" {
+  head -c 5M /dev/urandom >"$T/five"
+  host_to_guest "$T/five"
+  # The host side was a peer of the server (joined and left); the guest's line says it has no
+  # doorbell, so the host never needed one to reach it.
+  [ "$(grep -c ' joined (pid ' "$VM_RUN/server.log")" -ge 2 ]
+  run "$B/nshm-stat" "$SHM"
+  [[ $output == *"doorbell  eventfd (nshm-server)"* ]]
+  [[ $output == *"receiver  "*"no doorbell"* ]]
+}
+
+@test "doorbell: guest->host, 5 MiB: the host waits on its eventfd for a guest that polls" {
+  local id gsum
+  run --separate-stderr vm_exec "$VM" 60 'rm -rf /tmp/c && mkdir /tmp/c && head -c 5242880 /dev/urandom >/tmp/c/g.bin && sha256sum /tmp/c/g.bin'
+  [ "$status" -eq 0 ]
+  gsum=${output%% *}
+  bg get "$B/nshm-get" -q --timeout 60 -s "$SHM" "$T/out"
+  sleep 1
+  run "$B/nshm-stat" "$SHM"
+  [[ $output == *"receiver  ready, alive"*"doorbell id "* ]]
+  id=$(vm_start "$VM" 'nshm-put -q --timeout 60 /tmp/c/g.bin pci')
+  run vm_wait "$VM" "$id" 60
+  echo "guest nshm-put: rc=$status $output"
+  [ "$status" -eq 0 ]
+  bg_wait get 60
+  [ "$(sha "$T/out")" = "$gsum" ]
+}
+
+@test "doorbell: the server loses QEMU (killed) and gets it back (booted again): fresh ID, transfers" {
+  local old new qemu
+  old=$(client_id "$(cat "$VM/qemu.pid")")
+  [ -n "$old" ]
+  vm_kill "$VM"
+  for ((i = 0; i < 100; i++)); do
+    grep -q "^client $old left" "$VM_RUN/server.log" && break
+    sleep 0.1
+  done
+  grep -q "^client $old left" "$VM_RUN/server.log"
+  server_alive
+  VM=$(vm_boot bell --doorbell "$SOCK")
+  qemu=$(cat "$VM/qemu.pid")
+  new=$(client_id "$qemu")
+  [ -n "$new" ] && [ "$new" -gt "$old" ]
+  head -c 3M /dev/urandom >"$T/again"
+  host_to_guest "$T/again"
+  server_alive
+}
