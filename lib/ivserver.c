@@ -394,8 +394,15 @@ static void accept_client(struct nshm_ivserver *s)
 	struct client *c;
 	int sock = accept4(s->lsock, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (sock < 0)
-		return;         /* gone before we took it, or out of fds: next time */
+	if (sock < 0) {
+		/* Out of descriptors or memory: the connection stays queued
+		 * and the socket readable, so pause rather than spin. */
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+			logf_(s, "cannot accept a client: %s", strerror(errno));
+			nshm_sleep_ns(100000000);
+		}
+		return;
+	}
 	c = free_slot(s);
 	if (!c) {
 		logf_(s, "refused a client: %u clients already (the most)", MAX_CLIENTS);
