@@ -444,9 +444,18 @@ truncate_setup() {
 
 @test "the sender's end record overwritten before the receiver saw it: both sides end" {
 	head -c 100000 /dev/urandom >"$T/src"
-	start get "$GET" --peer-timeout 1 -s "$REGION" "$T/dst"
-	start put "$PUT" --peer-timeout 1 --chunk 64K --slots 2 "$T/src" "$REGION"
-	wait_for tx-state=2 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	mkfifo "$T/pipe"
+	start get "$GET" --peer-timeout 5 -s "$REGION" "$T/dst"
+	IN=$T/pipe start put "$PUT" --peer-timeout 5 --chunk 64K --slots 2 -n src - "$REGION"
+	# The first chunk, then the receiver stopped, then the rest: the end
+	# record then waits for the receiver, however loaded the machine
+	# (catching the moment it stands otherwise was a race).
+	exec 5>"$T/pipe"
+	head -c 65536 "$T/src" >&5
+	wait_for produced'>='1 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	tail -c +65537 "$T/src" >&5
+	exec 5>&-
+	wait_for tx-state=2 --timeout-ms 20000
 	"$SCRIBBLE" set "$R" tx.state 0
 	kill -CONT "$get_PID"
 	finish get 15
