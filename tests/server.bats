@@ -53,11 +53,13 @@ prog_pid() {
 	return 1
 }
 
-# start_server [OPTIONS]: nshm-server NAME in the background; waits for its
-# socket. Its pid (the program's own) in SRV, its log in $T/server.out.
+# start_server [OPTIONS]: nshm-server NAME in the background; waits until it
+# serves. Its pid (the program's own) in SRV, its log in $T/server.out.
 start_server() {
 	bg server "$SERVER" "$@" "$NAME"
-	until_true 10 test -S "$SOCK" || { cat "$T/server.err" >&2; return 1; }
+	# Its log, not the socket: a stale socket may be there before it starts.
+	until_true 10 grep -q '^serving ' "$T/server.out" || { cat "$T/server.err" >&2; return 1; }
+	test -S "$SOCK"
 	SRV=$(prog_pid "$server_PID" nshm-server)
 	[ -n "$SRV" ]
 }
