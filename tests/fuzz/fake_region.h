@@ -129,4 +129,15 @@ static uint32_t xorshift(uint32_t *s)
 	return *s = x;
 }
 
+/* IN_SET(rc, a, b, ...): rc is one of the results a harness allows. */
+static inline bool in_set(long v, const long *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v == set[i])
+			return true;
+	return false;
+}
+#define IN_SET(v, ...) \
+	in_set((v), (const long[]){ __VA_ARGS__ }, sizeof((long[]){ __VA_ARGS__ }) / sizeof(long))
+
 #endif

@@ -235,16 +235,6 @@ static void *send_main(void *arg)
 	return NULL;
 }
 
-static bool in_set(long v, const long *set, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (v == set[i])
-			return true;
-	return false;
-}
-#define IN_SET(v, ...) \
-	in_set((v), (const long[]){ __VA_ARGS__ }, sizeof((long[]){ __VA_ARGS__ }) / sizeof(long))
-
 static void setup_once(void)
 {
 	const char *tmp = getenv("TMPDIR");
