@@ -79,30 +79,14 @@ kmod_build() {
 
 setup() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  if [[ -n $VM_SKIP ]]; then
-    if [[ ${CI:-} == true ]]; then
-      echo "CI=true, so this is a failure, not a skip: $VM_SKIP" >&2
-      return 1
-    fi
-    skip "$VM_SKIP"
-  fi
-  T=$(mktemp -d "$VM_RUN/case.XXXXXX")
-  CASE_T0=$(vm_now)
+  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  vm_case_begin "$VM_SKIP" || return 1
   NSHM_GET=$(vm_build_dir)/nshm-get
   NSHM_PUT=$(vm_build_dir)/nshm-put
 }
 
 teardown() {
-  [[ -n ${T:-} ]] || return 0
-  local f
-  for f in "$T"/*.pid; do
-    [[ -f $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
-  done
-  if [[ -s $VM_RUN/current ]] && vm_alive "$(cat "$VM_RUN/current")"; then
-    vm_exec "$(cat "$VM_RUN/current")" 10 'killall -9 nshm-get nshm-put nshm-stat 2>/dev/null; rm -rf /tmp/c; true' || true
-  fi
-  vm_note "case \"$BATS_TEST_DESCRIPTION\": $(vm_since "$CASE_T0") s"
-  rm -rf "$T"
+  vm_case_end "$(cat "$VM_RUN/current" 2>/dev/null)"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -249,30 +233,7 @@ pat_three() {
   [[ $wc == *"] write-combining" ]]
 }
 
-bg() {
-  local name=$1
-  shift
-  "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
-  echo $! >"$T/$name.pid"
-}
 
-bg_wait() {
-  local name=$1 limit=$2 pid i rc=0
-  pid=$(cat "$T/$name.pid")
-  for ((i = 0; i < limit * 20; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null
-    echo "host $name still running after $limit s: killed" >&2
-    wait "$pid" 2>/dev/null
-    return 255
-  fi
-  wait "$pid" || rc=$?
-  rm -f "$T/$name.pid"
-  return "$rc"
-}
 
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 

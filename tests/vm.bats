@@ -58,30 +58,12 @@ vm__banner() {
 
 setup() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  if [[ -n $VM_SKIP ]]; then
-    if [[ ${CI:-} == true ]]; then
-      echo "CI=true, so this is a failure, not a skip: $VM_SKIP" >&2
-      return 1
-    fi
-    skip "VM tests cannot run (see the banner above)"
-  fi
-  T=$(mktemp -d "$VM_RUN/case.XXXXXX")
-  CASE_T0=$(vm_now)
+  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  vm_case_begin "VM tests cannot run (see the banner above)" || return 1
 }
 
 teardown() {
-  [[ -n ${T:-} ]] || return 0
-  # Host programs this case left running.
-  local f
-  for f in "$T"/*.pid; do
-    [[ -f $f ]] && kill -KILL "$(cat "$f")" 2>/dev/null
-  done
-  # Guest programs this case left running must not disturb the next case.
-  if [[ -n ${VM:-} ]] && vm_alive "$VM"; then
-    vm_exec "$VM" 10 'killall -9 nshm-get nshm-put 2>/dev/null; rm -rf /tmp/c; true' || true
-  fi
-  vm_note "case \"$BATS_TEST_DESCRIPTION\": $(vm_since "$CASE_T0") s"
-  rm -rf "$T"
+  vm_case_end "${VM:-}"
 }
 
 need_programs() {
@@ -93,34 +75,7 @@ need_programs() {
   NSHM_PUT=$(vm_build_dir)/nshm-put
 }
 
-# bg NAME CMD...: run a host command in the background with its output in $T/NAME.{out,err}.
-# fd 3 is closed: bats would wait for it.
-bg() {
-  local name=$1
-  shift
-  "$@" </dev/null >"$T/$name.out" 2>"$T/$name.err" 3>&- &
-  echo $! >"$T/$name.pid"
-}
 
-# bg_wait NAME LIMIT: wait (bounded) for a bg command; its status becomes ours, 255 on timeout.
-bg_wait() {
-  local name=$1 limit=$2 pid i
-  pid=$(cat "$T/$name.pid")
-  for ((i = 0; i < limit * 20; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -KILL "$pid" 2>/dev/null
-    echo "host $name still running after $limit s: killed" >&2
-    wait "$pid" 2>/dev/null
-    return 255
-  fi
-  local rc=0
-  wait "$pid" || rc=$?
-  rm -f "$T/$name.pid"
-  return "$rc"
-}
 
 # random_file PATH SIZE: SIZE bytes of random data (head -c accepts 32M, 5M etc.).
 random_file() { head -c "$2" /dev/urandom >"$1"; }
