@@ -337,6 +337,11 @@ static int cond_slot(void *arg)
 		return side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the receiver's count of freed chunks went back");
 	tx->consumed_seen = consumed;
+	/* Our own count, rewritten by anyone else, wedges both sides the
+	 * same way (the receiver waits for a chunk it thinks unpublished). */
+	if (peek_tx_produced(tx->s.r) != tx->k)
+		return side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "our count of published chunks was overwritten");
 	if (consumed <= tx->k && tx->k - consumed < tx->nslots)
 		return WAIT_DONE;
 	rc = check_session(tx);
@@ -443,8 +448,11 @@ int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len)
 
 static bool said_done(struct nshm_tx *tx)
 {
+	/* "Done" counts only with every byte we sent verified (rx.bytes,
+	 * stored before the state): a stray write of the state alone, seen
+	 * by the scribbler mid-stream, is not a verdict. */
 	return tx->rx.session == tx->s.session && tx->rx.ready == tx->nonce &&
-	       tx->rx.state == RX_DONE;
+	       tx->rx.state == RX_DONE && tx->rx.bytes == tx->s.bytes;
 }
 
 static int cond_verdict(void *arg)
