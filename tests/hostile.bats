@@ -82,7 +82,10 @@ times_of() { tail -n 1 "$1"; }
 	# In progress: the label on a pseudo-terminal, and nshm-stat meanwhile.
 	rm -f "$T/dst/$evil"
 	mkfifo "$T/pipe"
-	bg put2 script -qec "$PUT --timeout 10 -n \$'a\\xc2\\x9b2Jb' - $REGION <$T/pipe" /dev/null
+	# script(1) runs the command with $SHELL, which may be dash (no $'...'
+	# there; CI has it): the name reaches it through the environment.
+	export EVIL_LABEL=$'a\xc2\x9b2Jb'
+	bg put2 script -qec "$PUT --timeout 10 -n \"\$EVIL_LABEL\" - $REGION <$T/pipe" /dev/null
 	# The receiver first: started after the exec it would hold the pipe open.
 	bg get2 "$GET" --timeout 10 -s "$REGION" "$T/dst"
 	exec 5>"$T/pipe"
