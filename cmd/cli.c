@@ -17,8 +17,9 @@ static char bus_msg[128];
 static size_t bus_len;
 static const char *bus_cleanup;
 
-/* The region can shrink under the mapping (a truncated shm object): an
- * access then raises SIGBUS. Nothing is safe to continue; remove the
+/* The region can shrink under the mapping (a truncated shm object), and
+ * so can an input file that nshm_tx_from_fd maps: an access then raises
+ * SIGBUS. Nothing is safe to continue; remove the
  * partial output, say why, and fail. Only async-signal-safe calls here. */
 static void on_sigbus(int sig)
 {
@@ -31,11 +32,11 @@ static void on_sigbus(int sig)
 	_exit(EXIT_FAILED);
 }
 
-void cli_catch_sigbus(const struct cli *c, const char *cleanup_path)
+void cli_catch_sigbus(const struct cli *c, const char *what, const char *cleanup_path)
 {
 	bus_len = (size_t)snprintf(bus_msg, sizeof(bus_msg),
-				   "%s: the region shrank or vanished under the transfer\n",
-				   c->prog);
+				   "%s: %s shrank or vanished under the transfer\n",
+				   c->prog, what);
 	if (bus_len >= sizeof(bus_msg))
 		bus_len = sizeof(bus_msg) - 1;
 	bus_cleanup = cleanup_path;

@@ -41,8 +41,9 @@ extern volatile sig_atomic_t cli_cancel;
 
 void cli_init(struct cli *c, const char *prog);
 void cli_signals(void);
-/* On SIGBUS: unlink cleanup_path (if it holds a path then), message, exit 1. */
-void cli_catch_sigbus(const struct cli *c, const char *cleanup_path);
+/* On SIGBUS: unlink cleanup_path (if it holds a path then), say that what
+ * ("the region") shrank under the transfer, exit 1. */
+void cli_catch_sigbus(const struct cli *c, const char *what, const char *cleanup_path);
 /* Long options both programs take; returns 1 if handled, -1 on error. */
 int cli_common_option(struct cli *c, int opt, const char *arg);
 int parse_size(const char *s, uint64_t *out);

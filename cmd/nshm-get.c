@@ -620,7 +620,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
-	cli_catch_sigbus(&g.cli, bus_tmp);
+	cli_catch_sigbus(&g.cli, "the region", bus_tmp);
 	rc = cli_open(&g.cli, g.source, &r);
 	if (rc)
 		return rc;

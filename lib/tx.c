@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -386,18 +388,65 @@ static void publish(struct nshm_tx *tx, size_t len)
 		tx->s.p.progress(tx->s.p.arg, tx->s.bytes, tx->total);
 }
 
-/* Reads the input in cache-sized pieces into private memory, checksums
- * each piece there and copies it into the slot (nshm_tx_write). Reading
+/* Pieces small enough to stay in cache between the checksum and the copy
+ * into the slot. */
+enum { PIECE = 256 << 10, WINDOW = 8 << 20 };
+
+/* A regular file is sent from a read-only mapping of it, window by window:
+ * the checksum and the copy into the slot read the page cache itself, one
+ * pass over the bytes fewer than read() into a buffer, and the mapping is
+ * ours alone (the slot, which the peer may rewrite, is never checksummed).
+ * Sends what the file held when we began; *pos is where read() goes on
+ * (a file that grew; or any file where mapping fails). A file truncated
+ * meanwhile raises SIGBUS, which the caller's handler reports. */
+static int tx_from_map(struct nshm_tx *tx, int fd, off_t *pos)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct stat st;
+
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || page <= 0)
+		return 0;
+	while (*pos < st.st_size) {
+		size_t skew = (size_t)(*pos % page);
+		size_t len = st.st_size - *pos < WINDOW ? (size_t)(st.st_size - *pos) : WINDOW;
+		unsigned char *map = mmap(NULL, len + skew, PROT_READ, MAP_SHARED | MAP_POPULATE,
+					  fd, *pos - (off_t)skew);
+		int rc = 0;
+
+		if (map == MAP_FAILED)
+			return 0;
+		for (size_t off = 0; off < len && rc == 0; off += PIECE)
+			rc = nshm_tx_write(tx, map + skew + off, len - off < PIECE ? len - off : PIECE);
+		munmap(map, len + skew);
+		if (rc < 0)
+			return rc;
+		*pos += (off_t)len;
+	}
+	return 0;
+}
+
+/* Anything else is read in cache-sized pieces into private memory, which
+ * is checksummed and copied into the slot (nshm_tx_write). Reading
  * straight into the slot would save that copy, but then the checksum would
  * be of shared memory that anyone with the region may rewrite between the
- * read and the checksum (the scribbler test caught exactly that); the copy
- * from a cache-hot piece costs little beside the receiver's write. */
+ * read and the checksum (the scribbler test caught exactly that). */
 int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 {
-	enum { PIECE = 256 << 10 };
-	unsigned char *buf = malloc(PIECE);
+	off_t pos = lseek(fd, 0, SEEK_CUR);
+	unsigned char *buf = NULL;
 	int rc = 0;
 
+	if (pos >= 0) {
+		rc = tx_from_map(tx, fd, &pos);
+		if (rc < 0)
+			return rc;
+		if (lseek(fd, pos, SEEK_SET) < 0) {
+			rc = -errno;
+			return side_fail(&tx->s, rc, NSHM_R_IO, "reading the input: %s",
+					 nshm_strerror(rc));
+		}
+	}
+	buf = malloc(PIECE);
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {

@@ -326,6 +326,25 @@ truncate_setup() {
 	[ -s "$T/put.err" ]
 }
 
+@test "the input file truncated while it is sent: nshm-put says so, exits 1, no file; the region works after" {
+	# nshm-put maps a regular file (lib/tx.c tx_from_map); a file cut
+	# short under the mapping raises SIGBUS in the middle of a copy.
+	head -c 16M /dev/urandom >"$T/src"
+	start get "$GET" --peer-timeout 30 -s "$REGION" "$T/dst"
+	start put "$PUT" --peer-timeout 30 --chunk 64K --slots 2 "$T/src" "$REGION"
+	wait_for consumed\>=1 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	wait_for full --timeout-ms 10000
+	truncate -s 0 "$T/src"
+	kill -CONT "$get_PID"
+	finish put 20
+	finish get 20
+	[ "$put_RC" = 1 ]
+	grep -q "an input file or the region shrank" "$T/put.err"
+	[ "$get_RC" != 0 ] && [ "$get_RC" != hang ]
+	no_file src
+	transfer_ok
+}
+
 @test "a chunk corrupted after publication: the receiver fails on its checksum, no file" {
 	head -c 2M /dev/urandom >"$T/src"
 	mkfifo "$T/fifo"
