@@ -31,6 +31,9 @@
 # threads other than its vCPUs (see "CPU" in bench/run).
 
 VM_METHODS=(nshm netcat scp scp-aes128gcm hpnscp hpnscp-none curl 9p 9p-msize512k virtiofs qemu-ga virtio-serial cp)
+# A subset, comma-separated, to measure one change quickly (a full run is
+# what RESULTS.md shows).
+[[ -n ${NSHM_BENCH_VM_METHODS:-} ]] && IFS=, read -ra VM_METHODS <<<"$NSHM_BENCH_VM_METHODS"
 VM_MODULES="virtio_pci virtio_net 9pnet_virtio 9p virtiofs virtio_console"
 VM_REGION=${NSHM_BENCH_VM_REGION:-64M}
 # Fewer runs than the host setting: under emulation a round of every method
