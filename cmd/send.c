@@ -24,7 +24,13 @@ static int describe(const struct send_what *w, const char *file, int fd,
 	if (fstat(fd, &st) != 0)
 		return -errno;
 	if (S_ISREG(st.st_mode)) {
-		m->size = (uint64_t)st.st_size;
+		/* What is left from the offset: standard input may be a
+		 * file that someone already read part of. */
+		off_t at = lseek(fd, 0, SEEK_CUR);
+
+		if (at < 0)
+			at = 0;
+		m->size = at < st.st_size ? (uint64_t)(st.st_size - at) : 0;
 		m->size_known = 1;
 	}
 	m->mode = S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
