@@ -188,6 +188,7 @@ struct nshm_bell {
 	void (*reset)(struct nshm_bell *b);  /* condition moved: spin again */
 	unsigned spins;
 	int64_t sleep_ns;
+	int64_t reset_ns;                 /* polling: when the wait began */
 	struct nshm_region *r;            /* fd bell: the region's doorbell */
 	const struct line_head *peer;     /* fd bell: whom ring() wakes */
 	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
