@@ -188,7 +188,8 @@ struct nshm_bell {
 	void (*reset)(struct nshm_bell *b);  /* condition moved: spin again */
 	unsigned spins;
 	int64_t sleep_ns;
-	int64_t reset_ns;                 /* polling: when the wait began */
+	int64_t fine_until_ns;            /* polling: look often until then */
+	bool handshake;                   /* set by wait_handshake */
 	struct nshm_region *r;            /* fd bell: the region's doorbell */
 	const struct line_head *peer;     /* fd bell: whom ring() wakes */
 	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
@@ -217,6 +218,11 @@ enum wait_result { WAIT_MORE = 0, WAIT_DONE = 1, WAIT_OTHER = 2 };
 typedef int (*wait_cond)(void *arg);  /* enum wait_result or < 0 */
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	       int64_t deadline_ns, volatile sig_atomic_t *cancel);
+/* The same for a step of a handshake, which the peer answers within a
+ * moment: polling looks often at first (bell.c, FINE_NS). The data path's
+ * waits, which can last as long as the slower side takes, use wait_until. */
+int wait_handshake(struct nshm_bell *b, wait_cond cond, void *arg,
+		   int64_t deadline_ns, volatile sig_atomic_t *cancel);
 
 /* sha256.c: the stream's SHA-256, with NSHM_P_DIGEST. */
 struct nshm_sha256 {

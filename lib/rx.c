@@ -141,7 +141,7 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	announce_ready(rx);
 	rx->s.bell.ring(&rx->s.bell);
 	deadline = p->timeout_ms > 0 ? rx->s.started_ns + p->timeout_ms * 1000000 : 0;
-	rc = wait_until(&rx->s.bell, cond_offer, rx, deadline, p->cancel);
+	rc = wait_handshake(&rx->s.bell, cond_offer, rx, deadline, p->cancel);
 	if (rc == -ETIMEDOUT)
 		return side_fail(&rx->s, rc, NSHM_R_TIMEOUT, "no sender appeared on %s",
 				 r->path);
@@ -446,8 +446,8 @@ static void await_seen(struct nshm_rx *rx)
 {
 	if (rx->s.session == 0)
 		return;
-	(void)wait_until(&rx->s.bell, cond_seen, rx, nshm_now_ns() + SEEN_WAIT_NS,
-			 rx->s.p.cancel);
+	(void)wait_handshake(&rx->s.bell, cond_seen, rx, nshm_now_ns() + SEEN_WAIT_NS,
+			     rx->s.p.cancel);
 }
 
 void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)

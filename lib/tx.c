@@ -216,7 +216,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 	for (;;) {
 		int64_t answer_deadline;
 
-		rc = wait_until(&tx->s.bell, cond_ready, tx, ready_deadline, tx->s.p.cancel);
+		rc = wait_handshake(&tx->s.bell, cond_ready, tx, ready_deadline, tx->s.p.cancel);
 		if (rc == -ETIMEDOUT)
 			return side_fail(&tx->s, rc, NSHM_R_TIMEOUT,
 					 "no receiver appeared on %s", tx->s.r->path);
@@ -230,7 +230,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		answer_deadline = nshm_now_ns() + peer_timeout_ns(&tx->s.p);
 		if (ready_deadline && ready_deadline < answer_deadline)
 			answer_deadline = ready_deadline;
-		rc = wait_until(&tx->s.bell, cond_answer, tx, answer_deadline, tx->s.p.cancel);
+		rc = wait_handshake(&tx->s.bell, cond_answer, tx, answer_deadline, tx->s.p.cancel);
 		if (rc == 0) {
 			/* From here the receiver is the owner that accepted. */
 			watch_pin(&tx->s.watch);
@@ -532,7 +532,7 @@ int nshm_tx_end(struct nshm_tx *tx)
 	PUBLISH(t->state, TX_END);
 	tx->ended = true;
 	tx->s.bell.ring(&tx->s.bell);
-	rc = wait_until(&tx->s.bell, cond_verdict, tx, 0, tx->s.p.cancel);
+	rc = wait_handshake(&tx->s.bell, cond_verdict, tx, 0, tx->s.p.cancel);
 	tx->done = rc == 0;
 	return rc;
 }

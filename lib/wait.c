@@ -46,3 +46,14 @@ int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
 	set_idle(b, false);
 	return rc == WAIT_DONE ? 0 : rc;
 }
+
+int wait_handshake(struct nshm_bell *b, wait_cond cond, void *arg,
+		   int64_t deadline_ns, volatile sig_atomic_t *cancel)
+{
+	int rc;
+
+	b->handshake = true;
+	rc = wait_until(b, cond, arg, deadline_ns, cancel);
+	b->handshake = false;
+	return rc;
+}
