@@ -4,12 +4,13 @@
 # same tmpfs in the same rounds: what a change to the data path is worth,
 # less exposed to the load drifting than two separate bench runs.
 #
-# usage: bench/ab-builds.sh MIB RUNS BUILD_DIR...
+# usage: bench/ab-builds.sh MIB RUNS VARIANT...
+#   VARIANT: a build directory, or DIR:VAR=VALUE for nshm-get run with VAR
+#   set (bench/verify-modes.sh compares NSHM_VERIFY=copy and =readback so)
 #   e.g. git worktree add /tmp/base HEAD~1 && make -C /tmp/base &&
 #        bench/ab-builds.sh 256 7 /tmp/base/build build
-# Prints, per build and for cp and dd, the median MB/s (start of both ends
+# Prints, per variant and for cp and dd, the median MB/s (start of both ends
 # to both exiting) and CPU s per GiB (user+sys of both ends), with the runs.
-# NSHM_AB_GET_ENV (e.g. NSHM_VERIFY=readback) goes to nshm-get's environment.
 set -euo pipefail
 (($# >= 3)) || { sed -n '2,/^set -/{/^set -/d;/SPDX/d;s/^# \{0,1\}//;p;}' "$0"; exit 2; }
 mib=$1 runs=$2
@@ -21,9 +22,10 @@ truncate -s 64M "/dev/shm/$region"
 head -c "${mib}M" /dev/urandom >"$w/src"
 declare -A rate cpu
 
-# one WHAT: one timed run; WHAT is a build directory, cp or dd.
+# one WHAT: one timed run; WHAT is a VARIANT, cp or dd.
 one() {
-	local b=$1 t0 t1 g
+	local b=$1 dir=${1%%:*} genv=() t0 t1 g
+	[[ $b == *:* ]] && genv=("${b#*:}")
 	rm -f "$w/out"
 	echo "0 0" >"$w/t2"
 	t0=$EPOCHREALTIME
@@ -32,11 +34,10 @@ one() {
 	dd) /usr/bin/time -f "%U %S" -o "$w/t1" dd if=/dev/zero of="$w/out" bs=1M \
 		count="$mib" status=none ;;
 	*)
-		# shellcheck disable=SC2086
-		/usr/bin/time -f "%U %S" -o "$w/t1" env ${NSHM_AB_GET_ENV:-} \
-			"$b/nshm-get" -q -s "$region" "$w/out" &
+		/usr/bin/time -f "%U %S" -o "$w/t1" env "${genv[@]}" \
+			"$dir/nshm-get" -q -s "$region" "$w/out" &
 		g=$!
-		/usr/bin/time -f "%U %S" -o "$w/t2" "$b/nshm-put" -q "$w/src" "$region"
+		/usr/bin/time -f "%U %S" -o "$w/t2" "$dir/nshm-put" -q "$w/src" "$region"
 		wait "$g"
 		;;
 	esac
