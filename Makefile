@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # nshm: one Makefile. `make`, `make check`, `make demo`, `make install`.
+.DEFAULT_GOAL := all
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 BINDIR   ?= $(PREFIX)/bin
@@ -15,20 +16,42 @@ CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes
 SAN      ?=
 ifneq ($(SAN),)
-CFLAGS   += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# Added to a CFLAGS given on the command line too.
+override CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
 endif
 
-HAVE_ISAL := $(shell $(PKGCONFIG) --exists libisal 2>/dev/null && echo yes)
-PKGS      := zlib $(if $(HAVE_ISAL),libisal)
-# libarchive is loaded with dlopen when a set of files is first sent or
-# received (lib/archive_dl.h): its headers at build time, its soname baked
-# in, nothing linked. Tools that call it themselves link LA_LIBS.
-LA_SONAME := $(shell objdump -p $$($(PKGCONFIG) --variable=libdir libarchive 2>/dev/null)/libarchive.so 2>/dev/null | awk '/SONAME/ { print $$2 }')
-DEPCFLAGS := $(shell $(PKGCONFIG) --cflags $(PKGS) libarchive 2>/dev/null) $(if $(HAVE_ISAL),-DHAVE_ISAL) \
-	     $(if $(LA_SONAME),-DNSHM_LIBARCHIVE_SONAME='"$(LA_SONAME)"')
-DEPLIBS   := $(shell $(PKGCONFIG) --libs $(PKGS) 2>/dev/null) -lpthread -ldl
-LA_LIBS   := $(shell $(PKGCONFIG) --libs libarchive 2>/dev/null)
+WITH_ISAL ?= auto
+
+# What the build found and was asked for is recorded in one file,
+# $(BUILD)/config.mk, written by build-aux/config.sh before anything is
+# compiled (each BUILD has its own). Nothing here asks pkg-config or looks
+# for a library when the Makefile is parsed: `make demo` and `make check`
+# install the packages first (tests/deps.sh). The recipes read the file when
+# they run, and every object and program depends on it: a changed compiler,
+# flag or library rebuilds what was built with the old one; an unchanged
+# configuration rebuilds nothing (the file is rewritten only when it differs).
+CONFIG    := $(BUILD)/config.mk
+cfg        = $(shell sed -n 's/^$(1)=//p' $(CONFIG))
+# zlib, ISA-L when found (-DHAVE_ISAL), libarchive's headers and its soname
+# (-DNSHM_LIBARCHIVE_SONAME): libarchive is loaded with dlopen when a set of
+# files is first sent or received (lib/archive_dl.h), nothing linked. Tools
+# that call it themselves link LA_LIBS.
+DEPCFLAGS  = $(call cfg,DEP_CFLAGS)
+DEPLIBS    = $(call cfg,DEP_LIBS)
+LA_LIBS    = $(call cfg,LA_LIBS)
+PKGS       = $(call cfg,PKGS)
+
+.PHONY: FORCE
+$(CONFIG): export NSHM_CC = $(CC)
+$(CONFIG): export NSHM_CFLAGS = $(CFLAGS)
+$(CONFIG): export NSHM_LDFLAGS = $(LDFLAGS)
+$(CONFIG): export NSHM_SAN = $(SAN)
+$(CONFIG): export NSHM_WITH_ISAL = $(WITH_ISAL)
+$(CONFIG): export NSHM_PKGCONFIG = $(PKGCONFIG)
+$(CONFIG): FORCE
+	@mkdir -p $(@D)
+	@sh build-aux/config.sh $@
 
 # The library's version has one source, lib/nshm.h (as zstd's build reads
 # zstd.h); the soname carries its major number.
@@ -52,13 +75,13 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(DEPCFLAGS) -D_FILE_OFFSET_BITS=64 -Ilib -MMD -M
 .PHONY: all lib check demo install uninstall clean deps vm-demo bench fuzz unit
 all: $(PROGS:%=$(BUILD)/%) $(BUILD)/libnshm.a $(BUILD)/libnshm.so.$(LIBVER) $(BUILD)/nshm.pc
 
-$(BUILD)/lib/%.o: lib/%.c
+$(BUILD)/lib/%.o: lib/%.c $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
-$(BUILD)/pic/%.o: lib/%.c
+$(BUILD)/pic/%.o: lib/%.c $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DNSHM_BUILD_SHARED -c -o $@ $<
-$(BUILD)/cmd/%.o: cmd/%.c
+$(BUILD)/cmd/%.o: cmd/%.c $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -77,38 +100,52 @@ $(BUILD)/libnshm.a: $(LIB_PIC)
 	$(OBJCOPY) --localize-hidden $(BUILD)/static/libnshm.o
 	rm -f $@
 	$(AR) rcs $@ $(BUILD)/static/libnshm.o
-$(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libnshm.so.$(SOVERSION) -o $@ $^ $(DEPLIBS)
+$(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC) $(CONFIG)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libnshm.so.$(SOVERSION) -o $@ $(LIB_PIC) $(DEPLIBS)
 	ln -sf libnshm.so.$(LIBVER) $(BUILD)/libnshm.so.$(SOVERSION)
 	ln -sf libnshm.so.$(SOVERSION) $(BUILD)/libnshm.so
 
 # The programs carry the library statically: one file to copy into a guest.
-$(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB)
+# A static pattern: its objects are not intermediates, which make would
+# delete after linking and rebuild each time.
+$(PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
 	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(INT_LIB) tests/unit/tap.h
+$(BUILD)/tests/%: tests/unit/%.c $(INT_LIB) tests/unit/tap.h $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS)
 
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCDIR@|$(INCDIR)|' \
 	     -e 's|@VERSION@|$(LIBVER)|; s|@PRIVATE@|$(PKGS)|' lib/nshm.pc.in
-$(BUILD)/nshm.pc: lib/nshm.pc.in lib/nshm.h Makefile
+$(BUILD)/nshm.pc: lib/nshm.pc.in lib/nshm.h Makefile $(CONFIG)
 	$(PC_SED) > $@
 
-$(BUILD)/tools/%: tests/tools/%.c $(INT_LIB)
+$(BUILD)/tools/%: tests/tools/%.c $(INT_LIB) $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS) $(LA_LIBS)
 
 unit: $(UNIT_BIN) $(TOOL_BIN)
 
+# demo and check install what they need first (as root; otherwise they
+# print the apt-get line), then build: a make started only after the
+# packages are in, so that the configuration sees them.
 deps:
 	@bash tests/deps.sh
 
 check: deps
 	@bash tests/check.sh
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@bash tests/demo.sh
+
+# The README's two commands in a fresh Debian 12 root with only
+# build-essential and git (mmdebstrap, cached), in a fresh clone of
+# FRESH_COMMIT: FRESH_MODE=A runs make demo then make check, B make check
+# alone. Root only; 20-30 minutes; not part of make check.
+.PHONY: fresh-check
+fresh-check:
+	@bash tests/fresh-root.sh $(or $(FRESH_MODE),A) $(or $(FRESH_COMMIT),HEAD)
 
 # The guest module (kmod/, GPL-2.0), against the kernel headers in KDIR
 # (default: the running kernel's). Not part of `all`: it is built in a guest.

@@ -296,9 +296,12 @@ void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 	if (c->json) {
 		printf("{\"event\":\"done\",\"name\":");
 		json_string(stdout, name);
+		/* crc32_impl: which implementation this side ran (make demo
+		 * reports it; NSHM_CRC and the timing choose it). */
 		printf(",\"bytes\":%llu,\"seconds\":%.6f,\"mbps\":%.1f,"
-		       "\"crc32\":\"%08x\"%s%s", (unsigned long long)bytes, secs,
-		       mbps, crc, extra_json ? "," : "", extra_json ? extra_json : "");
+		       "\"crc32\":\"%08x\",\"crc32_impl\":\"%s\"%s%s",
+		       (unsigned long long)bytes, secs, mbps, crc, nshm_crc32_impl(),
+		       extra_json ? "," : "", extra_json ? extra_json : "");
 		if (c->sha256[0])
 			printf(",\"sha256\":\"%s\"", c->sha256);
 		printf("}\n");

@@ -13,7 +13,7 @@
 #   -p PARTS   which parts, comma-separated (default micro,big,small): micro = gbench cpu/bar
 #              and guest cp; big = MIB transfers; small = 1 MiB transfers and start-up costs
 # The programs are built from the committed HEAD (git archive) in a private directory, once
-# with ISA-L and once with zlib (make HAVE_ISAL=), so that a dirty work tree or a concurrent
+# with ISA-L and once with zlib (make WITH_ISAL=no), so that a dirty work tree or a concurrent
 # `make` in build/ does not change what is measured.
 set -euo pipefail
 
@@ -53,7 +53,7 @@ mkdir -p "$W/src" "$W/bin"
 git -C "$VM_REPO_DIR" archive HEAD | tar -x -C "$W/src"
 COMMIT=$(git -C "$VM_REPO_DIR" rev-parse --short HEAD)
 make -s -C "$W/src" BUILD="$W/b-isal" "$W/b-isal/nshm-get" "$W/b-isal/nshm-put" >/dev/null
-make -s -C "$W/src" BUILD="$W/b-zlib" HAVE_ISAL= "$W/b-zlib/nshm-get" >/dev/null
+make -s -C "$W/src" BUILD="$W/b-zlib" WITH_ISAL=no "$W/b-zlib/nshm-get" >/dev/null
 cp "$W/b-isal/nshm-get" "$W/bin/nshm-get-isal"
 cp "$W/b-zlib/nshm-get" "$W/bin/nshm-get-zlib"
 # shellcheck disable=SC2046  # pkg-config prints several flags
