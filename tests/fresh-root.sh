@@ -10,7 +10,7 @@
 #     COMMIT       of this repository (default HEAD)
 #
 # Root only. The machine is a Debian 12 root made by mmdebstrap
-# (--variant=essential, build-essential, git, ca-certificates; the mirrors are
+# (--variant=essential, apt, build-essential, git, ca-certificates; the mirrors are
 # this machine's own Debian apt sources), kept as a tarball in
 # $NSHM_FRESH_CACHE (default /var/cache/nshm-fresh) and unpacked afresh for
 # every run: a root that one run changed is no longer fresh. The run gets
@@ -32,7 +32,9 @@ src=$(git -C "$(dirname "$0")/.." rev-parse --path-format=absolute --git-common-
 commit=$(git --git-dir="$src" rev-parse --verify "$rev^{commit}")
 cache=${NSHM_FRESH_CACHE:-/var/cache/nshm-fresh}
 shm_size=${NSHM_FRESH_SHM:-8g}
-include=build-essential,git,ca-certificates
+# --variant=essential has no apt (it is "important", not "essential"): a
+# Debian machine always has it.
+include=apt,build-essential,git,ca-certificates
 
 # Everything below runs in a private mount namespace: the kernel drops the
 # mounts with the namespace, whatever happens to this script.
@@ -41,10 +43,11 @@ if [ -z "${NSHM_FRESH_NS:-}" ]; then
 fi
 
 # The mirrors: the Debian "deb" entries of this machine's apt sources, in
-# one-line form (both the deb822 .sources and the .list formats).
+# one-line form (both the deb822 .sources and the .list formats); only
+# Debian's bookworm suites (not, say, a local repository of a test).
 mirrors() {
 	local f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+	{ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
 		[ -f "$f" ] && sed -n 's/^[[:space:]]*deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\{0,1\}/deb /p' "$f"
 	done
 	for f in /etc/apt/sources.list.d/*.sources; do
@@ -62,7 +65,7 @@ mirrors() {
 		     tolower($1) == "components:" { $1 = ""; comps = substr($0, 2) }
 		     tolower($1) == "enabled:" { enabled = tolower($2) }
 		     END { flush() }' "$f"
-	done | grep -E ' (bookworm|bookworm-updates|bookworm-security) ' | grep -E '/debian(-security)?/? ' | sort -u
+	done; } | grep -E ' (bookworm|bookworm-updates|bookworm-security) ' | grep -E '/debian(-security)?/? ' | sort -u
 }
 
 mapfile -t mirror_lines < <(mirrors)
@@ -82,7 +85,7 @@ if [ ! -s "$tarball" ] || [ -n "${NSHM_FRESH_REBUILD:-}" ]; then
 	fi
 	echo "fresh-root: building $tarball (mmdebstrap, a few minutes)" >&2
 	rm -f "$tarball.tmp.tar"
-	mmdebstrap --quiet --variant=essential --mode=root --include="$include" \
+	mmdebstrap --variant=essential --mode=root --include="$include" \
 		bookworm "$tarball.tmp.tar" "${mirror_lines[@]}" >&2
 	mv "$tarball.tmp.tar" "$tarball"
 fi
