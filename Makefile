@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: BSD-2-Clause
-# nshm: one Makefile. `make`, `make check`, `make demo`, `make install`.
+# nshm: one Makefile. The commands (README, "Build, demo, test"):
+#   targets: all (the default) demo check deps vm-demo bench install
+#   targets: uninstall fresh-check kmod fuzz unit clean
+# Settings: BUILD=dir (each has its own config.mk), CC, CFLAGS, SAN=1,
+# WITH_ISAL=auto|yes|no, PREFIX, DESTDIR.
 .DEFAULT_GOAL := all
 PREFIX   ?= /usr/local
 DESTDIR  ?=

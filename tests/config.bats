@@ -106,3 +106,18 @@ mk() {
 	grep -q '^LDFLAGS=.*-fsanitize=address,undefined' "$T/s/config.mk"
 	grep -qx 'HAVE_ISAL=yes' "$T/s/config.mk"
 }
+
+@test "config: every make command of the README's \"Build, demo, test\" and the Makefile's header is a target" {
+	local t targets
+	# The indented block of commands under the heading.
+	targets=$(sed -n '/^## Build, demo, test/,/^## /p' "$ROOT/README.md" |
+		sed -n 's/^    make \([a-z-]*\).*/\1/p' | grep -v '^$')
+	targets="$targets $(sed -n 's/^#   targets: //p' "$ROOT/Makefile" | sed 's/(the default)//')"
+	[ "$(echo $targets | wc -w)" -ge 10 ]
+	# The Makefile's rules, from make's own database (nothing is run).
+	make -C "$ROOT" -pRrq BUILD="$T/q" : 2>/dev/null | sed -n 's/^\([a-z-]*\):.*/\1/p' | sort -u >"$T/rules"
+	for t in $targets; do
+		grep -qx "$t" "$T/rules" ||
+			{ echo "README or Makefile header: make $t: no such target" >&2; return 1; }
+	done
+}

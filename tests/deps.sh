@@ -15,7 +15,7 @@ need=(
 	"python3:python3" "tar:tar" "zsh:zsh" "fish:fish" "setpriv:util-linux"
 	"sshd:openssh-server" "ssh:openssh-client" "nc:netcat-openbsd" "gnuplot:gnuplot-nox"
 	"/usr/include/x86_64-linux-gnu/curl/curl.h:libcurl4-openssl-dev" "ip:iproute2" "/usr/share/bash-completion/bash_completion:bash-completion"
-	"strace:strace" "/usr/bin/time:time"
+	"strace:strace" "/usr/bin/time:time" "pgrep:procps"
 	"mmdebstrap:mmdebstrap" "mke2fs:e2fsprogs"
 )
 [ "${NSHM_DEPS_EXTRA:-}" ] && read -ra extra <<<"$NSHM_DEPS_EXTRA" && need+=("${extra[@]}")
