@@ -28,7 +28,7 @@ endif
 WITH_ISAL ?= auto
 
 # What the build found and was asked for is recorded in one file,
-# $(BUILD)/config.mk, written by build-aux/config.sh before anything is
+# $(BUILD)/config.mk, written by mk/config.sh before anything is
 # compiled (each BUILD has its own). Nothing here asks pkg-config or looks
 # for a library when the Makefile is parsed: `make demo` and `make check`
 # install the packages first (tests/deps.sh). The recipes read the file when
@@ -55,7 +55,7 @@ $(CONFIG): export NSHM_WITH_ISAL = $(WITH_ISAL)
 $(CONFIG): export NSHM_PKGCONFIG = $(PKGCONFIG)
 $(CONFIG): FORCE
 	@mkdir -p $(@D)
-	@sh build-aux/config.sh $@
+	@sh mk/config.sh $@
 
 # The library's version has one source, lib/nshm.h (as zstd's build reads
 # zstd.h); the soname carries its major number.

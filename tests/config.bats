@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: BSD-2-Clause
-# The build's configuration (build-aux/config.sh, BUILD/config.mk): decided
+# The build's configuration (mk/config.sh, BUILD/config.mk): decided
 # when building, not when the Makefile is parsed; recorded in one file that
 # every object depends on; a change rebuilds, no change rebuilds nothing.
 # Scratch BUILD directories, -O0: about 20 s on 2 busy cores.
@@ -72,7 +72,7 @@ mk() {
 	[ ! -e "$T/pkg-config.log" ]
 	local deps conf cc
 	deps=$(grep -n 'tests/deps.sh' "$T/demo.log" | head -1 | cut -d: -f1)
-	conf=$(grep -n 'build-aux/config.sh' "$T/demo.log" | head -1 | cut -d: -f1)
+	conf=$(grep -n 'mk/config.sh' "$T/demo.log" | head -1 | cut -d: -f1)
 	cc=$(grep -nE '^cc .* -c ' "$T/demo.log" | head -1 | cut -d: -f1)
 	[ -n "$deps" ] && [ -n "$conf" ] && [ -n "$cc" ]
 	[ "$deps" -lt "$conf" ] && [ "$conf" -lt "$cc" ]
@@ -114,6 +114,15 @@ mk() {
 		sed -n 's/^    make \([a-z-]*\).*/\1/p' | grep -v '^$')
 	targets="$targets $(sed -n 's/^#   targets: //p' "$ROOT/Makefile" | sed 's/(the default)//')"
 	[ "$(echo $targets | wc -w)" -ge 10 ]
+	# The scripts the Makefile runs are in the tree a clone gets (not
+	# ignored: build-*/ once hid one, and a fresh clone could not build).
+	if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		local f
+		for f in $(grep -oE '(mk|tests|bench)/[a-z/-]+\.sh|bench/run' "$ROOT/Makefile" | sort -u); do
+			git -C "$ROOT" ls-files --error-unmatch "$f" >/dev/null ||
+				{ echo "Makefile runs $f, which git does not track" >&2; return 1; }
+		done
+	fi
 	# The Makefile's rules, from make's own database (nothing is run).
 	make -C "$ROOT" -pRrq BUILD="$T/q" : 2>/dev/null | sed -n 's/^\([a-z-]*\):.*/\1/p' | sort -u >"$T/rules"
 	for t in $targets; do
