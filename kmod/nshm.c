@@ -16,6 +16,13 @@
  *
  * ivshmem-plain has no MSI-X: the device then works for mmap and ioctl, and
  * read() fails with EOPNOTSUPP (user space polls the shared counters).
+ *
+ * When the device goes (hot-unplug, unbind, rmmod) every user mapping of
+ * BAR2 is zapped: a later access gets SIGBUS, never the bus addresses that
+ * another device may be given next.
+ *
+ * Builds against 6.1 (Debian 12's kernel) through 6.12 (bookworm-security):
+ * the page-table walk and the BAR0 mapping differ by version below.
  */
 #include <linux/atomic.h>
 #include <linux/fs.h>
@@ -23,13 +30,17 @@
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/kref.h>
+#include <linux/list.h>
 #include <linux/miscdevice.h>
 #include <linux/mm.h>
+#include <linux/mmap_lock.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/poll.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+#include <linux/version.h>
 #include <linux/wait.h>
 
 #include "nshm_uapi.h"
@@ -51,8 +62,15 @@ struct nshm_dev {
 	int vectors;
 	atomic64_t irq_count;
 	wait_queue_head_t wq;
-	struct rw_semaphore sem; /* held for reading around register access */
+	/*
+	 * Held for reading around register access and mmap(), for writing
+	 * to set ->gone.
+	 */
+	struct rw_semaphore sem;
 	bool gone;              /* device removed: files fail with ENODEV */
+	struct inode *inode;    /* its i_mapping holds every file's mappings */
+	struct mutex mappers_lock;
+	struct list_head mappers; /* struct nshm_mapper: who mapped BAR2 */
 	int id;
 	char name[16];
 	struct miscdevice misc;
@@ -65,12 +83,20 @@ struct nshm_file {
 	u32 map_cache;
 };
 
+/* An address space that has mapped BAR2 (mmgrab()bed). */
+struct nshm_mapper {
+	struct list_head node;
+	struct mm_struct *mm;
+};
+
 static DEFINE_IDA(nshm_ida);
 
 static void nshm_free(struct kref *ref)
 {
 	struct nshm_dev *nd = container_of(ref, struct nshm_dev, ref);
 
+	if (nd->inode)
+		iput(nd->inode);
 	ida_free(&nshm_ida, nd->id);
 	kfree(nd);
 }
@@ -94,6 +120,17 @@ static int nshm_open(struct inode *inode, struct file *file)
 	nf = kzalloc(sizeof(*nf), GFP_KERNEL);
 	if (!nf)
 		return -ENOMEM;
+	/*
+	 * All files share the first opener's inode mapping, so that removal
+	 * finds every mapping with one unmap_mapping_range(), whichever
+	 * device node they were opened through.
+	 */
+	down_write(&nd->sem);
+	if (!nd->inode)
+		nd->inode = igrab(inode);
+	if (nd->inode)
+		file->f_mapping = nd->inode->i_mapping;
+	up_write(&nd->sem);
 	kref_get(&nd->ref);
 	nf->nd = nd;
 	nf->seen = atomic64_read(&nd->irq_count);
@@ -157,8 +194,9 @@ static __poll_t nshm_poll(struct file *file, poll_table *wait)
 	return mask;
 }
 
+#ifdef CONFIG_X86
 /* The cache type a PTE protection carries (x86: PAT bits). */
-static u32 nshm_cache_of(pgprot_t prot)
+static u32 nshm_cache_of(pgprot_t prot, u32 want)
 {
 	unsigned long bits = pgprot_val(prot) & _PAGE_CACHE_MASK;
 
@@ -172,35 +210,109 @@ static u32 nshm_cache_of(pgprot_t prot)
 		return NSHM_CACHE_UC;
 	return NSHM_CACHE_OTHER;
 }
+#else
+/* No memory-type tracking that could change the request. */
+static u32 nshm_cache_of(pgprot_t prot, u32 want)
+{
+	return want;
+}
+#endif
 
 /*
  * What the kernel granted: remap_pfn_range() applies the memory-type
  * tracking's answer to its own copy of the protection, not to
- * vma->vm_page_prot, so read it back from the first PTE.
+ * vma->vm_page_prot, so read it back from the first PTE. 6.10 made
+ * follow_pte() take the vma; 6.12 replaced it by follow_pfnmap_start().
  */
-static u32 nshm_granted(struct vm_area_struct *vma)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+static u32 nshm_granted(struct vm_area_struct *vma, u32 want)
+{
+	struct follow_pfnmap_args args = {
+		.vma = vma,
+		.address = vma->vm_start,
+	};
+	u32 cache;
+
+	if (follow_pfnmap_start(&args))
+		return NSHM_CACHE_NONE;
+	cache = nshm_cache_of(args.pgprot, want);
+	follow_pfnmap_end(&args);
+	return cache;
+}
+#else
+static u32 nshm_granted(struct vm_area_struct *vma, u32 want)
 {
 	spinlock_t *ptl;
 	pte_t *ptep;
 	u32 cache;
 
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+	if (follow_pte(vma, vma->vm_start, &ptep, &ptl))
+#else
 	if (follow_pte(vma->vm_mm, vma->vm_start, &ptep, &ptl))
+#endif
 		return NSHM_CACHE_NONE;
-	cache = nshm_cache_of(__pgprot(pte_flags(*ptep)));
+	cache = nshm_cache_of(__pgprot(pte_flags(*ptep)), want);
 	pte_unmap_unlock(ptep, ptl);
 	return cache;
 }
+#endif
 
-static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
+/*
+ * Remember mm as one that mapped BAR2, so that removal can wait for an
+ * mmap() that is still linking its vma (see nshm_revoke()). Address spaces
+ * that have exited are forgotten here, which bounds the list by the live
+ * ones.
+ */
+static int nshm_note_mapper(struct nshm_dev *nd, struct mm_struct *mm)
 {
-	struct nshm_file *nf = file->private_data;
+	struct nshm_mapper *m, *tmp;
+	bool known = false;
+
+	mutex_lock(&nd->mappers_lock);
+	list_for_each_entry_safe(m, tmp, &nd->mappers, node) {
+		if (m->mm == mm) {
+			known = true;
+		} else if (!atomic_read(&m->mm->mm_users)) {
+			list_del(&m->node);
+			mmdrop(m->mm);
+			kfree(m);
+		}
+	}
+	if (!known) {
+		m = kmalloc(sizeof(*m), GFP_KERNEL);
+		if (!m) {
+			mutex_unlock(&nd->mappers_lock);
+			return -ENOMEM;
+		}
+		mmgrab(mm);
+		m->mm = mm;
+		list_add(&m->node, &nd->mappers);
+	}
+	mutex_unlock(&nd->mappers_lock);
+	return 0;
+}
+
+/*
+ * Every PTE is filled by mmap(); a fault can only come after removal
+ * zapped them, and must not reach what is no longer BAR2.
+ */
+static vm_fault_t nshm_fault(struct vm_fault *vmf)
+{
+	return VM_FAULT_SIGBUS;
+}
+
+static const struct vm_operations_struct nshm_vm_ops = {
+	.fault = nshm_fault,
+};
+
+static int nshm_mmap_locked(struct nshm_file *nf, struct vm_area_struct *vma)
+{
 	struct nshm_dev *nd = nf->nd;
 	unsigned long len = vma->vm_end - vma->vm_start;
 	unsigned long off = vma->vm_pgoff << PAGE_SHIFT;
 	int rc;
 
-	if (READ_ONCE(nd->gone))
-		return -ENODEV;
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (vma->vm_pgoff > (nd->bar2_size >> PAGE_SHIFT) ||
@@ -217,6 +329,10 @@ static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
 		/* vm_page_prot is write-back already. */
 		break;
 	}
+	rc = nshm_note_mapper(nd, vma->vm_mm);
+	if (rc)
+		return rc;
+	vma->vm_ops = &nshm_vm_ops;
 	/*
 	 * The memory-type tracking in remap_pfn_range() may downgrade the
 	 * request: write-back inside an uncachable MTRR becomes
@@ -227,8 +343,22 @@ static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
 			     vma->vm_page_prot);
 	if (rc)
 		return rc;
-	nf->map_cache = nshm_granted(vma);
+	nf->map_cache = nshm_granted(vma, nf->want_cache);
 	return 0;
+}
+
+static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct nshm_file *nf = file->private_data;
+	struct nshm_dev *nd = nf->nd;
+	int rc = -ENODEV;
+
+	/* Removal waits for this before it zaps: BAR2 is still ours. */
+	down_read(&nd->sem);
+	if (!nd->gone)
+		rc = nshm_mmap_locked(nf, vma);
+	up_read(&nd->sem);
+	return rc;
 }
 
 static long nshm_ioctl_locked(struct nshm_file *nf, unsigned int cmd,
@@ -333,6 +463,25 @@ static void nshm_free_irqs(struct nshm_dev *nd)
 	nd->vectors = 0;
 }
 
+/* BAR0, requested and mapped, both undone by devres on detach. */
+static int nshm_map_regs(struct nshm_dev *nd)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+	nd->regs = pcim_iomap_region(nd->pdev, 0, DRV_NAME);
+	if (IS_ERR(nd->regs))
+		return PTR_ERR(nd->regs);
+	return 0;
+#else
+	/* A managed device's regions are released on detach. */
+	int rc = pci_request_region(nd->pdev, 0, DRV_NAME);
+
+	if (rc)
+		return rc;
+	nd->regs = pcim_iomap(nd->pdev, 0, 0);
+	return nd->regs ? 0 : -ENOMEM;
+#endif
+}
+
 static int nshm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct nshm_dev *nd;
@@ -345,6 +494,8 @@ static int nshm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	nd->pdev = pdev;
 	init_waitqueue_head(&nd->wq);
 	init_rwsem(&nd->sem);
+	mutex_init(&nd->mappers_lock);
+	INIT_LIST_HEAD(&nd->mappers);
 	rc = ida_alloc(&nshm_ida, GFP_KERNEL);
 	if (rc < 0) {
 		kfree(nd);
@@ -357,10 +508,9 @@ static int nshm_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (rc)
 		goto err;
 	/* BAR0: registers, mapped for the driver; BAR2 is only claimed. */
-	rc = pcim_iomap_regions(pdev, BIT(0), DRV_NAME);
+	rc = nshm_map_regs(nd);
 	if (rc)
 		goto err;
-	nd->regs = pcim_iomap_table(pdev)[0];
 	rc = pci_request_region(pdev, 2, DRV_NAME);
 	if (rc)
 		goto err;
@@ -399,6 +549,29 @@ err:
 	return rc;
 }
 
+/*
+ * Take BAR2 away from user space. An mmap() that got the lock before ->gone
+ * was set links its vma only before it drops its mm's mmap_lock: taking
+ * each mapper's lock once waits for that, and then unmap_mapping_range()
+ * sees every vma there is. Later faults get SIGBUS (nshm_fault()).
+ */
+static void nshm_revoke(struct nshm_dev *nd)
+{
+	struct nshm_mapper *m, *tmp;
+
+	mutex_lock(&nd->mappers_lock);
+	list_for_each_entry_safe(m, tmp, &nd->mappers, node) {
+		mmap_read_lock(m->mm);
+		mmap_read_unlock(m->mm);
+		list_del(&m->node);
+		mmdrop(m->mm);
+		kfree(m);
+	}
+	mutex_unlock(&nd->mappers_lock);
+	if (nd->inode)
+		unmap_mapping_range(nd->inode->i_mapping, 0, 0, 1);
+}
+
 static void nshm_remove(struct pci_dev *pdev)
 {
 	struct nshm_dev *nd = pci_get_drvdata(pdev);
@@ -409,12 +582,12 @@ static void nshm_remove(struct pci_dev *pdev)
 	WRITE_ONCE(nd->gone, true);
 	up_write(&nd->sem);
 	wake_up_interruptible_all(&nd->wq);
+	nshm_revoke(nd);
 	nshm_free_irqs(nd);
 	pci_release_region(pdev, 2);
 	/*
 	 * Open files keep nd (and its now unused register mapping pointer)
 	 * until they are closed; every file operation checks ->gone first.
-	 * Existing user mappings of BAR2 stay, as with sysfs resource files.
 	 */
 	kref_put(&nd->ref, nshm_free);
 }

@@ -57,10 +57,25 @@ struct nshm_ring {
 	__u32 vector;       /* 0..65535 */
 };
 
-#define NSHM_IOC_MAGIC 0xb5
+/*
+ * 0xBA is in no row of the kernel's
+ * Documentation/userspace-api/ioctl/ioctl-number.rst (its neighbours: 0xB5
+ * rpmsg, 0xB6 fpga-dfl, 0xB7 remoteproc/nsfs, 0xC0 iowarrior), and no uapi
+ * header of 6.1 or 6.12 uses it as an ioctl type.
+ */
+#define NSHM_IOC_MAGIC 0xBA
 #define NSHM_IOC_INFO _IOR(NSHM_IOC_MAGIC, 0, struct nshm_info)
 #define NSHM_IOC_RING _IOW(NSHM_IOC_MAGIC, 1, struct nshm_ring)
 /* Argument: NSHM_CACHE_WB, _WC or _UC_MINUS, by value. */
 #define NSHM_IOC_SET_CACHE _IO(NSHM_IOC_MAGIC, 2)
+
+/*
+ * The numbers of the module before 0.2, under rpmsg's 0xB5 (SET_CACHE was
+ * RPMSG_DESTROY_EPT_IOCTL's). Only libnshm uses them, to talk to such a
+ * module still loaded; this module answers them with ENOTTY.
+ */
+#define NSHM_IOC_OLD_INFO _IOR(0xB5, 0, struct nshm_info)
+#define NSHM_IOC_OLD_RING _IOW(0xB5, 1, struct nshm_ring)
+#define NSHM_IOC_OLD_SET_CACHE _IO(0xB5, 2)
 
 #endif /* NSHM_UAPI_H */

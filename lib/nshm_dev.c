@@ -17,8 +17,23 @@
 #include "internal.h"
 #include "../kmod/nshm_uapi.h"
 
+/* The ioctl numbers the bound module answers to: this one's, or those of a
+ * module from before 0.2 that is still loaded after an upgrade of the
+ * programs (kmod/nshm_uapi.h). */
+struct dev_ioc {
+	unsigned long info, ring, set_cache;
+};
+
+static const struct dev_ioc ioc_now = {
+	NSHM_IOC_INFO, NSHM_IOC_RING, NSHM_IOC_SET_CACHE
+};
+static const struct dev_ioc ioc_old = {
+	NSHM_IOC_OLD_INFO, NSHM_IOC_OLD_RING, NSHM_IOC_OLD_SET_CACHE
+};
+
 struct dev_bell {
 	char kind[48];
+	const struct dev_ioc *ioc;
 };
 
 int nshm_dev_find(const char *sysroot, const char *bdf, char *path, size_t pathlen)
@@ -67,10 +82,11 @@ const char *nshm_cache_name(uint32_t cache)
 static int dev_ring(struct nshm_region *r, uint32_t peer_id)
 {
 	struct nshm_ring ring = { .peer = peer_id, .vector = 0 };
+	const struct dev_bell *ctx = r->db.ctx;
 
 	if (peer_id > 0xffff)
 		return -EINVAL;
-	return ioctl(r->db.fd, NSHM_IOC_RING, &ring) == 0 ? 0 : -errno;
+	return ioctl(r->db.fd, ctx->ioc->ring, &ring) == 0 ? 0 : -errno;
 }
 
 /* The fd is non-blocking: a spurious poll() wake-up drains nothing. */
@@ -92,17 +108,18 @@ static void dev_close(struct nshm_region *r)
 }
 
 /* Map through fd with cache type `want`; *got is what the kernel gave. */
-static void *dev_map(int fd, size_t size, uint32_t want, uint32_t *got)
+static void *dev_map(int fd, const struct dev_ioc *ioc, size_t size, uint32_t want,
+		     uint32_t *got)
 {
 	struct nshm_info info;
 	void *base;
 
-	if (ioctl(fd, NSHM_IOC_SET_CACHE, (unsigned long)want) != 0)
+	if (ioctl(fd, ioc->set_cache, (unsigned long)want) != 0)
 		return MAP_FAILED;
 	base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (base == MAP_FAILED)
 		return base;
-	if (ioctl(fd, NSHM_IOC_INFO, &info) != 0) {
+	if (ioctl(fd, ioc->info, &info) != 0) {
 		munmap(base, size);
 		return MAP_FAILED;
 	}
@@ -114,23 +131,33 @@ static void *dev_map(int fd, size_t size, uint32_t want, uint32_t *got)
  * firmware's uncachable MTRR range and map again; else (or if that fails)
  * write-combining, which the copy out of the region reads with streaming
  * loads. */
-static void *dev_map_auto(int fd, const struct nshm_info *info, uint32_t *got,
-			  char *note, size_t notelen)
+static void *dev_map_auto(int fd, const struct dev_ioc *ioc, const struct nshm_info *info,
+			  uint32_t *got, char *note, size_t notelen)
 {
 	size_t size = (size_t)info->bar2_size;
-	void *base = dev_map(fd, size, NSHM_CACHE_WB, got);
+	void *base = dev_map(fd, ioc, size, NSHM_CACHE_WB, got);
 
 	if (base == MAP_FAILED || *got == NSHM_CACHE_WB)
 		return base;
 	munmap(base, size);
-	if (geteuid() == 0 && !getenv("NSHM_NO_MTRR") &&
+	if (geteuid() == 0 &&
 	    nshm_mtrr_writeback(info->bar2_addr, info->bar2_size, note, notelen) == 0) {
-		base = dev_map(fd, size, NSHM_CACHE_WB, got);
+		base = dev_map(fd, ioc, size, NSHM_CACHE_WB, got);
 		if (base == MAP_FAILED || *got == NSHM_CACHE_WB)
 			return base;
 		munmap(base, size);
 	}
-	return dev_map(fd, size, NSHM_CACHE_WC, got);
+	return dev_map(fd, ioc, size, NSHM_CACHE_WC, got);
+}
+
+/* NSHM_IOC_INFO under this module's number or, failing that, an old one's. */
+static const struct dev_ioc *dev_info(int fd, struct nshm_info *info)
+{
+	if (ioctl(fd, ioc_now.info, info) == 0)
+		return &ioc_now;
+	if (errno == ENOTTY && ioctl(fd, ioc_old.info, info) == 0)
+		return &ioc_old;
+	return NULL;
 }
 
 int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned flags,
@@ -138,12 +165,15 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 {
 	struct nshm_info info;
 	struct dev_bell *ctx = NULL;
+	const struct dev_ioc *ioc;
 	char note[128] = "";
 	uint32_t got = 0;
 	void *base;
 	int rc;
 
-	if (ioctl(fd, NSHM_IOC_INFO, &info) != 0 || info.version != NSHM_UAPI_VERSION) {
+	errno = 0;
+	ioc = dev_info(fd, &info);
+	if (!ioc || info.version != NSHM_UAPI_VERSION) {
 		rc = errno ? -errno : -EPROTO;
 		snprintf(msg, msglen, "%s: not an nshm device of this version", path);
 		return rc;
@@ -155,11 +185,11 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 		return -NSHM_ETOOSMALL;
 	}
 	if (flags & NSHM_MAP_WC)
-		base = dev_map(fd, info.bar2_size, NSHM_CACHE_WC, &got);
+		base = dev_map(fd, ioc, info.bar2_size, NSHM_CACHE_WC, &got);
 	else if (flags & NSHM_MAP_UC)
-		base = dev_map(fd, info.bar2_size, NSHM_CACHE_UC_MINUS, &got);
+		base = dev_map(fd, ioc, info.bar2_size, NSHM_CACHE_UC_MINUS, &got);
 	else
-		base = dev_map_auto(fd, &info, &got, note, sizeof(note));
+		base = dev_map_auto(fd, ioc, &info, &got, note, sizeof(note));
 	if (base == MAP_FAILED) {
 		rc = -errno;
 		snprintf(msg, msglen, "cannot map %s: %s", path, strerror(errno));
@@ -183,6 +213,7 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 	snprintf(r->mapping, sizeof(r->mapping), "%s (%s, module%s%.80s)",
 		 nshm_cache_name(got), path, got != NSHM_CACHE_WB && note[0] ? "; " : "",
 		 got != NSHM_CACHE_WB ? note : "");
+	ctx->ioc = ioc;
 	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
 		 info.vectors ? "MSI-X" : "polling", path);
 	r->db.self_id = info.ivposition;
