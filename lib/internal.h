@@ -61,8 +61,22 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 		   char *msg, size_t msglen);
 int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, size_t msglen);
 const char *nshm_cache_name(uint32_t cache);
-/* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). */
+/* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). Where
+ * the kernel's files and the restore record are: nshm_mtrr_real, or plain
+ * files and a step hook in tests (no environment is read as root). */
+struct nshm_mtrr_sys {
+	const char *proc_mtrr;   /* /proc/mtrr */
+	const char *proc_iomem;  /* /proc/iomem */
+	const char *record_dir;  /* /run/nshm: mtrr-BASE records, mtrr.lock */
+	/* Tests: called with "waiting" (the lock is taken), "locked",
+	 * "recorded" (synced, nothing changed yet), "changed" (still locked). */
+	void (*step)(const char *what, void *arg);
+	void *step_arg;
+};
+extern const struct nshm_mtrr_sys nshm_mtrr_real;
 int nshm_mtrr_writeback(uint64_t bar, uint64_t barlen, char *note, size_t notelen);
+int nshm_mtrr_writeback_in(const struct nshm_mtrr_sys *sys, uint64_t bar, uint64_t barlen,
+			   char *note, size_t notelen);
 /* wc_copy.c: copy n bytes out of the region into private memory, with
  * streaming loads when the mapping is write-combining (r->wc). */
 void nshm_copy_in(const struct nshm_region *r, void *dst, const void *src, size_t n);
