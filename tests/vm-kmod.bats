@@ -5,10 +5,13 @@
 # guest; bats sets $stderr.)
 # The guest module (kmod/nshm.c) in real guests: nshm.ko is built against the guest kernel's
 # own headers (Debian's linux-headers-VERSION-amd64, installed with apt when missing) and
-# insmod'ed in the guest. Three boots, one per configuration, in this order:
+# insmod'ed in the guest. Four boots, one per configuration, in this order:
 #   plain     SeaBIOS, i440fx, ivshmem-plain: polling, the write-back mapping
 #   doorbell  ivshmem-doorbell served by nshm-server: MSI-X in the guest, eventfds on the host
 #   ovmf      OVMF, q35: BAR2 above 4 GiB, inside the uncachable 64-bit aperture
+#   k612      as doorbell, under Debian 12's other kernel, 6.12 from bookworm-security
+#             (linux-image-6.12.N+deb12-amd64), with nshm.ko built against its headers
+# The first three boot linux-image-amd64's kernel (6.1).
 # Figures (the memory types, idle cost, 4 KiB latency) go to the TAP stream as "# ..." lines.
 #
 # Skips: only when QEMU, the guest kernel or its headers cannot be installed, never when CI=true.
@@ -17,7 +20,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  export VM_T0 VM_SKIP="" KO=""
+  export VM_T0 VM_SKIP="" KO="" K612_PKG="" K612_SKIP=""
   VM_T0=$(vm_now)
   vm_run_init
   if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
@@ -36,8 +39,22 @@ setup_file() {
   for p in nshm-get nshm-put nshm-stat; do
     [[ -x $b/$p ]] && progs+=("$b/$p")
   done
-  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko" \
-    "$VM_REPO_DIR/kmod/nshm-mtrr-restore=/usr/local/bin/nshm-mtrr-restore"
+  # flock: nshm-mtrr-restore takes libnshm's lock (busybox has no flock).
+  progs+=("$VM_REPO_DIR/kmod/nshm-mtrr-restore=/usr/local/bin/nshm-mtrr-restore"
+    "$(command -v flock)=/usr/local/bin/flock")
+  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko"
+  # The 6.12 kernel, its nshm.ko and an initramfs with that one.
+  local ko612
+  if ! K612_PKG=$(vm_kernel_package 6.12); then
+    K612_SKIP="no linux-image-6.12.N+deb12-amd64 with headers in the package lists (bookworm-security?)"
+  elif ! VM_KERNEL_PKG=$K612_PKG vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel612.err"; then
+    K612_SKIP="$K612_PKG cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel612.err")"
+  elif ! ko612=$(VM_KERNEL_PKG=$K612_PKG kmod_build 2>"$VM_RUN/kmod612.err"); then
+    K612_SKIP="nshm.ko cannot be built for $K612_PKG: $(tail -n 5 "$VM_RUN/kmod612.err" | tr '\n' ' ')"
+  else
+    vm_initramfs "$VM_RUN/guest-612.cpio" "${progs[@]}" "$ko612=/lib/nshm.ko"
+  fi
+  [[ -z $K612_SKIP ]] || printf '# 6.12 KMOD VM TESTS SKIPPED: %s\n' "$K612_SKIP" >&3
 }
 
 teardown_file() {
@@ -47,31 +64,19 @@ teardown_file() {
   vm_cleanup
 }
 
-# kmod_build: build nshm.ko for the guest kernel the harness boots; print its path. The
-# headers package has the same version as the cached kernel (the cache directory's name is
-# linux-image-ABI-amd64_VERSION).
+# kmod_build: build nshm.ko for the guest kernel the harness boots (linux-image-amd64's, or
+# VM_KERNEL_PKG), -Werror clean with W=1; print its path. The headers package has the same
+# version as the cached kernel (the cache directory's name is linux-image-ABI-amd64_VERSION).
 kmod_build() {
-  local kdir base abi ver hdr out
+  local kdir base hdr out
   kdir=$(vm_kernel_dir) || return 1
   base=$(basename "$kdir")
-  abi=${base%%_*}
-  abi=${abi#linux-image-}
-  ver=${base#*_}
-  hdr=/usr/src/linux-headers-$abi
-  if [[ ! -f $hdr/Makefile ]]; then
-    if [[ $(id -u) != 0 ]]; then
-      echo "linux-headers-$abi is not installed (as root: apt-get install linux-headers-$abi=$ver)" >&2
-      return 1
-    fi
-    (export DEBIAN_FRONTEND=noninteractive
-      apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver" ||
-        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver"; }
-    ) >"$VM_RUN/kmod-apt.log" 2>&1 || { cat "$VM_RUN/kmod-apt.log" >&2; return 1; }
-  fi
-  out=$VM_RUN/kmod
+  hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
+  out=$VM_RUN/kmod-${base%%_*}
   mkdir -p "$out"
   cp "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$out/"
-  make -C "$out" KDIR="$hdr" >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; return 1; }
+  make -C "$out" KDIR="$hdr" W=1 KCFLAGS=-Werror >"$out/build.log" 2>&1 ||
+    { cat "$out/build.log" >&2; return 1; }
   # A warning in our module is a failure too.
   if grep -E "nshm\.c:[0-9]+:[0-9]+: warning" "$out/build.log" >&2; then return 1; fi
   printf '%s\n' "$out/nshm.ko"
@@ -98,7 +103,7 @@ config() {
   SHM=$(vm_shm_name "$name")
   if [[ -s $VM_RUN/current && $(basename "$(cat "$VM_RUN/current")") == "vm-$name" ]]; then
     VM=$(cat "$VM_RUN/current")
-    [[ $name == doorbell ]] && export NSHM_RUN_DIR=$VM_RUN/run
+    [[ $name == doorbell || $name == k612 ]] && export NSHM_RUN_DIR=$VM_RUN/run
     vm_alive "$VM" || { echo "guest $name died earlier" >&2; return 1; }
     return 0
   fi
@@ -117,6 +122,13 @@ config() {
       server_start "$SHM" 4M || return 1
       export NSHM_RUN_DIR=$VM_RUN/run
       VM=$(vm_boot doorbell -- -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
+        -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
+      ;;
+    k612)
+      server_start "$SHM" 4M || return 1
+      export NSHM_RUN_DIR=$VM_RUN/run
+      VM=$(vm_boot k612 --kernel "$K612_PKG" --initrd "$VM_RUN/guest-612.cpio" -- \
+        -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
         -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
       ;;
     ovmf)
@@ -384,7 +396,7 @@ mtrr_ranges() { sed 's/^reg[0-9]*: //; s/count=[0-9]*: //' | sort; }
 
 @test "plain: nshm-mtrr-restore puts the firmware's MTRRs back; the next mapping carves again" {
   config plain
-  run --separate-stderr vm_exec "$VM" 30 'cat /run/nshm/mtrr-*; nshm-mtrr-restore && cat /proc/mtrr; ls /run/nshm'
+  run --separate-stderr vm_exec "$VM" 30 'cat /run/nshm/mtrr-*; nshm-mtrr-restore && cat /proc/mtrr; ls /run/nshm | grep -v "^mtrr.lock$"'
   echo "rc=$status out=$output err=$stderr"
   [ "$status" -eq 0 ]
   [ "$(grep -v '^removed\|^added' <<<"$output" | mtrr_ranges)" = "$(mtrr_ranges <"$VM_RUN/mtrr-plain")" ]
@@ -392,6 +404,27 @@ mtrr_ranges() { sed 's/^reg[0-9]*: //; s/count=[0-9]*: //' | sort; }
   echo "rc=$status out=$output err=$stderr"
   [ "${lines[0]}" = "mapping   write-back (/dev/nshm0, module)" ]
   [ "${lines[1]}" -ge 1 ]
+}
+
+# unplug_zaps: with a program holding a mapping of BAR2 through /dev/nshm0 (nshm-stat -w,
+# reading the header every 0.1 s), remove the device in the guest (the driver's remove, as a
+# hot-unplug): the mapping is zapped and the next read is SIGBUS (status 135), with no oops.
+# The device comes back with a rescan and maps write-back again.
+unplug_zaps() {
+  run --separate-stderr vm_exec "$VM" 60 "$GUEST_DEV"'; rm -f /tmp/hold.*; (nshm-stat -w -i 0.1 pci >/tmp/hold.out 2>&1; echo $? >/tmp/hold.rc) & i=0; until grep -q mapping /tmp/hold.out 2>/dev/null || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done; grep -m1 mapping /tmp/hold.out; echo 1 >$d/remove; i=0; until [ -s /tmp/hold.rc ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done; echo "holder rc=$(cat /tmp/hold.rc 2>/dev/null)"; dmesg | grep -ciE "bug:|oops|warning:.*nshm" || true'
+  echo "unplug: rc=$status out=$output err=$stderr"
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == *"write-back (/dev/nshm0, module)"* ]]
+  [ "${lines[1]}" = "holder rc=135" ]
+  [ "${lines[2]}" = 0 ]
+  run --separate-stderr vm_exec "$VM" 60 'echo 1 >/sys/bus/pci/rescan; i=0; until [ -e /dev/nshm0 ] || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done; nshm-stat pci | grep mapping'
+  echo "rescan: rc=$status out=$output err=$stderr"
+  [ "$output" = "mapping   write-back (/dev/nshm0, module)" ]
+}
+
+@test "plain: removing the device zaps a held mapping: the holder gets SIGBUS, no oops" {
+  config plain
+  unplug_zaps
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -482,4 +515,48 @@ mtrr_ranges() { sed 's/^reg[0-9]*: //; s/count=[0-9]*: //' | sort; }
   guest_load
   pat_three "OVMF q35:" ovmf
   to_guest 1000000
+}
+
+# ---------------------------------------------------------------------------------------------
+# k612: ivshmem-doorbell under the 6.12 kernel (bookworm-security)
+
+k612_begin() {
+  if [[ -n $K612_SKIP ]]; then
+    [[ ${CI:-} == true ]] && { echo "CI=true, so this is a failure: $K612_SKIP" >&2; return 1; }
+    skip "$K612_SKIP"
+  fi
+  config k612
+}
+
+@test "6.12: nshm.ko built against its headers binds; MSI-X and write-back" {
+  k612_begin
+  guest_load
+  run --separate-stderr vm_exec "$VM" 30 'uname -r; grep -c nshm0 /proc/interrupts; nshm-stat pci'
+  echo "rc=$status out=$output err=$stderr"
+  vm_note "  6.12 guest: $K612_PKG, kernel ${lines[0]}"
+  [ "$status" -eq 0 ]
+  [[ ${lines[0]} == 6.12.* ]]
+  [ "${lines[1]}" -ge 2 ] # one line per vector
+  [[ $output == *"mapping   write-back (/dev/nshm0, module)"* ]]
+  [[ $output == *"doorbell  MSI-X (/dev/nshm0)"* ]]
+}
+
+@test "6.12: host->guest and guest->host with interrupts both ways" {
+  k612_begin
+  local before after
+  before=$(guest_irqs)
+  to_guest 3000000
+  after=$(guest_irqs)
+  vm_note "  6.12 guest MSI-X interrupts during host->guest: $((after - before))"
+  [ "$after" -gt "$before" ]
+  before=$after
+  from_guest 3000000
+  after=$(guest_irqs)
+  vm_note "  6.12 guest MSI-X interrupts during guest->host: $((after - before))"
+  [ "$after" -gt "$before" ]
+}
+
+@test "6.12: removing the device zaps a held mapping: the holder gets SIGBUS, no oops" {
+  k612_begin
+  unplug_zaps
 }

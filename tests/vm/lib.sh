@@ -122,35 +122,84 @@ vm__kernel_package() {
     awk '/Depends: linux-image-/ { print $2; exit }'
 }
 
+# vm_kernel_package [SERIES]: the kernel package to boot. Without SERIES the one
+# linux-image-amd64 depends on (bookworm: 6.1); with one (e.g. 6.12, in bookworm-security) the
+# newest linux-image-SERIES.N+deb12-amd64 whose headers package is there too (for nshm.ko).
+vm_kernel_package() {
+  local series=${1:-} p
+  if [[ -z $series ]]; then
+    vm__kernel_package
+    return
+  fi
+  for p in $(apt-cache pkgnames "linux-image-$series." 2>/dev/null |
+    grep -E "^linux-image-${series//./\\.}\.[0-9]+\+deb12-amd64\$" | sort -rV); do
+    # (A name may be only a virtual one, e.g. provided by the -unsigned package.)
+    if vm__pkg_version "$p" >/dev/null && vm__pkg_version "linux-headers-${p#linux-image-}" >/dev/null; then
+      printf '%s\n' "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# vm__pkg_version PACKAGE: its candidate version; fails for a purely virtual package.
+vm__pkg_version() {
+  local v
+  v=$(apt-cache show --no-all-versions "$1" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+  [[ -n $v ]] && printf '%s\n' "$v"
+}
+
+# vm_headers PACKAGE [VERSION]: make sure the headers matching the kernel package PACKAGE (same
+# ABI, same version) are installed (apt-get, as root); print their directory (a KDIR for kmod/).
+vm_headers() {
+  local abi=${1#linux-image-} ver=${2:-} hdr
+  hdr=/usr/src/linux-headers-$abi
+  if [[ ! -f $hdr/Makefile ]]; then
+    [[ -n $ver ]] || ver=$(vm__pkg_version "$1")
+    if [[ $(id -u) != 0 || -z $ver ]]; then
+      echo "linux-headers-$abi is not installed (as root: apt-get install linux-headers-$abi${ver:+=$ver})" >&2
+      return 1
+    fi
+    (export DEBIAN_FRONTEND=noninteractive
+      apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver" ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "linux-headers-$abi=$ver"; }
+    ) >"${TMPDIR:-/tmp}/nshm-headers-apt.log" 2>&1 ||
+      { cat "${TMPDIR:-/tmp}/nshm-headers-apt.log" >&2; return 1; }
+  fi
+  printf '%s\n' "$hdr"
+}
+
 # vm_kernel_dir: print the cache directory of the current kernel, fetching it when needed.
 # It holds vmlinuz, the package itself (so that more modules can be added without a download)
-# and modules/NAME.ko plus modules/NAME.deps for the modules fetched so far.
+# and modules/NAME.ko plus modules/NAME.deps for the modules fetched so far. The kernel is
+# linux-image-amd64's, or the package VM_KERNEL_PKG names (see vm_kernel_package; vm_boot
+# --kernel sets it for one boot).
 vm_kernel_dir() {
-  local cache pkg ver kdir
+  local cache pkg ver kdir memo=${VM_RUN:-}/kdir${VM_KERNEL_PKG:+-$VM_KERNEL_PKG}
   # Asked once per run: apt-cache is slow-ish and the answer must not change mid-run.
-  if [[ -n ${VM_RUN:-} && -s ${VM_RUN:-}/kdir ]]; then
-    cat "$VM_RUN/kdir"
+  if [[ -n ${VM_RUN:-} && -s $memo ]]; then
+    cat "$memo"
     return 0
   fi
   cache=$(vm_cache_dir) || return 1
-  pkg=$(vm__kernel_package)
+  pkg=${VM_KERNEL_PKG:-$(vm__kernel_package)}
   if [[ -z $pkg && $(id -u) == 0 ]]; then
     # A fresh machine may have no package lists yet.
     apt-get update -qq >/dev/null 2>&1 || true
     pkg=$(vm__kernel_package)
   fi
-  if [[ -z $pkg ]]; then
+  ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
+  if [[ -z $pkg || -z $ver ]]; then
     # No package lists (offline?): fall back on whatever kernel the cache already has.
-    kdir=$(ls -d "$cache"/kernel/*/ 2>/dev/null | sort -V | tail -n 1)
+    kdir=$(ls -d "$cache"/kernel/${VM_KERNEL_PKG:-linux-image-[0-9]*-amd64}_*/ 2>/dev/null | sort -V | tail -n 1)
     if [[ -n $kdir && -f $kdir/vmlinuz ]]; then
       printf '%s\n' "${kdir%/}"
       return 0
     fi
-    vm_die "cannot tell which kernel linux-image-amd64 depends on (apt-get update?)"
+    vm_die "cannot tell which kernel to boot (${VM_KERNEL_PKG:-linux-image-amd64}; apt-get update?)"
     return 1
   fi
-  ver=$(apt-cache show --no-all-versions "$pkg" 2>/dev/null | awk '/^Version:/ { print $2; exit }')
-  kdir=$cache/kernel/${pkg}_${ver:-unknown}
+  kdir=$cache/kernel/${pkg}_${ver}
   if [[ ! -f $kdir/vmlinuz ]]; then
     # Two runs may fill the cache at the same time: one fetches, the other waits (bounded).
     (
@@ -159,7 +208,7 @@ vm_kernel_dir() {
       vm__kernel_fetch "$pkg" "$kdir"
     ) 9>"$cache/.lock" || return 1
   fi
-  [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]] && printf '%s\n' "$kdir" >"$VM_RUN/kdir"
+  [[ -n ${VM_RUN:-} && -d ${VM_RUN:-} ]] && printf '%s\n' "$kdir" >"$memo"
   printf '%s\n' "$kdir"
 }
 
@@ -577,15 +626,18 @@ vm__qemu_start() {
   date +%s.%N >"$vmdir/started"
 }
 
-# vm_boot NAME [--shm SHMNAME SIZE] [--doorbell SOCKET] [--initrd FILE] [-- QEMU-ARG...]: boot
+# vm_boot NAME [--shm SHMNAME SIZE] [--doorbell SOCKET] [--initrd FILE] [--kernel PACKAGE]
+# [-- QEMU-ARG...]: boot
 # a guest, wait until its /init is ready for commands, print the VM's directory (the handle for
 # the other functions). --doorbell gives it an ivshmem-doorbell device (2 vectors) served by the
-# ivshmem server (nshm-server) at SOCKET, instead of (or beside) --shm's ivshmem-plain. Arguments after -- go to QEMU as they are (e.g. -virtfs for a 9p share; build the
+# ivshmem server (nshm-server) at SOCKET, instead of (or beside) --shm's ivshmem-plain.
+# --kernel boots that kernel package (vm_kernel_package) instead of linux-image-amd64's.
+# Arguments after -- go to QEMU as they are (e.g. -virtfs for a 9p share; build the
 # initramfs with vm_initramfs -m "virtio_pci 9pnet_virtio 9p" for that).
 vm_boot() {
   local name=$1
   shift
-  local shm="" size="" initrd=${VM_RUN}/guest.cpio bell=()
+  local shm="" size="" initrd=${VM_RUN}/guest.cpio bell=() VM_KERNEL_PKG=${VM_KERNEL_PKG:-}
   VM_QEMU_EXTRA=()
   while (($#)); do
     case $1 in
@@ -594,6 +646,7 @@ vm_boot() {
       --doorbell) bell=(-chardev "socket,path=$2,id=ivs" -device ivshmem-doorbell,chardev=ivs,vectors=2)
         shift 2 ;;
       --initrd) initrd=$2; shift 2 ;;
+      --kernel) VM_KERNEL_PKG=$2; shift 2 ;;
       --) shift; VM_QEMU_EXTRA=("$@"); break ;;
       *) vm_die "vm_boot: unknown option $1"; return 1 ;;
     esac
