@@ -71,6 +71,13 @@ CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
 PROGS     := nshm-put nshm-get nshm-stat nshm-server
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Test hooks: the files that read a test's environment under
+# -DNSHM_TEST_HOOKS (never in the installed library or programs) are built
+# again that way into build/hooks/, whose programs only the tests run.
+HOOK_SRC  := $(shell grep -l NSHM_TEST_HOOKS lib/*.c)
+HOOK_OBJ  := $(HOOK_SRC:lib/%.c=$(BUILD)/hooks/lib/%.o)
+HOOK_LIB  := $(BUILD)/hooks/libnshm-hooks.a
+HOOK_BIN  := $(BUILD)/hooks/nshm-get $(BUILD)/hooks/nshm-put $(BUILD)/hooks/nshm-stat
 TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BIN  := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
 
@@ -88,6 +95,9 @@ $(BUILD)/pic/%.o: lib/%.c $(CONFIG)
 $(BUILD)/cmd/%.o: cmd/%.c $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+$(BUILD)/hooks/lib/%.o: lib/%.c $(CONFIG)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DNSHM_TEST_HOOKS -c -o $@ $<
 
 # Two static libraries. The programs, unit tests and tools link the
 # internal one, whose internal functions they call. The installed libnshm.a
@@ -115,6 +125,12 @@ $(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC) $(CONFIG)
 $(PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
 	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
 
+$(HOOK_LIB): $(HOOK_OBJ) $(filter-out $(HOOK_SRC:lib/%.c=$(BUILD)/lib/%.o),$(LIB_OBJ))
+	rm -f $@
+	$(AR) rcs $@ $^
+$(HOOK_BIN): $(BUILD)/hooks/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(HOOK_LIB) $(CONFIG)
+	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(HOOK_LIB) $(DEPLIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(INT_LIB) tests/unit/tap.h $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS)
@@ -128,7 +144,7 @@ $(BUILD)/tools/%: tests/tools/%.c $(INT_LIB) $(CONFIG)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(INT_LIB) $(DEPLIBS) $(LA_LIBS)
 
-unit: $(UNIT_BIN) $(TOOL_BIN)
+unit: $(UNIT_BIN) $(TOOL_BIN) $(HOOK_BIN)
 
 # demo and check install what they need first (as root; otherwise they
 # print the apt-get line), then build: a make started only after the

@@ -20,12 +20,19 @@
 #define IVSHMEM_DEVICE 0x1110
 #define MIN_REGION (NSHM_DATA_OFF + NSHM_MIN_CHUNK)
 
-/* Tests point this at a fake tree; everyone else gets /sys. */
+/* Where sysfs is. The installed library reads no environment here: it
+ * runs as root in guests and picks what to map. Only a build with
+ * -DNSHM_TEST_HOOKS (build/hooks/, for the CLI tests' fake device trees)
+ * takes NSHM_SYSFS_ROOT. */
 static const char *sysfs_root(void)
 {
+#ifdef NSHM_TEST_HOOKS
 	const char *s = getenv("NSHM_SYSFS_ROOT");
 
-	return s && *s ? s : "/sys";
+	if (s && *s)
+		return s;
+#endif
+	return "/sys";
 }
 
 static long read_hex_file(const char *dir, const char *bdf, const char *leaf)

@@ -202,29 +202,52 @@ send_and_check() {
 	[[ $output == *"version 9"*"version $ours"* ]]
 }
 
+# The fake device trees need the test hooks' build (build/hooks/, -DNSHM_TEST_HOOKS): the
+# installed programs read no NSHM_SYSFS_ROOT (they map what sysfs names, as root in guests).
 @test "pci endpoints: none, several, or not an ivshmem device" {
+	local hget=$BIN/hooks/nshm-get hput=$BIN/hooks/nshm-put
 	sys=$T/sys/bus/pci/devices
 	mkdir -p "$sys/0000:00:01.0"
 	echo 0x8086 >"$sys/0000:00:01.0/vendor"; echo 0x1237 >"$sys/0000:00:01.0/device"
-	NSHM_SYSFS_ROOT=$T/sys run "$GET"
+	NSHM_SYSFS_ROOT=$T/sys run "$hget"
 	[ "$status" -eq 3 ]
 	[[ $output == *"no ivshmem PCI device"* ]]
 	for d in 0000:00:04.0 0000:00:05.0; do
 		mkdir -p "$sys/$d"; echo 0x1af4 >"$sys/$d/vendor"; echo 0x1110 >"$sys/$d/device"
 		truncate -s 1M "$sys/$d/resource2"
 	done
-	NSHM_SYSFS_ROOT=$T/sys run "$GET"
+	NSHM_SYSFS_ROOT=$T/sys run "$hget"
 	[ "$status" -eq 3 ]
 	[[ $output == *"2 ivshmem devices"*"pci:0000:00:04.0"*"pci:0000:00:05.0"* ]]
-	NSHM_SYSFS_ROOT=$T/sys run "$GET" -s pci:0000:00:01.0
+	NSHM_SYSFS_ROOT=$T/sys run "$hget" -s pci:0000:00:01.0
 	[ "$status" -eq 3 ]
 	[[ $output == *"not an ivshmem device"* ]]
 	# A named device is mapped through its resource2 file.
 	echo hi >"$T/src"
-	NSHM_SYSFS_ROOT=$T/sys bg get "$GET" -q -s pci:0000:00:05.0 "$T/out"
-	NSHM_SYSFS_ROOT=$T/sys "$PUT" -q "$T/src" pci:0000:00:05.0
+	NSHM_SYSFS_ROOT=$T/sys bg get "$hget" -q -s pci:0000:00:05.0 "$T/out"
+	NSHM_SYSFS_ROOT=$T/sys "$hput" -q "$T/src" pci:0000:00:05.0
 	[ "$(wait_rc get)" = 0 ]
 	cmp "$T/src" "$T/out"
+}
+
+@test "the installed programs ignore NSHM_SYSFS_ROOT: pci is always /sys" {
+	sys=$T/sys/bus/pci/devices
+	mkdir -p "$sys/0000:00:05.0"
+	echo 0x1af4 >"$sys/0000:00:05.0/vendor"; echo 0x1110 >"$sys/0000:00:05.0/device"
+	truncate -s 1M "$sys/0000:00:05.0/resource2"
+	for p in "$GET" "$PUT"; do
+		if [ "$p" = "$GET" ]; then
+			NSHM_SYSFS_ROOT=$T/sys run "$p" --timeout 1 -s pci "$T/out"
+		else
+			NSHM_SYSFS_ROOT=$T/sys run "$p" --timeout 1 "$BATS_TEST_FILENAME" pci
+		fi
+		echo "$p: $output"
+		[ "$status" -ne 0 ]
+		[[ $output != *"$T/sys"* ]]
+		[[ $output == *"/sys/bus/pci/devices"* || $output == *"ivshmem"* ]]
+	done
+	[ ! -e "$T/out" ]
+	[ "$(head -c 4 "$sys/0000:00:05.0/resource2" | od -An -tx1 | tr -d ' ')" = 00000000 ]
 }
 
 @test "a second sender on a busy region gets a clear busy error" {
