@@ -219,9 +219,14 @@ void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 		    const struct line_head *peer);
 
 /* ivclient.c: a NAME endpoint's doorbell through nshm-server's socket
- * ($NSHM_RUN_DIR or /run/nshm, NAME.sock) when it serves the object open
- * as fd; leaves r->db alone (polling) on any failure. */
+ * (nshm_run_dir()/NAME.sock) when it serves the object open as fd; leaves
+ * r->db alone (polling) on any failure. */
 void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
+/* nshm-server's sockets: NSHM_RUN_DIR, a build-time path, never from the
+ * environment (root runs these programs). */
+#ifndef NSHM_RUN_DIR
+#define NSHM_RUN_DIR "/run/nshm"
+#endif
 const char *nshm_run_dir(void);
 
 /* wait.c: wait for a condition with deadline, cancel and peer checks. */

@@ -11,6 +11,27 @@
  * when it is readable (in drain, or in ring for a peer not yet known), and
  * a server that misbehaves or goes away is dropped, keeping the eventfds
  * already received.
+ *
+ * No thread of the caller's ever writes or reads a shared eventfd in a way
+ * that can block. Every eventfd here is shared: nshm-server made it and
+ * gave it to every client, so the server, the peer it belongs to and any
+ * other client hold the same open file description, and its O_NONBLOCK is
+ * theirs as much as ours (QEMU clears it on every fd it receives; a hostile
+ * peer can clear it at any moment). An eventfd write blocks while the
+ * counter would pass 0xfffffffffffffffe, and anyone holding the fd brings it
+ * there with one write; a read blocks while the counter is 0, and anyone
+ * holding it can read it empty. Checking first cannot close that window:
+ * poll's POLLOUT, or setting O_NONBLOCK again, can both be undone by another
+ * process between the check and our write. Reads have a per-call way out
+ * (preadv2 RWF_NOWAIT, whatever the file's flags). Writes have none
+ * (pwritev2 RWF_NOWAIT is EOPNOTSUPP on eventfds, 6.18 included), and a
+ * timer signal to interrupt one could fire just before the write starts.
+ * So rings are written by a thread of their own (ringer): it polls for
+ * POLLOUT first, so it blocks only when another holder wins that race; then
+ * only the ringer waits (the peer is woken late: it polls as its floor),
+ * the rings asked meanwhile wait in a small queue or are dropped, and
+ * closing the client cancels the ringer (write is a cancellation point).
+ * A sender's or a receiver's deadline never waits on a write.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,9 +40,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,6 +57,8 @@
 #define MAX_HANDSHAKE_MSGS (MAX_PEERS * IVPROTO_MAX_VECTORS + 8u)
 #define MAX_DRAIN_MSGS 64u      /* per drain: a flooding server waits its turn */
 #define MAX_LEFT 64u            /* peers that left, remembered (the latest) */
+#define RING_QUEUE 8u           /* peers with a ring pending; more: dropped */
+#define RING_POLL_MS 1000       /* the ringer's wait for a full counter to empty */
 
 struct iv_peer {
 	uint32_t id;
@@ -52,13 +77,21 @@ struct ivclient {
 	uint32_t left[MAX_LEFT];  /* peers known to us that the server said left */
 	unsigned nleft;           /* total ever; the last MAX_LEFT are kept */
 	struct ivproto_rx in;   /* a message being read */
+	/* The ringer (see the top): its queue, under ring_lock. */
+	pthread_t ringer;
+	bool ringer_on;
+	bool ringer_stop;
+	pthread_mutex_t ring_lock;
+	pthread_cond_t ring_cond;
+	uint32_t ring_q[RING_QUEUE];
+	unsigned nring;
 };
 
+/* Where nshm-server's sockets are: fixed, never from the environment (this
+ * runs as root: a variable must not move a root process's sockets). */
 const char *nshm_run_dir(void)
 {
-	const char *d = getenv("NSHM_RUN_DIR");
-
-	return d && *d ? d : "/run/nshm";
+	return NSHM_RUN_DIR;
 }
 
 static struct iv_peer *find_peer(struct ivclient *c, uint32_t id)
@@ -244,45 +277,143 @@ static int handshake(struct ivclient *c, const struct stat *shm)
 	return got_shm && c->nown > 0 ? 0 : -EPROTO;
 }
 
+static void close_fd(void *fd)
+{
+	close(*(int *)fd);
+}
+
+/* The ringer's one ring: a dup of the peer's fd taken under the lock (the
+ * peer may leave and its fd be closed meanwhile), then poll and write with
+ * cancellation on. While it holds the lock it also reads what the server
+ * sent: a busy sender that never sleeps still reads it (nshm-server drops a
+ * client that leaves messages unread). */
+static void ring_one(struct ivclient *c, uint32_t id)
+{
+	static const uint64_t one = 1;
+	struct pollfd p = { .fd = -1, .events = POLLOUT };
+	struct iv_peer *peer;
+
+	pthread_mutex_lock(&c->lock);
+	peer = find_peer(c, id);
+	if (peer)
+		p.fd = fcntl(peer->fd, F_DUPFD_CLOEXEC, 0);
+	read_pending(c, MAX_DRAIN_MSGS);
+	pthread_mutex_unlock(&c->lock);
+	if (p.fd < 0)
+		return;
+	pthread_cleanup_push(close_fd, &p.fd);
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	/* No POLLOUT within RING_POLL_MS: the counter is full, so the peer
+	 * has a wake-up pending anyway. EAGAIN from write: the same. */
+	if (poll(&p, 1, RING_POLL_MS) == 1 && (p.revents & POLLOUT))
+		(void)!write(p.fd, &one, sizeof(one));
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_cleanup_pop(1);
+}
+
+static void *ringer_main(void *arg)
+{
+	struct ivclient *c = arg;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	pthread_mutex_lock(&c->ring_lock);
+	while (!c->ringer_stop) {
+		uint32_t id;
+
+		if (c->nring == 0) {
+			pthread_cond_wait(&c->ring_cond, &c->ring_lock);
+			continue;
+		}
+		id = c->ring_q[0];
+		c->nring--;
+		memmove(c->ring_q, c->ring_q + 1, c->nring * sizeof(id));
+		pthread_mutex_unlock(&c->ring_lock);
+		ring_one(c, id);
+		pthread_mutex_lock(&c->ring_lock);
+	}
+	pthread_mutex_unlock(&c->ring_lock);
+	return NULL;
+}
+
+/* Every signal blocked in the ringer: the program's handlers run in its
+ * own threads, where its waits expect them. */
+static int start_ringer(struct ivclient *c)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(&c->ringer, NULL, ringer_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	c->ringer_on = rc == 0;
+	return -rc;
+}
+
+static void stop_ringer(struct ivclient *c)
+{
+	if (!c->ringer_on)
+		return;
+	pthread_mutex_lock(&c->ring_lock);
+	c->ringer_stop = true;
+	pthread_cond_signal(&c->ring_cond);
+	pthread_mutex_unlock(&c->ring_lock);
+	pthread_cancel(c->ringer);      /* a write that lost the race ends here */
+	pthread_join(c->ringer, NULL);
+	c->ringer_on = false;
+}
+
+/* Queues a ring for the ringer; never waits on a descriptor. A ring already
+ * pending for the peer covers this one. */
 static int iv_ring(struct nshm_region *r, uint32_t peer_id)
 {
 	struct ivclient *c = r->db.ctx;
-	const uint64_t one = 1;
-	struct iv_peer *p;
+	unsigned i;
 	int rc = 0;
 
 	pthread_mutex_lock(&c->lock);
-	p = find_peer(c, peer_id);
-	if (!p) {
-		/* Joined after us: its eventfds wait on the socket. */
-		read_pending(c, MAX_DRAIN_MSGS);
-		p = find_peer(c, peer_id);
-	}
-	/* EAGAIN: the counter is full, so a wake-up is pending anyway. */
-	if (!p)
+	if (!find_peer(c, peer_id))
+		read_pending(c, MAX_DRAIN_MSGS);  /* joined after us: its eventfds wait on the socket */
+	if (!find_peer(c, peer_id))
 		rc = -ENOENT;
-	else if (write(p->fd, &one, sizeof(one)) != (ssize_t)sizeof(one) && errno != EAGAIN)
-		rc = -errno;
 	pthread_mutex_unlock(&c->lock);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&c->ring_lock);
+	for (i = 0; i < c->nring && c->ring_q[i] != peer_id; i++)
+		;
+	if (i == c->nring && c->nring < RING_QUEUE)
+		c->ring_q[c->nring++] = peer_id;
+	else if (i == c->nring)
+		rc = -EAGAIN;
+	pthread_cond_signal(&c->ring_cond);
+	pthread_mutex_unlock(&c->ring_lock);
 	return rc;
+}
+
+/* Takes our eventfd's count without ever waiting for one. */
+static void take_count(int fd)
+{
+	uint64_t v;
+	struct iovec iov = { &v, sizeof(v) };
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (preadv2(fd, &iov, 1, -1, RWF_NOWAIT) >= 0 || errno != EOPNOTSUPP)
+		return;
+	/* A kernel before 5.12 (no RWF_NOWAIT for eventfds): read only what
+	 * poll says is there, the best it allows. */
+	if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+		(void)!read(fd, &v, sizeof(v));
 }
 
 static void iv_drain(struct nshm_region *r)
 {
 	struct ivclient *c = r->db.ctx;
-	uint64_t v;
 
 	pthread_mutex_lock(&c->lock);
-	/* The eventfd's O_NONBLOCK is not ours to rely on: QEMU clears it on
-	 * every fd it receives, and the flag belongs to the open file that
-	 * QEMU and we share. So read only what poll says is there; one read
-	 * of an eventfd takes its whole count. */
-	for (unsigned i = 0; i < c->nown; i++) {
-		struct pollfd p = { .fd = c->own[i], .events = POLLIN };
-
-		if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
-			(void)!read(c->own[i], &v, sizeof(v));
-	}
+	/* One read of an eventfd takes its whole count. */
+	for (unsigned i = 0; i < c->nown; i++)
+		take_count(c->own[i]);
 	read_pending(c, MAX_DRAIN_MSGS);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -302,6 +433,7 @@ static bool iv_gone(struct nshm_region *r, uint32_t peer_id)
 
 static void free_client(struct ivclient *c)
 {
+	stop_ringer(c);
 	drop_server(c);
 	for (unsigned i = 0; i < c->nown; i++)
 		close(c->own[i]);
@@ -311,6 +443,8 @@ static void free_client(struct ivclient *c)
 		close(c->ep);
 	nshm_ivproto_rx_reset(&c->in);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->ring_lock);
+	pthread_cond_destroy(&c->ring_cond);
 	free(c);
 }
 
@@ -362,6 +496,8 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	if (!c)
 		return;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->ring_lock, NULL);
+	pthread_cond_init(&c->ring_cond, NULL);
 	nshm_ivproto_rx_init(&c->in);
 	c->ep = -1;
 	rc = connect_server(name, &c->sock);
@@ -380,6 +516,10 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	if (rc < 0) {
 		r->db.kind = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
 			   : "polling (nshm-server's answer did not validate)";
+		goto fail;
+	}
+	if (start_ringer(c) < 0) {
+		r->db.kind = "polling (no thread for the doorbell)";
 		goto fail;
 	}
 	r->db.fd = c->ep;

@@ -28,7 +28,8 @@ setup_file() {
     progs=()
   fi
   vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}"
-  export SHM VM SOCK NSHM_RUN_DIR=$VM_RUN/run
+  # /run/nshm: where nshm-server and the host programs look (fixed; no variable moves it).
+  export SHM VM SOCK NSHM_RUN_DIR=/run/nshm
   SHM=$(vm_shm_name bell)
   SOCK=$NSHM_RUN_DIR/$SHM.sock
   server_start || return 0

@@ -103,7 +103,7 @@ config() {
   SHM=$(vm_shm_name "$name")
   if [[ -s $VM_RUN/current && $(basename "$(cat "$VM_RUN/current")") == "vm-$name" ]]; then
     VM=$(cat "$VM_RUN/current")
-    [[ $name == doorbell || $name == k612 ]] && export NSHM_RUN_DIR=$VM_RUN/run
+    [[ $name == doorbell || $name == k612 ]] && export NSHM_RUN_DIR=/run/nshm  # where the programs look (fixed; no variable moves it)
     vm_alive "$VM" || { echo "guest $name died earlier" >&2; return 1; }
     return 0
   fi
@@ -120,13 +120,13 @@ config() {
       ;;
     doorbell)
       server_start "$SHM" 4M || return 1
-      export NSHM_RUN_DIR=$VM_RUN/run
+      export NSHM_RUN_DIR=/run/nshm  # where the programs look (fixed; no variable moves it)
       VM=$(vm_boot doorbell -- -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
         -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
       ;;
     k612)
       server_start "$SHM" 4M || return 1
-      export NSHM_RUN_DIR=$VM_RUN/run
+      export NSHM_RUN_DIR=/run/nshm  # where the programs look (fixed; no variable moves it)
       VM=$(vm_boot k612 --kernel "$K612_PKG" --initrd "$VM_RUN/guest-612.cpio" -- \
         -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
         -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
@@ -141,19 +141,19 @@ config() {
   printf '%s\n' "$VM" >"$VM_RUN/current"
 }
 
-# nshm-server for the doorbell guest; its socket in $VM_RUN/run (NSHM_RUN_DIR for the clients).
+# nshm-server for the doorbell guest; its socket where the host programs look: /run/nshm.
 server_start() {
   local shm=$1 size=$2 srv i
   srv=$(vm_build_dir)/nshm-server
   [[ -x $srv ]] || { echo "$srv is missing: make $srv" >&2; return 1; }
-  mkdir -p "$VM_RUN/run"
+  mkdir -p /run/nshm
   printf '%s\n' "$shm" >>"$VM_RUN/shm.list"
   rm -f "/dev/shm/$shm"
-  "$srv" --size "$size" --vectors 2 --socket "$VM_RUN/run/$shm.sock" "$shm" \
+  "$srv" --size "$size" --vectors 2 --socket "/run/nshm/$shm.sock" "$shm" \
     </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
   echo $! >"$VM_RUN/server.pid"
   for ((i = 0; i < 100; i++)); do
-    [[ -S $VM_RUN/run/$shm.sock ]] && return 0
+    [[ -S /run/nshm/$shm.sock ]] && return 0
     sleep 0.05
   done
   echo "nshm-server did not create its socket: $(cat "$VM_RUN/server.log")" >&2
@@ -166,7 +166,7 @@ server_stop() {
   [[ -n ${VM_RUN:-} && -s $VM_RUN/server.pid ]] || return 0
   local pid i
   pid=$(cat "$VM_RUN/server.pid")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$VM_RUN/run/"; then
+  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "/run/nshm/$(vm_shm_name "")"; then
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < 50; i++)); do
       kill -0 "$pid" 2>/dev/null || break
