@@ -113,8 +113,8 @@ _nshm()
 		args='-i --interval --map'
 		;;
 	nshm-server)
-		opts='-s --size --socket -n --vectors -h --help -V --version'
-		args='-s --size --socket -n --vectors'
+		opts='-s --size --socket -g --group --socket-mode --shm-mode -n --vectors -h --help -V --version'
+		args='-s --size --socket -g --group --socket-mode --shm-mode -n --vectors'
 		;;
 	*)
 		return 0
@@ -132,6 +132,13 @@ _nshm()
 		;;
 	--socket)
 		_nshm_files "$cur"
+		;;
+	-g | --group)
+		# shellcheck disable=SC2046  # one word per group
+		_nshm_add_words "$cur" $(compgen -g)
+		;;
+	--socket-mode | --shm-mode)
+		_nshm_add_words "$cur" 0660 0600 0640
 		;;
 	--allow-pull)
 		_nshm_dirs "$cur"

@@ -20,10 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "internal.h"
 #include "ivproto.h"
@@ -41,6 +44,7 @@ struct client {
 	int vec[MAX_VECTORS];   /* the eventfds others ring it through */
 	pid_t pid;
 	uid_t uid;
+	int64_t unread_since;   /* when messages to it were first seen unread; 0 */
 	const char *gone;       /* why it is to be dropped, or NULL */
 };
 
@@ -50,8 +54,13 @@ struct nshm_ivserver {
 	char shm_path[300];
 	struct sockaddr_un addr;
 	int shm, lsock;
+	int lock;               /* the socket's PATH.lock, flock()ed */
+	gid_t gid;              /* group of the memory and the socket */
+	mode_t shm_mode, socket_mode;
 	uint64_t size;
-	bool bound;             /* the socket is ours to remove */
+	bool bound;             /* a socket was bound: ours to remove ... */
+	dev_t sock_dev;         /* ... if PATH is still this one */
+	ino_t sock_ino;
 	struct client c[MAX_CLIENTS];
 	unsigned nclients;
 	uint32_t next_id;
@@ -110,6 +119,48 @@ static int pick_size(struct nshm_ivserver *s, const struct stat *st, bool fresh,
 	return 0;
 }
 
+/* Whether an object already at /dev/shm/NAME may be served. It will carry
+ * every transfer and QEMU maps it: whoever could have written it (or can
+ * write or truncate it) could read or break those, so only one that this
+ * uid owns, with no other name, and that nobody but the owner and the
+ * configured group can write is taken. st is from fstat of the open fd,
+ * never from the name (a name can be swapped between two looks). */
+static int check_existing(struct nshm_ivserver *s, const struct stat *st,
+			  char *msg, size_t msglen)
+{
+	char why[160];
+
+	if (!S_ISREG(st->st_mode))
+		snprintf(why, sizeof(why), "is not a shared memory object (a regular file)");
+	else if (st->st_uid != geteuid())
+		snprintf(why, sizeof(why), "is owned by uid %u, not by this server's uid %u",
+			 (unsigned)st->st_uid, (unsigned)geteuid());
+	else if (st->st_nlink != 1)
+		snprintf(why, sizeof(why), "has %lu names (hard links), not one",
+			 (unsigned long)st->st_nlink);
+	else if (st->st_mode & S_IWOTH)
+		snprintf(why, sizeof(why), "is writable by others (mode %04o)",
+			 (unsigned)(st->st_mode & 07777));
+	else if ((st->st_mode & S_IWGRP) && st->st_gid != s->gid)
+		snprintf(why, sizeof(why), "is writable by group %u, not the server's group %u",
+			 (unsigned)st->st_gid, (unsigned)s->gid);
+	else
+		return 0;
+	snprintf(msg, msglen, "%s %s: whoever made it could read every transfer or "
+		 "truncate it under QEMU; remove it and start again (the server then "
+		 "creates it)", s->shm_path, why);
+	return -EPERM;
+}
+
+/* The configured group and mode, set on the fd (open's mode is cut by the
+ * umask: what the manual promises is set here, whatever the umask). */
+static int set_owner(int fd, const struct nshm_ivserver *s, mode_t mode)
+{
+	if (fchown(fd, (uid_t)-1, s->gid) != 0 || fchmod(fd, mode) != 0)
+		return -errno;
+	return 0;
+}
+
 static int open_memory(struct nshm_ivserver *s, char *msg, size_t msglen)
 {
 	bool created = true;
@@ -117,7 +168,8 @@ static int open_memory(struct nshm_ivserver *s, char *msg, size_t msglen)
 	int rc;
 
 	snprintf(s->shm_path, sizeof(s->shm_path), "/dev/shm/%s", s->cfg.name);
-	s->shm = open(s->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0660);
+	/* 0600 until set_owner: nobody else can open it in between. */
+	s->shm = open(s->shm_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (s->shm < 0 && errno == EEXIST) {
 		created = false;
 		/* A link or a FIFO planted there is refused, never followed. */
@@ -128,26 +180,72 @@ static int open_memory(struct nshm_ivserver *s, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: %s", s->shm_path, strerror(errno));
 		return rc;
 	}
-	if (fstat(s->shm, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(msg, msglen, "%s is not a shared memory object", s->shm_path);
-		return -EINVAL;
+	if (fstat(s->shm, &st) != 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "%s: %s", s->shm_path, strerror(errno));
+		return rc;
 	}
-	rc = pick_size(s, &st, created || st.st_size == 0, msg, msglen);
+	rc = created ? 0 : check_existing(s, &st, msg, msglen);
+	if (rc == 0)
+		rc = pick_size(s, &st, created || st.st_size == 0, msg, msglen);
 	if (rc == 0 && (uint64_t)st.st_size != s->size &&
 	    ftruncate(s->shm, (off_t)s->size) != 0) {
 		rc = -errno;
 		snprintf(msg, msglen, "%s: cannot size it: %s", s->shm_path, strerror(errno));
 	}
+	if (rc == 0) {
+		rc = set_owner(s->shm, s, s->shm_mode);
+		if (rc < 0)
+			snprintf(msg, msglen, "%s: cannot set its group %u and mode %04o: %s",
+				 s->shm_path, (unsigned)s->gid, (unsigned)s->shm_mode,
+				 strerror(-rc));
+	}
 	if (rc < 0 && created)
 		unlink(s->shm_path);
 	if (rc == 0)
-		logf_(s, "memory %s: %llu bytes (%s)", s->label, (unsigned long long)s->size,
+		logf_(s, "memory %s: %llu bytes, group %u, mode %04o (%s)", s->label,
+		      (unsigned long long)s->size, (unsigned)s->gid, (unsigned)s->shm_mode,
 		      created ? "created" : "existing, reused");
 	return rc;
 }
 
-/* A socket left at path by a server that died is removed; a live server
- * there is an error, and so is anything that is not a socket. */
+/* PATH.lock, flock()ed for the server's life: the one server holding it
+ * owns PATH. Whatever is at PATH under the lock was left by a server that
+ * died (or is not a server's), so replacing it cannot take a live
+ * server's socket: there is no window between a check and the act. */
+static int lock_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
+{
+	char path[sizeof(s->addr.sun_path) + 8];
+	struct stat st;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s.lock", s->addr.sun_path);
+	s->lock = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (s->lock < 0 || fstat(s->lock, &st) != 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(msg, msglen, "%s is not a regular file", path);
+		return -EINVAL;
+	}
+	if (flock(s->lock, LOCK_EX | LOCK_NB) != 0) {
+		rc = -errno;
+		if (rc == -EWOULDBLOCK) {
+			snprintf(msg, msglen, "another nshm-server is serving %s (it holds %s)",
+				 s->addr.sun_path, path);
+			return -EADDRINUSE;
+		}
+		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+		return rc;
+	}
+	return 0;
+}
+
+/* Under the lock: a socket left at path by a server that died is removed;
+ * anything that is not a socket, or a socket something answers on (not an
+ * nshm-server: those hold the lock), is left alone and is an error. */
 static int clear_stale(struct nshm_ivserver *s, char *msg, size_t msglen)
 {
 	struct stat st;
@@ -159,13 +257,13 @@ static int clear_stale(struct nshm_ivserver *s, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s exists and is not a socket", s->addr.sun_path);
 		return -EEXIST;
 	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (probe < 0)
 		return -errno;
 	rc = connect(probe, (struct sockaddr *)&s->addr, sizeof(s->addr));
 	close(probe);
-	if (rc == 0) {
-		snprintf(msg, msglen, "another nshm-server is serving %s", s->addr.sun_path);
+	if (rc == 0 || errno == EAGAIN) {
+		snprintf(msg, msglen, "something else is listening on %s", s->addr.sun_path);
 		return -EADDRINUSE;
 	}
 	if (unlink(s->addr.sun_path) != 0)
@@ -200,11 +298,42 @@ static int socket_path(struct nshm_ivserver *s, char *msg, size_t msglen)
 	return 0;
 }
 
+/* The socket we just bound (0600 by the umask), by an O_PATH fd checked to
+ * be a socket: its group and mode set, its identity kept so that we remove
+ * only our own at exit. A socket's mode cannot be set through the socket's
+ * own fd, hence the /proc/self/fd name of the O_PATH one. */
+static int own_socket(struct nshm_ivserver *s)
+{
+	char proc[64];
+	struct stat st;
+	int fd = open(s->addr.sun_path, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) != 0)
+		rc = -errno;
+	else if (!S_ISSOCK(st.st_mode))
+		rc = -EEXIST;
+	if (rc == 0) {
+		s->sock_dev = st.st_dev;
+		s->sock_ino = st.st_ino;
+		s->bound = true;
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (fchownat(fd, "", (uid_t)-1, s->gid, AT_EMPTY_PATH) != 0 ||
+		    chmod(proc, s->socket_mode) != 0)
+			rc = -errno;
+	}
+	close(fd);
+	return rc;
+}
+
 static int listen_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
 {
 	mode_t old;
 	int rc = socket_path(s, msg, msglen);
 
+	if (rc == 0)
+		rc = lock_socket(s, msg, msglen);
 	if (rc == 0)
 		rc = clear_stale(s, msg, msglen);
 	if (rc < 0) {
@@ -215,13 +344,23 @@ static int listen_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
 	s->lsock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (s->lsock < 0)
 		return -errno;
-	/* 0660: connecting takes write permission; the group may use it. */
-	old = umask(0117);
+	/* 0600 until own_socket sets the configured group and mode. */
+	old = umask(0177);
 	rc = bind(s->lsock, (struct sockaddr *)&s->addr, sizeof(s->addr));
 	umask(old);
-	if (rc == 0)
-		s->bound = true;
-	if (rc != 0 || listen(s->lsock, 16) != 0) {
+	if (rc != 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "%s: %s", s->addr.sun_path, strerror(errno));
+		return rc;
+	}
+	rc = own_socket(s);
+	if (rc < 0) {
+		snprintf(msg, msglen, "%s: cannot set its group %u and mode %04o: %s",
+			 s->addr.sun_path, (unsigned)s->gid, (unsigned)s->socket_mode,
+			 strerror(-rc));
+		return rc;
+	}
+	if (listen(s->lsock, 16) != 0) {
 		rc = -errno;
 		snprintf(msg, msglen, "%s: %s", s->addr.sun_path, strerror(errno));
 		return rc;
@@ -248,7 +387,10 @@ int nshm_ivserver_open(struct nshm_ivserver **out, const struct nshm_ivserver_cf
 	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
-	s->shm = s->lsock = -1;
+	s->shm = s->lsock = s->lock = -1;
+	s->gid = cfg->has_group ? cfg->group : getegid();
+	s->shm_mode = cfg->shm_mode ? cfg->shm_mode : NSHM_IVSERVER_DEFAULT_MODE;
+	s->socket_mode = cfg->socket_mode ? cfg->socket_mode : NSHM_IVSERVER_DEFAULT_MODE;
 	for (unsigned i = 0; i < MAX_CLIENTS; i++)
 		s->c[i].sock = -1;
 	nshm_escape(s->label, sizeof(s->label), cfg->name, 0);
@@ -345,6 +487,7 @@ static int setup_client(struct nshm_ivserver *s, struct client *c, int sock)
 	c->id = next_id(s);     /* before the slot is in use */
 	c->sock = sock;
 	c->gone = NULL;
+	c->unread_since = 0;
 	c->pid = 0;
 	c->uid = 0;
 	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0) {
@@ -449,11 +592,48 @@ static void client_event(struct client *c, short revents)
 		c->gone = "left";
 }
 
+/* A client that does not read is dropped, so that it cannot hold a slot
+ * for ever (a full send buffer is caught by tell(); this catches one that
+ * never reads even its welcome): what is still queued to it (SIOCOUTQ) has
+ * stayed unread for STALL_NS. Marks those (true if any); *due: how long
+ * until the next one is, -1 if none. */
+static bool find_stalled(struct nshm_ivserver *s, int64_t *due)
+{
+	int64_t now = nshm_now_ns(), next = -1;
+	bool marked = false;
+
+	for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+		struct client *c = &s->c[i];
+		int64_t left;
+		int queued = 0;
+
+		if (c->sock < 0 || c->gone)
+			continue;
+		if (ioctl(c->sock, SIOCOUTQ, &queued) != 0 || queued <= 0) {
+			c->unread_since = 0;
+			continue;
+		}
+		if (!c->unread_since)
+			c->unread_since = now;
+		left = c->unread_since + NSHM_IVSERVER_STALL_NS - now;
+		if (left <= 0) {
+			c->gone = "left its messages unread for 5 s: dropped";
+			marked = true;
+		} else if (next < 0 || left < next) {
+			next = left;
+		}
+	}
+	*due = next;
+	return marked;
+}
+
 int nshm_ivserver_run(struct nshm_ivserver *s, volatile sig_atomic_t *stop,
 		      const sigset_t *waitmask)
 {
 	struct pollfd p[MAX_CLIENTS + 1];
 	struct client *who[MAX_CLIENTS + 1];
+	struct timespec ts;
+	int64_t due;
 
 	logf_(s, "serving %s on %s, %u vector%s per client", s->label,
 	      s->addr.sun_path, s->cfg.vectors, s->cfg.vectors == 1 ? "" : "s");
@@ -461,6 +641,15 @@ int nshm_ivserver_run(struct nshm_ivserver *s, volatile sig_atomic_t *stop,
 		nfds_t n = 1;
 		int k;
 
+		/* Dropping one tells the others: messages they may leave unread. */
+		while (find_stalled(s, &due))
+			sweep(s);
+		ts.tv_sec = due / 1000000000;
+		ts.tv_nsec = due % 1000000000 + 1000000;   /* past it, not just before */
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
 		p[0] = (struct pollfd){ .fd = s->lsock, .events = POLLIN };
 		for (unsigned i = 0; i < MAX_CLIENTS; i++) {
 			if (s->c[i].sock < 0)
@@ -468,7 +657,7 @@ int nshm_ivserver_run(struct nshm_ivserver *s, volatile sig_atomic_t *stop,
 			who[n] = &s->c[i];
 			p[n++] = (struct pollfd){ .fd = s->c[i].sock, .events = POLLIN };
 		}
-		k = ppoll(p, n, NULL, waitmask);
+		k = ppoll(p, n, due < 0 ? NULL : &ts, waitmask);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -483,6 +672,22 @@ int nshm_ivserver_run(struct nshm_ivserver *s, volatile sig_atomic_t *stop,
 	return 0;
 }
 
+/* Only the socket we bound: one that replaced it (a server started by
+ * hand after ours lost its socket, a file an admin put there) is not ours
+ * to remove. Still under our lock: no server of ours can bind in between. */
+static void remove_socket(struct nshm_ivserver *s)
+{
+	struct stat st;
+
+	if (!s->bound || lstat(s->addr.sun_path, &st) != 0)
+		return;
+	if (st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
+		unlink(s->addr.sun_path);
+	else
+		logf_(s, "left %s alone: it is no longer the socket this server bound",
+		      s->addr.sun_path);
+}
+
 void nshm_ivserver_close(struct nshm_ivserver *s)
 {
 	if (!s)
@@ -495,8 +700,9 @@ void nshm_ivserver_close(struct nshm_ivserver *s)
 			free_client(&s->c[i]);
 	if (s->lsock >= 0)
 		close(s->lsock);
-	if (s->bound)
-		unlink(s->addr.sun_path);
+	remove_socket(s);
+	if (s->lock >= 0)
+		close(s->lock);     /* after the unlink: the next server waits for it */
 	if (s->shm >= 0)
 		close(s->shm);
 	free(s);

@@ -3,8 +3,9 @@
 # nshm-server on the host: the protocol as an independent client reads it
 # (tests/tools/ivpeer.py), nshm-put and nshm-get as its peers ringing
 # eventfds, hostile and vanishing clients, IDs, limits, the socket's life,
-# and the idle cost of a waiting nshm-get. Its sockets live in a
-# per-test NSHM_RUN_DIR, never in /run.
+# and the idle cost of a waiting nshm-get; who owns what the server serves.
+# Its sockets are /run/nshm/NAME.sock with a NAME unique to the test (the
+# programs read no NSHM_RUN_DIR), removed by teardown.
 load helpers
 
 PEER=$BATS_TEST_DIRNAME/tools/ivpeer.py
@@ -15,8 +16,8 @@ NO_LSAN=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 setup() {
 	T=$BATS_TEST_TMPDIR
 	NAME=nshm-srv-$$-$BATS_TEST_NUMBER
-	export NSHM_RUN_DIR=$T/run
-	SOCK=$NSHM_RUN_DIR/$NAME.sock
+	RUN=/run/nshm
+	SOCK=$RUN/$NAME.sock
 	PIDS=()
 	rm -f "/dev/shm/$NAME"
 }
@@ -36,7 +37,7 @@ teardown() {
 	done
 	# All at once: a program whose parent died first still goes.
 	[ ${#all[@]} -eq 0 ] || kill -9 "${all[@]}" 2>/dev/null || true
-	rm -f "/dev/shm/$NAME"
+	rm -f "/dev/shm/$NAME" "/dev/shm/$NAME.2" "$SOCK" "$SOCK.lock"
 }
 
 not() { ! "$@"; }
@@ -90,7 +91,9 @@ cost() {
 @test "server: creates the memory and the socket, and speaks QEMU's protocol" {
 	start_server --size 1M --vectors 3
 	[ "$(stat -c %s "/dev/shm/$NAME")" = 1048576 ]
+	# The documented modes, whatever the umask (bats runs under 022).
 	[ "$(stat -c %a "$SOCK")" = 660 ]
+	[ "$(stat -c %a "/dev/shm/$NAME")" = 660 ]
 	run python3 "$PEER" "$SOCK" welcome
 	[ "$status" -eq 0 ]
 	[[ $output == "id 0 shm 1048576 peers 0 vectors 3" ]]
@@ -171,7 +174,7 @@ cost() {
 }
 
 @test "server: a stale socket is replaced, a live server is not" {
-	mkdir -p "$NSHM_RUN_DIR"
+	mkdir -p "$RUN"
 	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
 	[ -S "$SOCK" ]
 	start_server --size 1M
@@ -308,4 +311,156 @@ s.close()' "$SOCK"
 	# 0.1 % of 10 s is 10 ms.
 	[ "$ns" -lt 10000000 ]
 	[ "$switches" -lt 50 ]
+}
+
+# Issue 20, finding 3: whoever makes /dev/shm/NAME first reads every transfer.
+@test "server: a /dev/shm/NAME another user made, or others can write, or with two names, is refused" {
+	command -v setpriv >/dev/null || skip "setpriv (util-linux) not installed"
+	# Made first by nobody, as a local user would, mode 0600 (only they can read it).
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+		sh -c "umask 077 && truncate -s 1M '/dev/shm/$NAME'"
+	[ "$(stat -c %u "/dev/shm/$NAME")" = 65534 ]
+	run timeout -s KILL 10 "$SERVER" "$NAME"
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[[ $output == *"/dev/shm/$NAME is owned by uid 65534, not by this server's uid 0"* ]]
+	[[ $output == *"could read every transfer"* ]]
+	[ ! -e "$SOCK" ]
+	[ "$(stat -c %s "/dev/shm/$NAME")" = 1048576 ]   # left as it was
+	rm "/dev/shm/$NAME"
+	# Ours, but writable by others, or by a group that is not the server's.
+	truncate -s 1M "/dev/shm/$NAME"
+	chmod 0666 "/dev/shm/$NAME"
+	run timeout -s KILL 10 "$SERVER" "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"is writable by others (mode 0666)"* ]]
+	chmod 0660 "/dev/shm/$NAME"
+	chgrp 65534 "/dev/shm/$NAME"
+	run timeout -s KILL 10 "$SERVER" "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"is writable by group 65534, not the server's group 0"* ]]
+	# ... unless that group is the one it was told to serve.
+	start_server --group 65534
+	grep -q 'existing, reused' "$T/server.out"
+	stop_server
+	chgrp 0 "/dev/shm/$NAME"
+	# A second name (a hard link someone else may keep).
+	ln "/dev/shm/$NAME" "/dev/shm/$NAME.2"
+	run timeout -s KILL 10 "$SERVER" "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"has 2 names"* ]]
+}
+
+@test "server: --group, --socket-mode and --shm-mode set what it creates, whatever the umask" {
+	local g
+	g=$(getent group users | cut -d: -f3)
+	[ -n "$g" ]
+	bg server sh -c "umask 077 && exec '$SERVER' --size 1M --group users --socket-mode 0660 --shm-mode 0640 '$NAME'"
+	until_true 10 grep -q '^serving ' "$T/server.out"
+	[ "$(stat -c '%g %a' "$SOCK")" = "$g 660" ]
+	[ "$(stat -c '%g %a' "/dev/shm/$NAME")" = "$g 640" ]
+	grep -q "group $g, mode 0640 (created)" "$T/server.out"
+	# nobody (group nogroup) with the group as a supplementary one connects; without it,
+	# the socket's mode refuses it. (The system's python: a root-only pyenv may shadow it.)
+	run setpriv --reuid=65534 --regid=65534 --groups="$g" /usr/bin/python3 "$PEER" "$SOCK" welcome
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$PEER" "$SOCK" welcome
+	[ "$status" -ne 0 ]
+	[[ $output == *"Permission denied"* ]]
+	run timeout -s KILL 10 "$SERVER" --shm-mode 0400 "$NAME.x"
+	[ "$status" -eq 2 ]
+	run timeout -s KILL 10 "$SERVER" --socket-mode 7777 "$NAME.x"
+	[ "$status" -eq 2 ]
+	run timeout -s KILL 10 "$SERVER" --group no-such-group-here "$NAME.x"
+	[ "$status" -eq 2 ]
+	[[ $output == *"bad --group"* ]]
+}
+
+# Issue 20, finding 4: a peer clears O_NONBLOCK on the shared eventfd.
+@test "server: a peer that fills eventfd counters and clears O_NONBLOCK never holds nshm-put past --timeout" {
+	start_server --size 4M
+	head -c 1M /dev/urandom >"$T/src"
+	bg get "$GET" -q -s "$NAME" --timeout 60 "$T/out"
+	until_true 20 joined 1
+	until_true 20 sh -c "'$STAT' '$NAME' | grep -q 'receiver  ready, alive.*doorbell id'"
+	# The jammer joins after the receiver: it holds the receiver's eventfds, and each new
+	# peer's (nshm-put's) as it joins; stdin (a FIFO) tells it to stop.
+	mkfifo "$T/jam.in"
+	bg jam sh -c "python3 '$PEER' '$SOCK' jam <'$T/jam.in'"
+	exec 8>"$T/jam.in"
+	until_true 10 grep -q '^id ' "$T/jam.out"
+	# Nobody reads the receiver's eventfd any more: a blocking ring waits for ever.
+	local pid
+	pid=$(prog_pid "$get_PID" nshm-get)
+	kill -STOP "$pid"
+	local t0=$SECONDS
+	run timeout -s KILL 20 "$PUT" -q --timeout 3 --peer-timeout 3 "$T/src" "$NAME"
+	echo "nshm-put: rc=$status after $((SECONDS - t0)) s: $output"
+	kill -CONT "$pid"
+	exec 8>&-
+	[ "$(wait_rc jam 20)" = 0 ]
+	cat "$T/jam.out"
+	local tries
+	tries=$(sed -n 's/^tries //p' "$T/jam.out")
+	[ "$tries" -ge 1000 ]
+	# It failed, said why, and in its own time: not killed by timeout (137).
+	[ "$status" -ne 0 ] && [ "$status" -ne 137 ]
+	[ $((SECONDS - t0)) -le 12 ]
+	[[ $output == *"receiver"* ]]
+	kill -0 "$SRV"
+}
+
+# Issue 20, finding 6: two servers on one socket path.
+@test "server: two servers started at once on one socket, 1000 times: one serves, neither removes the other's socket" {
+	local race=$BATS_TEST_DIRNAME/../build/tools/race-servers
+	[ -x "$race" ] || skip "build/tools/race-servers not built (make unit)"
+	run "$race" "$SERVER" "$SOCK" "$NAME" 1000
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"1000 tries, 0 failures"* ]]
+}
+
+@test "server: a server never removes a socket it did not bind; a second one waits for the lock" {
+	start_server --size 1M
+	# Someone removes the socket of the running server and starts another server there.
+	rm "$SOCK"
+	run timeout -s KILL 10 "$SERVER" --size 1M "$NAME"
+	[ "$status" -eq 3 ]
+	[[ $output == *"another nshm-server is serving $SOCK (it holds $SOCK.lock)"* ]]
+	[ ! -e "$SOCK" ]
+	# Something else takes the path; the first server, stopping, leaves it alone.
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SOCK"
+	local ino
+	ino=$(stat -c %i "$SOCK")
+	stop_server
+	[ -S "$SOCK" ]
+	[ "$(stat -c %i "$SOCK")" = "$ino" ]
+	grep -q "left $SOCK alone" "$T/server.out"
+	# The next server takes the stale socket over (under the lock).
+	start_server --size 1M
+	grep -q 'removed a stale socket' "$T/server.out"
+	stop_server
+	[ ! -e "$SOCK" ]
+}
+
+@test "server: clients that never read are dropped after 5 s; their slots come back" {
+	start_server --size 1M --vectors 1
+	mkfifo "$T/mute.in"
+	bg mute sh -c "python3 '$PEER' '$SOCK' mute 32 <'$T/mute.in'"
+	exec 9>"$T/mute.in"
+	until_true 20 grep -q '^connected 32' "$T/mute.out"
+	until_true 20 grep -q ' 32 clients$' "$T/server.out"
+	# Every slot is taken: the next client is refused.
+	run python3 "$PEER" "$SOCK" welcome
+	[ "$status" -ne 0 ]
+	grep -q 'refused a client: 32 clients already' "$T/server.out"
+	# Five seconds later each is dropped, and a new client is served.
+	until_true 20 grep -q ' 0 clients$' "$T/server.out"
+	[ "$(grep -c 'left its messages unread for 5 s: dropped' "$T/server.out")" -eq 32 ]
+	run python3 "$PEER" "$SOCK" welcome
+	[ "$status" -eq 0 ]
+	exec 9>&-
+	[ "$(wait_rc mute 20)" = 0 ]
+	grep -qx 'closed 32' "$T/mute.out"
 }

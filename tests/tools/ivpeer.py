@@ -12,8 +12,15 @@ libnshm's, for tests/server.bats.
             server to close the connection; print "dropped"
   vanish    connect and close at once, reading nothing
   hold N V  open N connections (V vectors each), print how many got a welcome ("held K"),
-            keep them until stdin closes
+            keep them (reading what the server sends) until stdin closes
+  mute N    open N connections and never read; print "connected N"; keep them until
+            stdin closes, then print how many the server had closed ("closed K")
+  jam       the hostile peer of issue 20 finding 4: welcome, then until stdin closes fill
+            every other peer's eventfd counter to the top (0xfffffffffffffffe) and clear
+            O_NONBLOCK on it, again and again, for new peers too; at the end print
+            "tries N" (how many times it filled a counter and cleared the flag)
 """
+import fcntl
 import array
 import os
 import select
@@ -86,6 +93,44 @@ def welcome(s, want=None):
     return me, shm_size, peers, own
 
 
+FULL = struct.pack("<Q", 0xFFFFFFFFFFFFFFFE)
+
+
+def jam(s):
+    """Keeps every other peer's eventfd counter at the top, in blocking mode."""
+    version, _ = recv_msg(s, 5)
+    me, _ = recv_msg(s, 5)
+    print(f"id {me}", flush=True)
+    fds, tries = [], 0
+    while not select.select([sys.stdin], [], [], 0)[0]:
+        while select.select([s], [], [], 0)[0]:
+            m = recv_msg(s, 1)
+            if m is None:
+                break
+            msg, fd = m
+            if fd >= 0 and msg >= 0 and msg != me:
+                fds.append(fd)
+            elif fd >= 0:
+                os.close(fd)
+        for fd in fds:
+            fl = fcntl.fcntl(fd, fcntl.F_GETFL)
+            fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+            p = select.poll()
+            p.register(fd, select.POLLOUT)
+            if p.poll(0):               # not full: empty it, then fill it
+                try:
+                    os.read(fd, 8)
+                except BlockingIOError:
+                    pass
+                try:
+                    os.write(fd, FULL)
+                except BlockingIOError:
+                    pass
+            fcntl.fcntl(fd, fcntl.F_SETFL, fl & ~os.O_NONBLOCK)
+            tries += 1
+    print(f"tries {tries}", flush=True)
+
+
 def main():
     path, mode = sys.argv[1], sys.argv[2]
     if mode == "welcome":
@@ -137,7 +182,37 @@ def main():
             except (AssertionError, TimeoutError, TypeError):
                 pass
         print(f"held {held}", flush=True)
+        # A client that reads: the server drops one that leaves its messages unread.
+        while True:
+            r, _, _ = select.select(socks + [sys.stdin], [], [])
+            if sys.stdin in r:
+                if not os.read(sys.stdin.fileno(), 1):
+                    break
+            for s in r:
+                if s is not sys.stdin:
+                    m = recv_msg(s, 1)
+                    if m is None:
+                        socks.remove(s)
+                    elif m[1] >= 0:
+                        os.close(m[1])
+    elif mode == "mute":
+        socks = [connect(path) for _ in range(int(sys.argv[3]))]
+        print(f"connected {len(socks)}", flush=True)
         sys.stdin.read()
+        closed = 0
+        for s in socks:
+            s.setblocking(False)
+            try:
+                while True:
+                    data = s.recv(4096)
+                    if not data:
+                        closed += 1
+                        break
+            except (BlockingIOError, ConnectionResetError):
+                pass
+        print(f"closed {closed}", flush=True)
+    elif mode == "jam":
+        jam(connect(path))
     else:
         sys.exit(f"unknown mode {mode}")
 
