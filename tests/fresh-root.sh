@@ -39,7 +39,7 @@ include=apt,build-essential,git,ca-certificates
 # Everything below runs in a private mount namespace: the kernel drops the
 # mounts with the namespace, whatever happens to this script.
 if [ -z "${NSHM_FRESH_NS:-}" ]; then
-	NSHM_FRESH_NS=1 exec unshare --mount --propagation private -- "$0" "$mode" "$commit"
+	NSHM_FRESH_NS=1 exec unshare --mount --propagation private -- bash "$0" "$mode" "$commit"
 fi
 
 # The mirrors: the Debian "deb" entries of this machine's apt sources, in
@@ -157,10 +157,11 @@ git clone -q --no-local "$src" "$root/root/nshm"
 git -C "$root/root/nshm" checkout -q --detach "$commit"
 
 # inroot LOG CMD: a login-like shell in the root, nothing of this
-# environment (MAKEFLAGS, BUILD, NSHM_*) carried in.
+# environment (MAKEFLAGS, BUILD, NSHM_*) carried in; stopped after
+# NSHM_FRESH_TIMEOUT seconds (default 5400), should a test hang.
 inroot() {
 	local log=$1; shift
-	chroot "$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
+	timeout -k 30 "${NSHM_FRESH_TIMEOUT:-5400}" chroot "$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		LANG=C.UTF-8 TERM=dumb \
 		bash -c "cd /root/nshm && $*" >"$logs/$log" 2>&1
@@ -173,7 +174,9 @@ if [ "$mode" = A ]; then
 	t=$SECONDS
 	inroot demo.log make demo && demo_rc=0 || demo_rc=$?
 	echo "== make demo: exit $demo_rc, $((SECONDS - t)) s"
-	grep -E '^(demo|sent|received|nshm|cp|crc|  )' "$logs/demo.log" | sed 's/^/  /' | tail -20
+	# What the configuration found, and the demo's own lines.
+	grep -E '^config: ' "$logs/demo.log" | sed 's/^/  /'
+	sed -n '/^demo: [0-9]* MiB/,$p' "$logs/demo.log" | sed 's/^/  /' 
 	[ "$demo_rc" = 0 ] || tail -30 "$logs/demo.log" | sed 's/^/  | /'
 fi
 t=$SECONDS
