@@ -241,4 +241,4 @@ uninstall:
 clean:
 	rm -rf $(BUILD) $(if $(filter build,$(BUILD)),build-san build-gcc build-clang)
 
--include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(BUILD)/cmd/*.d
+-include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(HOOK_OBJ:.o=.d) $(BUILD)/cmd/*.d
