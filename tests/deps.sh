@@ -17,6 +17,8 @@ need=(
 	"/usr/include/x86_64-linux-gnu/curl/curl.h:libcurl4-openssl-dev" "ip:iproute2" "/usr/share/bash-completion/bash_completion:bash-completion"
 	"strace:strace" "/usr/bin/time:time" "pgrep:procps"
 	"mmdebstrap:mmdebstrap" "mke2fs:e2fsprogs"
+	"libvirtd:libvirt-daemon-system" "virsh:libvirt-clients"
+	"/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so:libvirt-daemon-driver-qemu"
 )
 [ "${NSHM_DEPS_EXTRA:-}" ] && read -ra extra <<<"$NSHM_DEPS_EXTRA" && need+=("${extra[@]}")
 
