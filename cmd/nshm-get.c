@@ -375,15 +375,17 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 		nshm_rx_refuse(rx, NSHM_R_EXISTS);
 		return -EEXIST;
 	}
-	nshm_rx_accept(rx);
+	/* nshm_rx_tree accepts the offer, or refuses it when this machine
+	 * cannot read archives (no libarchive): the sender hears why. */
 	g->cli.start_ns = cli_now_ns();
 	rc = nshm_rx_tree(rx, g->where, (g->force ? NSHM_EXTRACT_FORCE : 0) |
 			  (g->owner ? NSHM_EXTRACT_OWNER : 0), cli_on_entry, &g->cli, &got);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
 		cli_err(&g->cli, "%s", *nshm_rx_why(rx) ? nshm_rx_why(rx) : nshm_strerror(rc));
-		cli_err(&g->cli, "%llu entries arrived before the failure; the one in "
-			"progress was removed", (unsigned long long)got.entries);
+		if (rc != -ENOTSUP)
+			cli_err(&g->cli, "%llu entries arrived before the failure; the one in "
+				"progress was removed", (unsigned long long)got.entries);
 		nshm_rx_complete(rx, 0, nshm_rx_reason(rx) ? nshm_rx_reason(rx) : NSHM_R_IO);
 		return rc;
 	}

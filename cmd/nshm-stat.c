@@ -29,7 +29,7 @@ static const char *liveness(const struct nshm_side_stat *s)
 	if (s->alive > 0)
 		return "alive";
 	return s->same_host ? "dead (stale, will be taken over)"
-			    : "silent (stale after the peer timeout)";
+			    : "silent (taken over once still for 2 s, or the peer timeout)";
 }
 
 /* The sender stays in "offer" through the data phase; once the receiver

@@ -912,5 +912,13 @@ int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 	int rc = nshm_la_ready(rx_side(rx));
 
 	memset(got, 0, sizeof(*got));
+	/* Not answered yet: refused when the archive cannot be read here,
+	 * so that the sender hears why before it sends anything. */
+	if (!rx_answered(rx)) {
+		if (rc < 0)
+			nshm_rx_refuse(rx, NSHM_R_UNSUPPORTED);
+		else
+			nshm_rx_accept(rx);
+	}
 	return rc < 0 ? rc : rx_tree(rx, destdir, flags, entry, arg, got);
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Holding one side of the region: a token taken by compare-and-swap, the
  * owner's identity beside it, and a thread that beats the heartbeat while
- * the claim is held. A live holder makes a second one fail with "busy"; a
- * dead one (pid gone on this kernel, or heartbeat still for the peer
- * timeout) is taken over. */
+ * the claim is held and declares how often it beats. A live holder makes
+ * a second one fail with "busy"; a dead one (pid gone on this kernel, or
+ * heartbeat still for its lapse: lapse_ns) is taken over. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <stdio.h>
@@ -14,20 +14,44 @@
 
 /* NSHM_P_WAIT_BUSY: how often to look at a live holder again. */
 #define BUSY_RETRY_NS 5000000
+/* Say what we wait for once the holder's heartbeat has stood still this
+ * long: longer than an idle beat, so a live holder has shown itself. */
+#define SAY_STILL_NS 600000000LL
 
 struct take_ctx {
-	struct nshm_region *r;
+	struct side *s;
+	const char *role;
+	unsigned *said;
 	struct line_head *line;
 	struct peer_watch watch;
-	int64_t timeout_ns;
+	int64_t timeout_ns;     /* the peer timeout */
 	uint64_t stale;         /* owner judged dead */
 	int busy;
 	struct head_snap h;
 };
 
+/* Once, on the terminal: whose claim we wait for and for how long. */
+static void say_waiting(struct take_ctx *t, int64_t lapse)
+{
+	const struct nshm_params *p = &t->s->p;
+	int64_t still = watch_still_ns(&t->watch);
+	char msg[NSHM_WHY_LEN];
+
+	if (!p->waiting || *t->said || still < SAY_STILL_NS)
+		return;
+	(*t->said)++;
+	snprintf(msg, sizeof(msg), "waiting for the previous %s's claim on %s (pid %u%s): "
+		 "its heartbeat has stood still for %.1f s; taken over at %.1f s",
+		 t->role, t->s->r->path, t->h.pid,
+		 head_same_kernel(&t->h) ? ", still running" : " on the other side",
+		 (double)still / 1e9, (double)lapse / 1e9);
+	p->waiting(p->arg, msg);
+}
+
 static int judge_holder(void *arg)
 {
 	struct take_ctx *t = arg;
+	int64_t lapse;
 	int alive;
 
 	snap_head(t->line, &t->h);
@@ -39,7 +63,10 @@ static int judge_holder(void *arg)
 		t->busy = 1;
 		return WAIT_DONE;
 	}
-	alive = watch_update(&t->watch, &t->h, t->timeout_ns);
+	/* The lapse follows the period the holder declares now (it beats
+	 * slower once idle). */
+	lapse = lapse_ns(&t->h, t->timeout_ns);
+	alive = watch_update(&t->watch, &t->h, lapse);
 	if (alive > 0) {
 		t->busy = 1;
 		return WAIT_DONE;
@@ -48,12 +75,14 @@ static int judge_holder(void *arg)
 		t->stale = t->h.owner;
 		return WAIT_DONE;
 	}
+	say_waiting(t, lapse);
 	return WAIT_MORE;
 }
 
 static void *beat(void *arg)
 {
 	struct claim *c = arg;
+	struct line_live *live = LIVE(c->line);
 	struct timespec next;
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
@@ -65,6 +94,10 @@ static void *beat(void *arg)
 		long ms = atomic_load_explicit(&c->idle, memory_order_relaxed)
 			? c->idle_beat_ms : NSHM_HEARTBEAT_MS;
 
+		/* Declared before the longer sleep it announces, so a
+		 * claimant never judges us by a shorter period than ours.
+		 * Relaxed: a single value, read on its own. */
+		atomic_store_explicit(&live->beat_ms, (uint32_t)ms, memory_order_relaxed);
 		atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
 		next.tv_nsec += ms * 1000000L;
 		while (next.tv_nsec >= 1000000000L) {
@@ -79,9 +112,10 @@ static void *beat(void *arg)
 	return NULL;
 }
 
-static void write_identity(struct line_head *l, const struct nshm_region *r)
+static void write_identity(struct line_head *l, uint64_t token, const struct nshm_region *r)
 {
 	const struct nshm_self *me = nshm_self();
+	struct line_live *live = LIVE(l);
 
 	/* Relaxed like the rest: the peer reads it on each ring, and a stale
 	 * value only costs it a wake-up sent to no one (it polls as floor). */
@@ -92,6 +126,12 @@ static void write_identity(struct line_head *l, const struct nshm_region *r)
 	atomic_store_explicit(&l->id.boot[1], me->boot[1], memory_order_relaxed);
 	atomic_store_explicit(&l->version, NSHM_VERSION, memory_order_relaxed);
 	atomic_store_explicit(&l->magic, NSHM_MAGIC, memory_order_relaxed);
+	/* The liveness record is ours once its owner is our token: release,
+	 * so a claimant that reads our token there (acquire) also reads our
+	 * start time and period, never the previous owner's. */
+	atomic_store_explicit(&live->start, me->start, memory_order_relaxed);
+	atomic_store_explicit(&live->beat_ms, NSHM_HEARTBEAT_MS, memory_order_relaxed);
+	atomic_store_explicit(&live->owner, token, memory_order_release);
 }
 
 static int cas_owner(struct line_head *l, uint64_t from, uint64_t to)
@@ -121,8 +161,8 @@ static int start_beat(struct claim *c)
 }
 
 /* Idle, beat a fifth of the peer timeout (peers usually share it), at
- * most once a second: still several beats before a peer would judge us
- * dead, and few wake-ups. */
+ * most twice a second: still several beats before a peer would judge us
+ * dead (NSHM_LAPSE_BEATS of the period we declare), and few wake-ups. */
 static int idle_beat_ms(const struct nshm_params *p)
 {
 	int64_t ms = peer_timeout_ns(p) / 5000000;
@@ -143,13 +183,9 @@ static int judge(struct side *s, struct take_ctx *t, const char *role,
 
 	bell_init_polling(&bell);
 	watch_reset(&t->watch, &t->h);
-	if (p->waiting && !(*said)++) {
-		char msg[NSHM_WHY_LEN];
-
-		snprintf(msg, sizeof(msg), "checking whether the %s holding %s (pid %u) is alive",
-			 role, s->r->path, t->h.pid);
-		p->waiting(p->arg, msg);
-	}
+	t->s = s;
+	t->role = role;
+	t->said = said;
 	/* --timeout bounds this wait too: a holder on the other side takes
 	 * the peer timeout to be judged dead. */
 	rc = wait_until(&bell, judge_holder, t, deadline, p->cancel);
@@ -180,7 +216,7 @@ int claim_take(struct claim *c, struct side *s, struct line_head *line, const ch
 	c->idle_beat_ms = idle_beat_ms(&s->p);
 	c->token = nshm_random64();
 	for (;;) {
-		struct take_ctx t = { .r = s->r, .line = line,
+		struct take_ctx t = { .line = line,
 				      .timeout_ns = peer_timeout_ns(&s->p) };
 
 		snap_head(line, &t.h);
@@ -198,7 +234,7 @@ int claim_take(struct claim *c, struct side *s, struct line_head *line, const ch
 		if (t.stale && cas_owner(line, t.stale, c->token))
 			break;
 	}
-	write_identity(line, s->r);
+	write_identity(line, c->token, s->r);
 	rc = start_beat(c);
 	if (rc != 0) {
 		cas_owner(line, c->token, 0);

@@ -15,7 +15,13 @@
 #define NSHM_DEFAULT_CHUNK (2u << 20)
 #define NSHM_DEFAULT_PEER_TIMEOUT_MS 15000
 #define NSHM_HEARTBEAT_MS 50
-#define NSHM_IDLE_BEAT_MS 1000
+#define NSHM_IDLE_BEAT_MS 500
+/* A claim whose owner cannot be checked by its pid (another kernel or pid
+ * namespace) is dead once its heartbeat has stood still for
+ * NSHM_LAPSE_BEATS of the periods the owner declares (line_live.beat_ms),
+ * and at least NSHM_LAPSE_MIN_NS, never longer than the peer timeout. */
+#define NSHM_LAPSE_BEATS 4
+#define NSHM_LAPSE_MIN_NS 2000000000LL
 #define NSHM_WHY_LEN 512
 
 struct nshm_region;
@@ -97,8 +103,13 @@ struct nshm_self {
 	uint32_t pid;
 	uint64_t pidns;
 	uint64_t boot[2];
+	uint64_t start;         /* clock ticks after boot; 0: unknown */
+	bool proc_ours;         /* /proc is of our pid namespace */
 };
 const struct nshm_self *nshm_self(void);
+/* pid's state letter and start time from /proc/PID/stat: 0, or -errno
+ * (-ESRCH: no such process). */
+int nshm_proc_stat(uint32_t pid, char *state, uint64_t *start);
 
 /* peer_view.c: every read of the peer's lines goes through here, once per
  * value, into private memory. */
@@ -108,6 +119,10 @@ struct head_snap {
 	uint32_t pid;
 	uint32_t bell;          /* owner's ivshmem peer ID + 1; 0: none */
 	uint64_t pidns, boot[2];
+	/* From the line's liveness record, only when it belongs to owner
+	 * (else 0: not declared). */
+	uint64_t start;
+	uint32_t beat_ms;
 };
 struct tx_snap {
 	struct head_snap head;
@@ -173,6 +188,11 @@ void watch_pin(struct peer_watch *w);
 /* 1 alive, 0 unknown yet, -1 dead (pid gone or silent past timeout). */
 int watch_update(struct peer_watch *w, const struct head_snap *h,
 		 int64_t timeout_ns);
+/* How long the heartbeat of h's owner must stand still before a claimant
+ * may take its line over (nshm(7), CLAIMS AND LIVENESS). */
+int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns);
+/* Nanoseconds the watched heartbeat has stood still. */
+int64_t watch_still_ns(const struct peer_watch *w);
 
 /* claim.c: hold our own line, with a heartbeat thread. */
 struct claim {
@@ -297,6 +317,8 @@ void side_announce(struct side *s, const char *what);
 /* The side inside an nshm_tx or nshm_rx (for the archive code). */
 struct side *tx_side(struct nshm_tx *tx);
 struct side *rx_side(struct nshm_rx *rx);
+/* The receiver has accepted or refused the offer. */
+bool rx_answered(const struct nshm_rx *rx);
 
 /* Stores to the region: STORE for fields a later PUBLISH covers; PUBLISH
  * (release) makes everything stored before it visible to a peer that

@@ -56,6 +56,20 @@ struct owner_id {
 	_Atomic uint64_t boot[2];  /* /proc/sys/kernel/random/boot_id */
 };
 
+/* At NSHM_LIVE_OFF in each control line, after the fields of either:
+ * how its owner can be judged dead quickly (nshm(7), CLAIMS AND
+ * LIVENESS). Valid only while owner equals the line's owner: a program
+ * that does not write it (older builds of protocol 2) leaves another
+ * token there, and is judged by the peer timeout as before. */
+#define NSHM_LIVE_OFF 128u
+struct line_live {
+	_Atomic uint64_t owner;    /* the claim token this record belongs to */
+	_Atomic uint64_t start;    /* owner's start time, clock ticks after
+				      boot (/proc/PID/stat field 22); 0: unknown */
+	_Atomic uint32_t beat_ms;  /* the heartbeat period in force, ms */
+	_Atomic uint32_t pad;
+};
+
 /* The part both control lines share: who holds the line and is it alive. */
 struct line_head {
 	_Atomic uint32_t magic;
@@ -78,6 +92,8 @@ struct tx_line {
 	_Atomic uint64_t total_len;   /* with TX_END */
 	_Atomic uint32_t total_crc;   /* with TX_END */
 	_Atomic uint32_t pad;
+	unsigned char gap[NSHM_LIVE_OFF - 112];
+	struct line_live live;
 };
 
 /* Written only by the receiver. */
@@ -89,6 +105,8 @@ struct rx_line {
 	_Atomic uint32_t reason;      /* with RX_REFUSE / RX_FAIL / RX_ABORT */
 	_Atomic uint64_t consumed;    /* chunks freed: the doorbell back */
 	_Atomic uint64_t bytes;       /* bytes written so far, for nshm-stat */
+	unsigned char gap[NSHM_LIVE_OFF - 96];
+	struct line_live live;
 };
 
 /* Written by the sender before it publishes TX_OFFER. */
@@ -164,6 +182,14 @@ NSHM_AT(struct rx_line, state, 72);
 NSHM_AT(struct rx_line, reason, 76);
 NSHM_AT(struct rx_line, consumed, 80);
 NSHM_AT(struct rx_line, bytes, 88);
+/* The liveness record, at the same place in both lines. */
+NSHM_AT(struct tx_line, live, NSHM_LIVE_OFF);
+NSHM_AT(struct rx_line, live, NSHM_LIVE_OFF);
+_Static_assert(NSHM_LIVE_OFF == 128, "liveness record offset (nshm(7))");
+NSHM_AT(struct line_live, owner, 0);
+NSHM_AT(struct line_live, start, 8);
+NSHM_AT(struct line_live, beat_ms, 16);
+_Static_assert(sizeof(struct line_live) == 24, "liveness record is 24 bytes (nshm(7))");
 /* Offer. */
 NSHM_AT(struct offer, session, 0);
 NSHM_AT(struct offer, size, 8);
@@ -192,5 +218,7 @@ NSHM_AT(struct slot_desc, crc, 12);
 #define OFFER(base)   ((struct offer *)((char *)(base) + NSHM_OFFER_OFF))
 #define REQUEST(base) ((struct request *)((char *)(base) + NSHM_REQ_OFF))
 #define DESC(base, i) ((struct slot_desc *)((char *)(base) + NSHM_DESC_OFF) + (i))
+/* A control line's liveness record, from its head (either line). */
+#define LIVE(head) ((struct line_live *)((char *)(head) + NSHM_LIVE_OFF))
 
 #endif

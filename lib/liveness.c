@@ -3,7 +3,11 @@
 /* Is the owner of a line alive? A heartbeat that moves says yes; one that
  * stands still for the peer timeout says no. On the same kernel and pid
  * namespace a vanished pid says no at once (kill -9 leaves no time to
- * release a claim, and nobody should wait 15 s for a dead local process). */
+ * release a claim, and nobody should wait 15 s for a dead local process),
+ * and so does a pid that another process took since (its start time is
+ * not the owner's). A claimant of a line whose owner it cannot check that
+ * way waits for the lapse the owner's own heartbeat period sets
+ * (lapse_ns), not the peer timeout. */
 #include <errno.h>
 #include <signal.h>
 
@@ -39,9 +43,49 @@ void watch_pin(struct peer_watch *w)
 
 static bool pid_gone(const struct head_snap *h)
 {
+	uint64_t start;
+	char state;
+
 	if (!head_same_kernel(h) || h->pid == 0 || h->pid > 0x7fffffffu)
 		return false;
-	return kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+	if (kill((pid_t)h->pid, 0) != 0 && errno == ESRCH)
+		return true;
+	/* The pid lives: the owner's own process, or one that took its
+	 * number since? (0: the owner could not say when it started.) */
+	if (h->start == 0)
+		return false;
+	switch (nshm_proc_stat(h->pid, &state, &start)) {
+	case 0:
+		return start != h->start;
+	case -ESRCH:
+		return true;
+	default:
+		return false;   /* cannot tell: the heartbeat decides */
+	}
+}
+
+/* On our kernel the pid tells dead from alive, so a still heartbeat
+ * there is a stopped or starved process: the peer timeout, as for a peer
+ * in a session. Elsewhere, a period the owner declared bounds the lapse:
+ * NSHM_LAPSE_BEATS of them, at least NSHM_LAPSE_MIN_NS (a live owner's
+ * beat, from a thread of its own, is late by far less even on a loaded
+ * machine), at most the peer timeout. An owner that declared nothing (an
+ * older program) gets the peer timeout. */
+int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns)
+{
+	int64_t ns;
+
+	if (head_same_kernel(h) || h->beat_ms == 0)
+		return peer_timeout_ns;
+	ns = (int64_t)h->beat_ms * 1000000 * NSHM_LAPSE_BEATS;
+	if (ns < NSHM_LAPSE_MIN_NS)
+		ns = NSHM_LAPSE_MIN_NS;
+	return ns < peer_timeout_ns ? ns : peer_timeout_ns;
+}
+
+int64_t watch_still_ns(const struct peer_watch *w)
+{
+	return nshm_now_ns() - w->changed_ns;
 }
 
 int watch_update(struct peer_watch *w, const struct head_snap *h,

@@ -210,8 +210,10 @@ NSHM_API int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 
 #define NSHM_EXTRACT_FORCE 0x1u  /* replace existing files */
 #define NSHM_EXTRACT_OWNER 0x2u  /* restore owners (root only) */
-/* Extract an accepted archive stream under destdir; no entry lands outside
- * it. A failure removes the entry in progress and keeps those completed. */
+/* Extract an archive stream under destdir; no entry lands outside it. A
+ * failure removes the entry in progress and keeps those completed. An offer
+ * not answered yet is accepted, or refused (NSHM_R_UNSUPPORTED, -ENOTSUP)
+ * where libarchive cannot be loaded. */
 NSHM_API int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 			  nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got);
 

@@ -16,6 +16,19 @@
 #define LOAD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
 #define ACQ(x)   atomic_load_explicit(&(x), memory_order_acquire)
 
+/* The owner stores start and beat_ms, then the record's owner with
+ * release; loaded with acquire here, a token equal to the line's owner
+ * brings the values that owner stored. Another token: not declared. */
+static void snap_live(const struct line_live *v, struct head_snap *h)
+{
+	h->start = 0;
+	h->beat_ms = 0;
+	if (h->owner == 0 || ACQ(v->owner) != h->owner)
+		return;
+	h->start = LOAD(v->start);
+	h->beat_ms = LOAD(v->beat_ms);
+}
+
 void snap_head(const struct line_head *l, struct head_snap *h)
 {
 	/* Acquire on owner: a peer stores its last state (done, failed,
@@ -32,6 +45,7 @@ void snap_head(const struct line_head *l, struct head_snap *h)
 	h->pidns = LOAD(l->id.pidns);
 	h->boot[0] = LOAD(l->id.boot[0]);
 	h->boot[1] = LOAD(l->id.boot[1]);
+	snap_live((const struct line_live *)((const char *)l + NSHM_LIVE_OFF), h);
 }
 
 void snap_tx(const struct nshm_region *r, struct tx_snap *s)

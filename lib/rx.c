@@ -417,6 +417,10 @@ int nshm_rx_to_fd(struct nshm_rx *rx, int fd)
 
 int nshm_rx_complete(struct nshm_rx *rx, int ok, enum nshm_reason why)
 {
+	/* A refused offer has had its answer (nshm_rx_tree refuses one it
+	 * cannot read): a verdict would overwrite the refusal's reason. */
+	if (!rx->accepted)
+		return rx->completed ? 0 : -EINVAL;
 	/* Interrupted is an abort, not a failure of the destination. */
 	answer(rx, ok ? RX_DONE : why == NSHM_R_CANCELED ? RX_ABORT : RX_FAIL,
 	       ok ? NSHM_R_NONE : why);
@@ -475,6 +479,7 @@ const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->s.why; }
 
 
 struct side *rx_side(struct nshm_rx *rx) { return &rx->s; }
+bool rx_answered(const struct nshm_rx *rx) { return rx->accepted || rx->completed; }
 
 int nshm_rx_digest(struct nshm_rx *rx, unsigned char out[32])
 {

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -32,6 +33,8 @@ struct nshm_tx {
 	uint32_t slot_crc;            /* CRC-32 of those bytes, as they came */
 	bool slot_free;               /* slot k may be written */
 	uint64_t total;               /* offered size, for progress */
+	bool archive;                 /* offered a set of files */
+	bool said_retry;              /* "went away without answering" said */
 	bool ended, done;
 };
 
@@ -162,20 +165,35 @@ static void write_offer(struct nshm_tx *tx, const struct nshm_meta *m)
 
 enum { ANSWER_RETRY = WAIT_OTHER };  /* offer again */
 
-/* What the receiver said to our session, if anything. */
+static int receiver_failed(struct nshm_tx *tx);
+
+/* What the receiver said to our session, if anything. Its every word to
+ * our session is final: a receiver that accepted and failed before we
+ * looked (no libarchive, no space) has failed this transfer, and going
+ * back to wait for another would lose its word. */
 static int answer_of(struct nshm_tx *tx)
 {
+	uint32_t why = peer_reason(tx->rx.reason);
+
 	if (tx->rx.session != tx->s.session || tx->rx.ready != tx->nonce)
 		return WAIT_MORE;
 	switch (tx->rx.state) {
 	case RX_ACCEPT:
 		return WAIT_DONE;
 	case RX_REFUSE:
-		return side_fail(&tx->s, -NSHM_EREFUSED, peer_reason(tx->rx.reason),
-				 "the receiver refused: %s",
-				 nshm_reason_str(peer_reason(tx->rx.reason)));
+		if (why == NSHM_R_UNSUPPORTED && tx->archive)
+			return side_fail(&tx->s, -NSHM_EREFUSED, why,
+					 "the receiver refused: it cannot take a set of files "
+					 "(it needs libarchive; Debian: apt-get install libarchive13)");
+		return side_fail(&tx->s, -NSHM_EREFUSED, why,
+				 "the receiver refused: %s", nshm_reason_str(why));
+	case RX_FAIL:
 	case RX_ABORT:
-		return ANSWER_RETRY;
+	case RX_DONE:   /* done before we sent anything: not a verdict */
+		return tx->rx.state == RX_DONE
+			? side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+				    "the receiver said done before the stream began")
+			: receiver_failed(tx);
 	default:
 		return WAIT_MORE;
 	}
@@ -200,6 +218,22 @@ static int cond_answer(void *arg)
 		return rc != WAIT_MORE ? rc : ANSWER_RETRY;
 	}
 	return tx->rx.ready != tx->nonce ? ANSWER_RETRY : WAIT_MORE;
+}
+
+/* Once, on the terminal: the receiver we offered to is gone without a
+ * word (killed, or a readiness it left when it died): another is waited
+ * for, as when none was there. */
+static void say_retry(struct nshm_tx *tx)
+{
+	char msg[NSHM_WHY_LEN];
+
+	if (tx->said_retry || !tx->s.p.waiting)
+		return;
+	tx->said_retry = true;
+	snprintf(msg, sizeof(msg), "the receiver on %s (pid %u%s) went away without answering; "
+		 "waiting for another", tx->s.r->path, tx->rx.head.pid,
+		 head_same_kernel(&tx->rx.head) ? "" : " on the other side");
+	tx->s.p.waiting(tx->s.p.arg, msg);
 }
 
 static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
@@ -242,6 +276,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		}
 		if (rc != ANSWER_RETRY && rc != -ETIMEDOUT)
 			return rc;
+		say_retry(tx);
 		/* The receiver left or never answered: wait for another, after
 		 * a pause that grows with each round, so that a receiver that
 		 * keeps renewing its readiness cannot make us spin. */
@@ -271,6 +306,7 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 		return side_fail(&tx->s, -EINVAL, NSHM_R_NONE,
 				 "bad request: a path of at most %d bytes", NSHM_REQ_PATH_MAX);
 	tx->total = meta->size_known ? meta->size : 0;
+	tx->archive = meta->archive;
 	rc = plan_layout(tx);
 	if (rc < 0)
 		return rc;
@@ -425,6 +461,45 @@ static int tx_from_map(struct nshm_tx *tx, int fd, off_t *pos)
 	return 0;
 }
 
+/* How often a sender whose input has nothing looks at its receiver: soon
+ * at first, then at an idle pace (a `tail -f` that is quiet for hours). */
+#define INPUT_LOOK_MS 100
+#define INPUT_IDLE_LOOK_MS 500
+
+/* Wait until fd has something to read (or an end, or an error: read()
+ * says which), looking at the receiver between looks: one that failed or
+ * died is heard within the peer timeout, not once the input moves again.
+ * A regular file is always readable: no wait. */
+static int await_input(struct nshm_tx *tx, int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int64_t start = nshm_now_ns();
+	bool idle = false;
+	int rc = 0;
+
+	for (;;) {
+		int n = poll(&pfd, 1, idle ? INPUT_IDLE_LOOK_MS : INPUT_LOOK_MS);
+
+		if (n > 0 || (n < 0 && errno != EINTR))
+			break;
+		if (tx->s.p.cancel && *tx->s.p.cancel) {
+			rc = side_fail(&tx->s, -ECANCELED, NSHM_R_CANCELED, "interrupted");
+			break;
+		}
+		rc = check_session(tx);
+		if (rc < 0)
+			break;
+		if (!idle && nshm_now_ns() - start > NSHM_IDLE_AFTER_NS) {
+			/* A long wait: our heartbeat slows too (wait.c's rule). */
+			idle = true;
+			atomic_store_explicit(&tx->s.claim.idle, true, memory_order_relaxed);
+		}
+	}
+	if (idle)
+		atomic_store_explicit(&tx->s.claim.idle, false, memory_order_relaxed);
+	return rc;
+}
+
 /* Anything else is read in cache-sized pieces into private memory, which
  * is checksummed and copied into the slot (nshm_tx_write). Reading
  * straight into the slot would save that copy, but then the checksum would
@@ -450,7 +525,12 @@ int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 	if (!buf)
 		return -ENOMEM;
 	for (;;) {
-		ssize_t n = read(fd, buf, PIECE);
+		ssize_t n;
+
+		rc = await_input(tx, fd);
+		if (rc < 0)
+			break;
+		n = read(fd, buf, PIECE);
 
 		if (n < 0 && errno == EINTR && !(tx->s.p.cancel && *tx->s.p.cancel))
 			continue;

@@ -433,7 +433,9 @@ static void send(struct fake *f, struct nshm_region *r, const struct job *j)
 	m.mode = 0644;
 	rc = nshm_tx_begin(r, &m, &p, &tx);
 	if (!IN_SET(rc, 0, -NSHM_ETOOSMALL, -NSHM_EMAGIC, -NSHM_EVERSION, -NSHM_EBUSY,
-		    -ETIMEDOUT, -ECANCELED, -NSHM_EREFUSED, -NSHM_ELOST))
+		    -ETIMEDOUT, -ECANCELED, -NSHM_EREFUSED, -NSHM_ELOST,
+		    /* accepted and gave up before the sender looked */
+		    -NSHM_EPEERFAIL, -NSHM_EPEERABORT, -NSHM_EPROTO))
 		FAIL("nshm_tx_begin returned %d (%s)", rc, nshm_strerror(rc));
 	if (rc == 0 && (j->flags & SF_FROM_FD)) {
 		int fds[2];

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -381,6 +382,128 @@ static void claims(void)
 	nshm_close(r);
 }
 
+/* An owner on another kernel that declares its heartbeat period. */
+static void declare(struct nshm_region *r, uint32_t beat_ms)
+{
+	struct tx_line *t = TX(r->base);
+
+	fake_claim(&(struct fake){ .r = r }, NSHM_VERSION);
+	t->head.id.boot[0] ^= 1;
+	LIVE(&t->head)->start = 12345;
+	LIVE(&t->head)->beat_ms = beat_ms;
+	LIVE(&t->head)->owner = t->head.owner;
+}
+
+/* Beats a line's heartbeat every period_ms until told to stop: a live
+ * owner that is slower than it declares. */
+struct beater {
+	struct line_head *line;
+	int period_ms;
+	_Atomic int stop;
+};
+
+static void *beat_slowly(void *arg)
+{
+	struct beater *b = arg;
+
+	while (!atomic_load(&b->stop)) {
+		atomic_fetch_add(&b->line->heartbeat, 1);
+		for (int i = 0; i < b->period_ms && !atomic_load(&b->stop); i += 10)
+			nshm_sleep_ns(10000000);
+	}
+	return NULL;
+}
+
+/* nshm(7): a claim whose owner cannot be checked by pid is taken over
+ * once its heartbeat has stood still for 4 of its declared periods, at
+ * least 2 s, at most the peer timeout; never from one that beats. */
+static void lapses(void)
+{
+	struct nshm_region *r;
+	struct nshm_params p = params();
+	struct nshm_meta m = { .name = "x" };
+	struct nshm_tx *tx = NULL;
+	struct tx_line *t;
+	struct beater b = { 0 };
+	pthread_t th;
+	int64_t t0, took;
+	int rc;
+
+	new_region(REGION);
+	r = open_region();
+	t = TX(r->base);
+	p.peer_timeout_ms = 60000;
+	declare(r, 500);
+	{
+		struct rx_job *j = calloc(1, sizeof(*j));
+
+		pthread_create(&th, NULL, receiver, j);
+		t0 = nshm_now_ns();
+		rc = nshm_tx_begin(r, &m, &p, &tx);
+		took = nshm_now_ns() - t0;
+		if (rc == 0)
+			rc = nshm_tx_end(tx);
+		/* Before the join: the receiver waits to see us leave. */
+		nshm_tx_close(tx, NSHM_R_IO);
+		tx = NULL;
+		pthread_join(th, NULL);
+		ok(rc == 0 && j->rc == 0 && took >= NSHM_LAPSE_MIN_NS && took < 3000000000LL,
+		   "a still remote owner that beat every 0.5 s is taken over after 2 s, not "
+		   "the peer timeout: offer answered at %.2f s (%d %d)", took / 1e9, rc, j->rc);
+		free(j);
+	}
+	/* A period declared long: 4 of them, bounded by the peer timeout. */
+	declare(r, 5000);
+	p.peer_timeout_ms = 3000;
+	p.timeout_ms = 2300;
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	ok(rc == -ETIMEDOUT && strstr(nshm_tx_why(tx), "could not be judged") &&
+	   t->head.owner == 99, "a declared 5 s beat is waited for longer (%s)", nshm_tx_why(tx));
+	nshm_tx_close(tx, NSHM_R_IO);
+	/* Live, late on every beat it declared (1.5 s against 0.5 s), but
+	 * within the lapse: asked to take turns, it is waited for, never
+	 * robbed. (1.2 s late, declared 0.5 s.) */
+	declare(r, 500);
+	p.peer_timeout_ms = 60000;
+	p.timeout_ms = 3000;
+	p.flags = NSHM_P_WAIT_BUSY;
+	b.line = &t->head;
+	b.period_ms = 1200;
+	pthread_create(&th, NULL, beat_slowly, &b);
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	atomic_store(&b.stop, 1);
+	pthread_join(th, NULL);
+	ok(rc == -ETIMEDOUT && t->head.owner == 99,
+	   "a slow but live remote owner is never robbed (%d: %s)", rc, nshm_tx_why(tx));
+	nshm_tx_close(tx, NSHM_R_IO);
+	/* Our own kernel: a pid that lives with another start time is a
+	 * process that took a dead owner's number: dead at once. */
+	fake_claim(&(struct fake){ .r = r }, NSHM_VERSION);
+	LIVE(&t->head)->start = nshm_self()->start + 1;
+	LIVE(&t->head)->beat_ms = 50;
+	LIVE(&t->head)->owner = t->head.owner;
+	p.flags = 0;
+	p.timeout_ms = 300;
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	ok(rc == -ETIMEDOUT && strstr(nshm_tx_why(tx), "no receiver") && t->head.owner != 99,
+	   "an owner whose pid now names another process is taken over at once (%s)",
+	   nshm_tx_why(tx));
+	nshm_tx_close(tx, NSHM_R_IO);
+	/* Its own process (start time matches) but silent: stopped, not
+	 * dead; the short lapse is not for it. */
+	fake_claim(&(struct fake){ .r = r }, NSHM_VERSION);
+	LIVE(&t->head)->start = nshm_self()->start;
+	LIVE(&t->head)->beat_ms = 50;
+	LIVE(&t->head)->owner = t->head.owner;
+	p.timeout_ms = 2300;
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	ok(rc == -ETIMEDOUT && strstr(nshm_tx_why(tx), "could not be judged") &&
+	   t->head.owner == 99, "a silent owner whose process lives here keeps its claim "
+	   "until the peer timeout (%s)", nshm_tx_why(tx));
+	nshm_tx_close(tx, NSHM_R_IO);
+	nshm_close(r);
+}
+
 static void refusal_and_abort(void)
 {
 	unsigned char data[100000], out[100000];
@@ -407,11 +530,18 @@ static void refusal_and_abort(void)
 	round_trip(5000, 1);
 }
 
-/* A receiver that refuses and releases its claim in the same instant: the
- * sender must still read the refusal (its last word), not wait anew. */
-static void *refuse_and_leave(void *arg)
+/* What the hand-made receiver answers, and how it leaves. */
+struct answer_job {
+	struct nshm_region *r;
+	uint32_t state, reason;
+};
+
+/* A receiver that answers and releases its claim in the same instant: the
+ * sender must still read that answer (its last word), not wait anew. */
+static void *answer_and_leave(void *arg)
 {
-	struct nshm_region *r = arg;
+	struct answer_job *a = arg;
+	struct nshm_region *r = a->r;
 	struct rx_line *x = RX(r->base);
 	struct tx_line *t = TX(r->base);
 	const struct nshm_self *me = nshm_self();
@@ -427,16 +557,17 @@ static void *refuse_and_leave(void *arg)
 	x->state = RX_READY;
 	for (int i = 0; i < 3000 && !(t->state == TX_OFFER && t->ready_echo == 777); i++)
 		nshm_sleep_ns(1000000);
-	x->reason = NSHM_R_EXISTS;
+	x->reason = a->reason;
 	x->session = t->session;
-	x->state = RX_REFUSE;
+	x->state = a->state;
 	x->head.owner = 0;
 	return NULL;
 }
 
-static void refusal_then_gone(void)
+/* rc and reason nshm_tx_begin gets from a receiver that answers so. */
+static int answered_then_gone(uint32_t state, uint32_t reason, uint32_t *got_reason)
 {
-	struct nshm_region *r;
+	struct answer_job a = { .state = state, .reason = reason };
 	struct nshm_params p = params();
 	struct nshm_meta m = { .name = "x" };
 	struct nshm_tx *tx = NULL;
@@ -444,15 +575,33 @@ static void refusal_then_gone(void)
 	int rc;
 
 	new_region(REGION);
-	r = open_region();
+	a.r = open_region();
 	p.timeout_ms = 2000;
-	pthread_create(&t, NULL, refuse_and_leave, r);
-	rc = nshm_tx_begin(r, &m, &p, &tx);
+	pthread_create(&t, NULL, answer_and_leave, &a);
+	rc = nshm_tx_begin(a.r, &m, &p, &tx);
 	pthread_join(t, NULL);
-	ok(rc == -NSHM_EREFUSED && nshm_tx_reason(tx) == NSHM_R_EXISTS,
-	   "a refusal from a receiver already gone is still read (%d)", rc);
+	*got_reason = nshm_tx_reason(tx);
 	nshm_tx_close(tx, NSHM_R_IO);
-	nshm_close(r);
+	nshm_close(a.r);
+	return rc;
+}
+
+static void refusal_then_gone(void)
+{
+	uint32_t why;
+	int rc;
+
+	rc = answered_then_gone(RX_REFUSE, NSHM_R_EXISTS, &why);
+	ok(rc == -NSHM_EREFUSED && why == NSHM_R_EXISTS,
+	   "a refusal from a receiver already gone is still read (%d)", rc);
+	/* Accepted and failed before the sender looked (a receiver without
+	 * libarchive did this): a failure, never a reason to wait anew. */
+	rc = answered_then_gone(RX_FAIL, NSHM_R_UNSUPPORTED, &why);
+	ok(rc == -NSHM_EPEERFAIL && why == NSHM_R_UNSUPPORTED,
+	   "a failure before the sender saw the acceptance is heard (%d, %u)", rc, why);
+	rc = answered_then_gone(RX_ABORT, NSHM_R_CANCELED, &why);
+	ok(rc == -NSHM_EPEERABORT && why == NSHM_R_CANCELED,
+	   "an abort before the sender saw the acceptance is heard (%d, %u)", rc, why);
 }
 
 int main(void)
@@ -469,6 +618,7 @@ int main(void)
 	refusal_and_abort();
 	refusal_then_gone();
 	claims();
+	lapses();
 
 	ok(run_fake(s_bad_name, NSHM_VERSION) == -NSHM_EPROTO, "unsafe name refused");
 	{
