@@ -306,3 +306,32 @@ tree_listing_cmd='find . | LC_ALL=C sort | while IFS= read -r f; do if [ -L "$f"
   [ "$status" -eq 0 ]
   diff <(printf '%s\n' "$want") <(printf '%s\n' "$output")
 }
+
+@test "a guest killed while its nshm-put holds the region: the host's nshm-put takes over in < 3 s" {
+  need_programs
+  local shm vm2 id i t0 took
+  shm=$(vm_shm_name crash)
+  vm_shm_create "$shm" 4M
+  vm2=$(vm_boot crash --shm "$shm" 4M)
+  id=$(vm_start "$vm2" 'echo x >/tmp/f && nshm-put --timeout 60 /tmp/f pci')
+  # Its claim is in the region: the sender's line has a holder on the other side.
+  for ((i = 0; i < 200; i++)); do
+    "$(vm_build_dir)/nshm-stat" "$shm" 2>/dev/null | grep -q '^sender .*(other side)' && break
+    sleep 0.05
+  done
+  "$(vm_build_dir)/nshm-stat" "$shm" | grep '^sender .*(other side)'
+  vm_kill "$vm2"       # QEMU killed outright (TERM, then KILL): no chance to let go
+  mkdir "$T/dest"
+  echo from-host >"$T/src"
+  bg get "$NSHM_GET" --timeout 20 --source "$shm" "$T/dest/"
+  t0=$(vm_now)
+  run "$NSHM_PUT" --timeout 20 "$T/src" "$shm"
+  took=$(vm_since "$t0")
+  vm_note "  host nshm-put took over a killed guest's claim and sent in $took s"
+  echo "put: rc=$status $output"
+  [ "$status" -eq 0 ]
+  bg_wait get 20
+  [ "$(cat "$T/dest/src")" = from-host ]
+  awk -v s="$took" 'BEGIN { exit !(s < 3) }'
+  rm -f "/dev/shm/$shm"
+}
