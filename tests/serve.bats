@@ -26,9 +26,11 @@ put() {
 	"$PUT" --timeout 10 "$@"
 }
 
-# pid_of PROGRAM-PATTERN: the program itself, not the timeout(1) around it.
+# pid_of PROGRAM-PATTERN: the program itself, not the timeout(1) around it,
+# and this test's (its region on the command line), not another suite's
+# running on the same machine.
 pid_of() {
-	pgrep -f "^$1" | head -1
+	pgrep -f "^$1.* $REGION( |$)" | head -1
 }
 RESIDENT='[^ ]*nshm-get --serve'
 
