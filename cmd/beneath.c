@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* Confinement with openat2(2): the kernel resolves each path beneath a
- * directory file descriptor, so no check-then-use gap lets a component
- * that is a symlink (say one an earlier transfer made) lead elsewhere. */
+/* Confinement by file descriptor (beneath.h). Each open asks the kernel
+ * to resolve beneath a directory fd with no symlink at all: a component
+ * that is one (even one that stays beneath), "..", or a magic link fails
+ * the lookup, and what the lookup found is the fd returned. Nothing here
+ * returns a name to be resolved again. Without openat2 (Linux < 5.6) a
+ * path from a peer is refused: there is no safe fallback. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -14,11 +17,13 @@
 #include <unistd.h>
 
 #include "beneath.h"
+#include "internal.h"
 
-static int openat2_fd(int dirfd, const char *path, unsigned long long flags,
-		      unsigned long long resolve)
+#define RESOLVE_PEER (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+static int openat2_fd(int dirfd, const char *path, unsigned long long flags)
 {
-	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = resolve };
+	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_PEER };
 	long fd;
 
 	do
@@ -27,98 +32,131 @@ static int openat2_fd(int dirfd, const char *path, unsigned long long flags,
 	return fd < 0 ? -errno : (int)fd;
 }
 
-/* One component beneath dirfd, a directory and no symlink; made if missing. */
+static const char *why_of(int rc)
+{
+	return rc == -ELOOP ? "it is or passes through a symbolic link"
+	     : rc == -ENOTDIR ? "it is not a directory"
+	     : rc == -EXDEV ? "it leads outside the directory"
+	     : rc == -ENOSYS ? "this kernel has no openat2 (Linux 5.6 or later is "
+			       "needed to confine a path from the peer)"
+	     : strerror(-rc);
+}
+
+int beneath_check(const char *what, const char *path, bool allow_abs,
+		  char *msg, size_t msglen)
+{
+	const char *why = rel_path_problem(path, strlen(path), allow_abs);
+	char esc[256];
+
+	if (!why)
+		return 0;
+	nshm_escape(esc, sizeof(esc), path, 0);
+	snprintf(msg, msglen, "bad %s '%s': %s (a relative path beneath the receiver's "
+		 "directory, without '.' or '..')", what, esc, why);
+	return -EINVAL;
+}
+
+/* One component beneath dirfd, a directory and no symlink (the resolve
+ * flags refuse a trailing one too, with ELOOP; O_NOFOLLOW would open the
+ * link itself and say ENOTDIR); made if missing. */
 static int step(int dirfd, const char *name)
 {
-	const unsigned long long res = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-				       RESOLVE_NO_MAGICLINKS;
-	int fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, res);
+	int fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY);
 
 	if (fd == -ENOENT) {
 		if (mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
 			return -errno;
-		fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW, res);
+		fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY);
 	}
 	return fd;
 }
 
-static const char *why_of(int rc)
+int beneath_mkdirs(int dirfd, const char *sub, char *msg, size_t msglen)
 {
-	return rc == -ELOOP ? "it is a symbolic link"
-	     : rc == -ENOTDIR ? "it is not a directory"
-	     : rc == -EXDEV ? "it leads outside the directory" : strerror(-rc);
-}
+	char *copy = strdup(sub), *save = NULL, *name, esc[256];
+	int fd = dup(dirfd), rc = 0;
 
-int beneath_mkdirs(const char *base, const char *sub, char *out, size_t outlen,
-		   char *msg, size_t msglen)
-{
-	char *copy = strdup(sub), *save = NULL, *name;
-	int dirfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int rc = 0, n;
-
-	if (!copy || dirfd < 0) {
+	if (!copy || fd < 0) {
 		rc = copy ? -errno : -ENOMEM;
-		snprintf(msg, msglen, "%s: %s", base, strerror(-rc));
+		snprintf(msg, msglen, "%s", strerror(-rc));
 		goto out;
 	}
-	n = snprintf(out, outlen, "%s", base);
+	if ((rc = beneath_check("SUBDIR", sub, false, msg, msglen)) < 0)
+		goto out;
 	for (name = strtok_r(copy, "/", &save); name; name = strtok_r(NULL, "/", &save)) {
-		int fd = step(dirfd, name);
+		int next = step(fd, name);
+		size_t upto = (size_t)(name - copy) + strlen(name);
 
-		if (fd < 0) {
-			rc = fd;
-			snprintf(msg, msglen, "%s/%s: %s", out, name, why_of(rc));
+		if (next < 0) {
+			rc = next;
+			/* sub up to this component; from the peer: escaped. */
+			memcpy(copy, sub, upto);
+			copy[upto] = '\0';
+			nshm_escape(esc, sizeof(esc), copy, 0);
+			snprintf(msg, msglen, "SUBDIR '%s': %s", esc, why_of(rc));
 			goto out;
 		}
-		close(dirfd);
-		dirfd = fd;
-		n += snprintf(out + n, outlen > (size_t)n ? outlen - (size_t)n : 0, "/%s", name);
-		if ((size_t)n >= outlen) {
-			rc = -ENAMETOOLONG;
-			snprintf(msg, msglen, "%s: %s", sub, strerror(ENAMETOOLONG));
-			goto out;
-		}
+		close(fd);
+		fd = next;
 	}
 out:
-	if (dirfd >= 0)
-		close(dirfd);
 	free(copy);
-	return rc;
+	if (rc < 0 && fd >= 0)
+		close(fd);
+	return rc < 0 ? rc : fd;
 }
 
-int beneath_resolve(const char *root, const char *path, char *out, size_t outlen,
-		    char *msg, size_t msglen)
+int beneath_open(int rootfd, const char *path, struct stat *st, char *msg, size_t msglen)
 {
-	char proc[64], buf[4096];
-	int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	int fd = -1, rc;
-	ssize_t len;
+	const int flags = O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY;
+	char esc[256];
+	int fd, rc;
 
+	nshm_escape(esc, sizeof(esc), path, 0);
+	if ((rc = beneath_check("PATH", path, true, msg, msglen)) < 0)
+		return rc;
 	while (*path == '/')
 		path++;
-	if (rootfd < 0) {
-		rc = -errno;
-		snprintf(msg, msglen, "%s: %s", root, strerror(-rc));
-		return rc;
+	fd = openat2_fd(rootfd, *path ? path : ".", flags);
+	if (fd == -ENXIO) {
+		/* open(2) refuses a socket (or a device without a driver). */
+		snprintf(msg, msglen, "%s: a socket or a device, not a file or a directory",
+			 esc);
+		return fd;
 	}
-	fd = *path ? openat2_fd(rootfd, path, O_PATH, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
-		   : dup(rootfd);
-	close(rootfd);
 	if (fd < 0) {
-		rc = fd;
-		snprintf(msg, msglen, "%s: %s", path, why_of(rc));
+		snprintf(msg, msglen, "%s: %s", esc, why_of(fd));
+		return fd;
+	}
+	if (fstat(fd, st) != 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "%s: %s", esc, strerror(-rc));
+		close(fd);
 		return rc;
 	}
-	/* The kernel's name for what it found: all later use goes by it. */
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-	len = readlink(proc, buf, sizeof(buf) - 1);
-	rc = len < 0 ? -errno : (size_t)len >= outlen ? -ENAMETOOLONG : 0;
-	if (rc == 0) {
-		memcpy(out, buf, (size_t)len);
-		out[len] = '\0';
-	} else {
-		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
+	if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode)) {
+		snprintf(msg, msglen, "%s: %s, not a file or a directory", esc,
+			 S_ISFIFO(st->st_mode) ? "a FIFO" : S_ISSOCK(st->st_mode) ? "a socket"
+			 : S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode) ? "a device"
+			 : "something else");
+		close(fd);
+		return -ENXIO;
 	}
-	close(fd);
-	return rc;
+	/* Reads of a regular file or a directory do not block: the flag
+	 * only kept the open itself from waiting (on a FIFO's writer). */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0) {
+		rc = -errno;
+		snprintf(msg, msglen, "%s: %s", esc, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+enum nshm_reason beneath_reason(int rc)
+{
+	return rc == -ENOENT ? NSHM_R_NOTFOUND
+	     : rc == -EACCES || rc == -EPERM || rc == -EROFS ? NSHM_R_PERM
+	     : rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
+	     : rc == -ENXIO || rc == -ENOSYS ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME;
 }

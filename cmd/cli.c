@@ -2,6 +2,7 @@
 /* Shared pieces of the command-line programs. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ static char last_err[512];
 static char bus_msg[128];
 static size_t bus_len;
 static const char *bus_cleanup;
+static const int *bus_dirfd;
 
 /* The region can shrink under the mapping (a truncated shm object), and
  * so can an input file that nshm_tx_from_fd maps: an access then raises
@@ -25,21 +27,23 @@ static void on_sigbus(int sig)
 {
 	(void)sig;
 	if (bus_cleanup && bus_cleanup[0])
-		unlink(bus_cleanup);
+		unlinkat(bus_dirfd ? *bus_dirfd : AT_FDCWD, bus_cleanup, 0);
 	if (write(STDERR_FILENO, bus_msg, bus_len) < 0) {
 		/* nothing more to do */
 	}
 	_exit(EXIT_FAILED);
 }
 
-void cli_catch_sigbus(const struct cli *c, const char *what, const char *cleanup_path)
+void cli_catch_sigbus(const struct cli *c, const char *what, const int *cleanup_dirfd,
+		      const char *cleanup_name)
 {
 	bus_len = (size_t)snprintf(bus_msg, sizeof(bus_msg),
 				   "%s: %s shrank or vanished under the transfer\n",
 				   c->prog, what);
 	if (bus_len >= sizeof(bus_msg))
 		bus_len = sizeof(bus_msg) - 1;
-	bus_cleanup = cleanup_path;
+	bus_dirfd = cleanup_dirfd;
+	bus_cleanup = cleanup_name;
 	signal(SIGBUS, on_sigbus);
 }
 

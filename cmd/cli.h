@@ -41,9 +41,11 @@ extern volatile sig_atomic_t cli_cancel;
 
 void cli_init(struct cli *c, const char *prog);
 void cli_signals(void);
-/* On SIGBUS: unlink cleanup_path (if it holds a path then), say that what
+/* On SIGBUS: unlink cleanup_name in *cleanup_dirfd (if it holds a name
+ * then; AT_FDCWD without a dirfd), say that what
  * ("the region") shrank under the transfer, exit 1. */
-void cli_catch_sigbus(const struct cli *c, const char *what, const char *cleanup_path);
+void cli_catch_sigbus(const struct cli *c, const char *what, const int *cleanup_dirfd,
+		      const char *cleanup_name);
 /* Long options both programs take; returns 1 if handled, -1 on error. */
 int cli_common_option(struct cli *c, int opt, const char *arg);
 int parse_size(const char *s, uint64_t *out);

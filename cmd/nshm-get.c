@@ -14,6 +14,7 @@
 
 #include "send.h"
 #include "beneath.h"
+#include "internal.h"
 
 static const char usage[] =
 "usage: nshm-get [OPTIONS] [DEST]\n"
@@ -55,19 +56,39 @@ struct get {
 	bool serve;       /* --serve: take transfer after transfer */
 	const char *pull; /* --pull PATH: ask a resident receiver for PATH */
 	char allow_pull[PATH_MAX];   /* --allow-pull ROOT, its real path */
-	const char *where;           /* this transfer's DEST (DEST/SUBDIR) */
+	int rootfd;                  /* ROOT, opened once: pulls resolve beneath it */
+	int destfd;                  /* --serve: DIR, opened once */
+	/* This transfer's directory (DIR or DIR/SUBDIR) as an fd, or -1 for
+	 * the user's DEST, opened by its name; where names it in messages. */
+	int wherefd;
+	const char *where;
 	char where_buf[PATH_MAX];
 };
 
-/* Where one file goes: a temporary name beside its final one. */
+/* Where one file goes: a temporary name beside its final one, both in
+ * dirfd, the directory opened once. */
 struct target {
 	bool to_stdout;
-	char final[PATH_MAX];
-	char tmp[PATH_MAX];
+	int dirfd;
+	char name[NAME_MAX + 1];
+	char final[PATH_MAX];   /* for messages */
+	char tmp[16];
 	int fd;
 };
 
-static char bus_tmp[PATH_MAX];
+/* --serve: the last offer was refused by us, an answer given at once
+ * (a SUBDIR or PATH we do not allow): no reason to pause, the region works. */
+static bool offer_refused;
+
+static void refuse_offer(struct nshm_rx *rx, enum nshm_reason why)
+{
+	nshm_rx_refuse(rx, why);
+	offer_refused = true;
+}
+
+/* The temporary file a SIGBUS (the region shrank) leaves behind. */
+static int bus_dirfd = -1;
+static char bus_tmp[16];
 
 /* --serve: after a failure that came at once, pause before the next wait. */
 #define SERVE_PAUSE_MIN_NS 100000000LL
@@ -164,42 +185,100 @@ static int parse_args(struct get *g, int argc, char **argv)
 		cli_err(&g->cli, "--serve %s: not a directory", g->dest);
 		return EXIT_USAGE;
 	}
+	/* Opened once: what peers name is resolved beneath these fds. */
+	if (g->serve && (g->destfd = open(g->dest, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		cli_err(&g->cli, "--serve %s: %s", g->dest, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (g->allow_pull[0] &&
+	    (g->rootfd = open(g->allow_pull, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		cli_err(&g->cli, "--allow-pull %s: %s", g->allow_pull, strerror(errno));
+		return EXIT_USAGE;
+	}
 	return 0;
 }
 
-/* Decide the final path and open a temporary file beside it; a reason to
+/* ".nshm-XXXXXX" in dirfd, created with O_EXCL (which decides, not the
+ * name); its name in tmp (16 bytes). */
+static int temp_in(int dirfd, char *tmp)
+{
+	static const char az[] = "abcdefghijklmnopqrstuvwxyz"
+				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t r = nshm_random64();
+		int fd;
+
+		memcpy(tmp, ".nshm-", 6);
+		for (int i = 0; i < 6; i++, r /= 62)
+			tmp[6 + i] = az[r % 62];
+		tmp[12] = '\0';
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd < 0 ? -errno : fd;
+	}
+	return -EEXIST;
+}
+
+/* The directory a file goes in and its name there: this transfer's
+ * directory (an fd) and the offered name, or DEST, the user's own path,
+ * opened once here: a directory, or a file name in its parent. */
+static int target_dir(struct get *g, const char *name, struct target *t)
+{
+	char *copy;
+	int n;
+
+	if (g->wherefd < 0)
+		t->dirfd = open(g->where, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	else
+		t->dirfd = fcntl(g->wherefd, F_DUPFD_CLOEXEC, 0);
+	if (t->dirfd >= 0 || (errno != ENOTDIR && errno != ENOENT)) {
+		snprintf(t->name, sizeof(t->name), "%s", name);
+		n = snprintf(t->final, sizeof(t->final), "%s%s%s", g->where,
+			     g->where[strlen(g->where) - 1] == '/' ? "" : "/", name);
+		return t->dirfd < 0 ? -errno : n < 0 || (size_t)n >= sizeof(t->final)
+			? -ENAMETOOLONG : 0;
+	}
+	n = snprintf(t->final, sizeof(t->final), "%s", g->where);
+	if (n < 0 || (size_t)n >= sizeof(t->final) || !(copy = strdup(g->where)))
+		return -ENAMETOOLONG;
+	n = snprintf(t->name, sizeof(t->name), "%s", basename(copy));
+	if (n < 0 || (size_t)n >= sizeof(t->name)) {
+		free(copy);
+		return -ENAMETOOLONG;
+	}
+	memcpy(copy, g->where, strlen(g->where) + 1);
+	t->dirfd = open(dirname(copy), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	return t->dirfd < 0 ? -errno : 0;
+}
+
+static enum nshm_reason io_reason(int err)
+{
+	return err == EACCES || err == EPERM || err == EROFS ? NSHM_R_PERM
+	     : err == ENOSPC || err == EDQUOT ? NSHM_R_NOSPACE : NSHM_R_IO;
+}
+
+/* Decide the final name and open a temporary file beside it; a reason to
  * refuse the offer on failure. */
 static enum nshm_reason open_target(struct get *g, const char *name, struct target *t)
 {
 	struct stat st;
-	char dir[PATH_MAX], *copy;
-	int n;
+	int rc;
 
 	memset(t, 0, sizeof(*t));
-	t->fd = -1;
-	if (strcmp(g->where, "-") == 0) {
+	t->fd = t->dirfd = -1;
+	if (g->wherefd < 0 && strcmp(g->where, "-") == 0) {
 		t->to_stdout = true;
 		t->fd = STDOUT_FILENO;
 		return NSHM_R_NONE;
 	}
-	if (stat(g->where, &st) == 0 && S_ISDIR(st.st_mode)) {
-		size_t len = strlen(g->where);
-
-		while (len > 1 && g->where[len - 1] == '/')
-			len--;
-		n = snprintf(t->final, sizeof(t->final), "%.*s/%s", (int)len, g->where, name);
-		snprintf(dir, sizeof(dir), "%.*s", (int)len, g->where);
-	} else {
-		n = snprintf(t->final, sizeof(t->final), "%s", g->where);
-		copy = strdup(g->where);
-		if (!copy)
-			return NSHM_R_IO;
-		snprintf(dir, sizeof(dir), "%s", dirname(copy));
-		free(copy);
+	if ((rc = target_dir(g, name, t)) < 0) {
+		cli_err(&g->cli, "%s: %s", g->where, strerror(-rc));
+		return rc == -ENAMETOOLONG ? NSHM_R_BADNAME : io_reason(-rc);
 	}
-	if (n < 0 || (size_t)n >= sizeof(t->final))
-		return NSHM_R_BADNAME;
-	if (lstat(t->final, &st) == 0) {
+	if (fstatat(t->dirfd, t->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode)) {
 			cli_err(&g->cli, "%s is a directory", t->final);
 			return NSHM_R_EXISTS;
@@ -209,19 +288,15 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 			return NSHM_R_EXISTS;
 		}
 	}
-	n = snprintf(t->tmp, sizeof(t->tmp), "%s/.nshm-XXXXXX", dir);
-	if (n < 0 || (size_t)n >= sizeof(t->tmp))
-		return NSHM_R_BADNAME;
-	t->fd = mkostemp(t->tmp, O_CLOEXEC);
+	t->fd = temp_in(t->dirfd, t->tmp);
 	if (t->fd < 0) {
-		int err = errno;
-
-		cli_err(&g->cli, "cannot create a file in %s: %s", dir, strerror(err));
+		rc = t->fd;
+		cli_err(&g->cli, "cannot create a file beside %s: %s", t->final, strerror(-rc));
 		t->tmp[0] = '\0';
-		return err == EACCES || err == EPERM || err == EROFS
-			? NSHM_R_PERM : err == ENOSPC ? NSHM_R_NOSPACE : NSHM_R_IO;
+		return io_reason(-rc);
 	}
-	snprintf(bus_tmp, sizeof(bus_tmp), "%s", t->tmp);
+	bus_dirfd = t->dirfd;
+	memcpy(bus_tmp, t->tmp, sizeof(bus_tmp));
 	return NSHM_R_NONE;
 }
 
@@ -229,10 +304,13 @@ static void drop_target(struct target *t)
 {
 	if (!t->to_stdout && t->fd >= 0)
 		close(t->fd);
+	bus_tmp[0] = '\0';
 	if (t->tmp[0])
-		unlink(t->tmp);
-	t->fd = -1;
-	t->tmp[0] = bus_tmp[0] = '\0';
+		unlinkat(t->dirfd, t->tmp, 0);
+	if (t->dirfd >= 0)
+		close(t->dirfd);
+	t->fd = t->dirfd = -1;
+	t->tmp[0] = '\0';
 }
 
 /* Only a verified file gets here: give it its mode and mtime and its name.
@@ -256,13 +334,12 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 		return NSHM_R_IO;
 	}
 	t->fd = -1;
-	rc = renameat2(AT_FDCWD, t->tmp, AT_FDCWD, t->final,
-		       g->force ? 0 : RENAME_NOREPLACE);
+	rc = renameat2(t->dirfd, t->tmp, t->dirfd, t->name, g->force ? 0 : RENAME_NOREPLACE);
 	if (rc != 0 && errno == EINVAL && !g->force) {
 		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
-		rc = link(t->tmp, t->final);
+		rc = linkat(t->dirfd, t->tmp, t->dirfd, t->name, 0);
 		if (rc == 0)
-			unlink(t->tmp);
+			unlinkat(t->dirfd, t->tmp, 0);
 	}
 	if (rc != 0) {
 		int err = errno;
@@ -272,6 +349,7 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 		return err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO;
 	}
 	t->tmp[0] = bus_tmp[0] = '\0';
+	drop_target(t);
 	return NSHM_R_NONE;
 }
 
@@ -318,12 +396,12 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 		cli_err(&g->cli, "%s: %llu bytes offered, over the limit of %llu bytes "
 			"(--max-bytes)", m->name, (unsigned long long)m->size,
 			(unsigned long long)max);
-		nshm_rx_refuse(rx, NSHM_R_NOSPACE);
+		refuse_offer(rx, NSHM_R_NOSPACE);
 		return -EFBIG;
 	}
 	why = open_target(g, m->name, &t);
 	if (why != NSHM_R_NONE) {
-		nshm_rx_refuse(rx, why);
+		refuse_offer(rx, why);
 		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
 	}
 	nshm_rx_accept(rx);
@@ -351,35 +429,58 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	return 0;
 }
 
+/* The directory a set of files goes under, open: this transfer's, or
+ * DEST, made if missing. -errno, said. */
+static int tree_dir(struct get *g)
+{
+	int fd;
+
+	if (g->wherefd >= 0) {
+		fd = fcntl(g->wherefd, F_DUPFD_CLOEXEC, 0);
+		return fd < 0 ? -errno : fd;
+	}
+	if (mkdir(g->where, 0777) != 0 && errno != EEXIST) {
+		int err = errno;
+
+		cli_err(&g->cli, "cannot create %s: %s", g->where, strerror(err));
+		return -err;
+	}
+	fd = open(g->where, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+
+		if (err == ENOTDIR) {
+			cli_err(&g->cli, "%s is not a directory: a set of files needs one",
+				g->where);
+			return -EEXIST;
+		}
+		cli_err(&g->cli, "%s: %s", g->where, strerror(err));
+		return -err;
+	}
+	return fd;
+}
+
 /* An archive goes under DEST, a directory (made if missing); "-" passes
  * the pax stream itself to standard output. */
 static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
 {
 	struct nshm_tree_stats got;
 	unsigned char d[32];
-	struct stat st;
 	char extra[96];
-	int rc;
+	int rc, fd;
 
-	if (strcmp(g->where, "-") == 0)
+	if (g->wherefd < 0 && strcmp(g->where, "-") == 0)
 		return receive_file(g, rx, m);
-	if (stat(g->where, &st) != 0 && mkdir(g->where, 0777) != 0) {
-		int err = errno;
-
-		cli_err(&g->cli, "cannot create %s: %s", g->where, strerror(err));
-		nshm_rx_refuse(rx, err == EACCES || err == EROFS ? NSHM_R_PERM : NSHM_R_IO);
-		return -err;
-	}
-	if (stat(g->where, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		cli_err(&g->cli, "%s is not a directory: a set of files needs one", g->where);
-		nshm_rx_refuse(rx, NSHM_R_EXISTS);
-		return -EEXIST;
+	if ((fd = tree_dir(g)) < 0) {
+		refuse_offer(rx, fd == -EEXIST ? NSHM_R_EXISTS : io_reason(-fd));
+		return fd;
 	}
 	/* nshm_rx_tree accepts the offer, or refuses it when this machine
 	 * cannot read archives (no libarchive): the sender hears why. */
 	g->cli.start_ns = cli_now_ns();
-	rc = nshm_rx_tree(rx, g->where, (g->force ? NSHM_EXTRACT_FORCE : 0) |
-			  (g->owner ? NSHM_EXTRACT_OWNER : 0), cli_on_entry, &g->cli, &got);
+	rc = rx_tree_at(rx, fd, (g->force ? NSHM_EXTRACT_FORCE : 0) |
+			(g->owner ? NSHM_EXTRACT_OWNER : 0), cli_on_entry, &g->cli, &got);
+	close(fd);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
 		cli_err(&g->cli, "%s", *nshm_rx_why(rx) ? nshm_rx_why(rx) : nshm_strerror(rc));
@@ -398,35 +499,39 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	return 0;
 }
 
-/* A request to place the stream under DEST/SUBDIR: resolved beneath DEST
- * (the kernel refuses symlinks and "..") into g->where, or refused. */
+/* A request to place the stream under DEST/SUBDIR: made and opened beneath
+ * DEST by beneath_mkdirs into g->wherefd, or refused. */
 static enum nshm_reason place_under(struct get *g, const char *sub)
 {
 	char msg[PATH_MAX + 128];
-	struct stat st;
-	int rc;
+	int base = g->destfd, rc, n;
 
 	if (strcmp(g->dest, "-") == 0)
 		return NSHM_R_NONE;
-	if (stat(g->dest, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		cli_err(&g->cli, "the sender asked for %s/%s, but %s is not a directory",
-			g->dest, sub, g->dest);
+	if (base < 0 && (base = open(g->dest, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		cli_err(&g->cli, "the sender asked for a place under %s, but %s: %s",
+			g->dest, g->dest, strerror(errno));
 		return NSHM_R_UNSUPPORTED;
 	}
-	rc = beneath_mkdirs(g->dest, sub, g->where_buf, sizeof(g->where_buf),
-			    msg, sizeof(msg));
+	rc = beneath_mkdirs(base, sub, msg, sizeof(msg));
+	if (base != g->destfd)
+		close(base);
 	if (rc < 0) {
 		cli_err(&g->cli, "refused a place under %s: %s", g->dest, msg);
-		return rc == -EACCES || rc == -EROFS ? NSHM_R_PERM
-		     : rc == -ENOSPC ? NSHM_R_NOSPACE : NSHM_R_BADNAME;
+		return beneath_reason(rc);
 	}
-	g->where = g->where_buf;
+	if (g->wherefd >= 0)
+		close(g->wherefd);
+	g->wherefd = rc;
+	/* For messages: sub passed the rule (no control bytes). */
+	n = snprintf(g->where_buf, sizeof(g->where_buf), "%s/%s", g->dest, sub);
+	g->where = n > 0 && (size_t)n < sizeof(g->where_buf) ? g->where_buf : g->dest;
 	return NSHM_R_NONE;
 }
 
 static int refused(struct nshm_rx *rx, enum nshm_reason why)
 {
-	nshm_rx_refuse(rx, why);
+	refuse_offer(rx, why);
 	return why == NSHM_R_EXISTS || why == NSHM_R_NOPULL ? -EEXIST : -EIO;
 }
 
@@ -440,6 +545,13 @@ static int take(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
 	enum nshm_reason why;
 
 	g->where = g->dest;
+	if (g->wherefd >= 0)
+		close(g->wherefd);
+	g->wherefd = g->destfd < 0 ? -1 : fcntl(g->destfd, F_DUPFD_CLOEXEC, 0);
+	if (g->destfd >= 0 && g->wherefd < 0) {
+		cli_err(&g->cli, "%s: %s", g->dest, strerror(errno));
+		return refused(*rxp, NSHM_R_IO);
+	}
 	if (m->request == NSHM_REQ_PULL) {
 		if (!g->serve || !g->allow_pull[0]) {
 			cli_err(&g->cli, "refused a pull of %s: not allowed here "
@@ -479,42 +591,47 @@ static int receive_one(struct get *g, struct nshm_region *r)
 	return rc;
 }
 
-/* A pull the resident allows: take the (empty) request to its verified
- * end, give the receiving side back, then send PATH from beneath ROOT as
- * the sender, to the requester now waiting as the receiver. */
-/* What a pull asks for, beneath ROOT, a file or a directory we can open:
- * its path in path, or the reason to refuse (said on stderr). */
-static enum nshm_reason check_pull(struct get *g, const char *want, char *path,
-				   size_t len)
+/* What a pull asks for, opened beneath ROOT (beneath_open: a file or a
+ * directory, nothing else) into *fd, with the name it goes by (its last
+ * component; ROOT's own for ROOT), or the reason to refuse (said). */
+static enum nshm_reason check_pull(struct get *g, const char *want, int *fd,
+				   char *name, size_t len)
 {
 	char msg[PATH_MAX + 128];
 	struct stat st;
-	int fd, rc = beneath_resolve(g->allow_pull, want, path, len, msg, sizeof(msg));
+	const char *last = want + strlen(want);
+	size_t n;
 
-	if (rc == 0 && (stat(path, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))))
-		rc = -EINVAL, snprintf(msg, sizeof(msg), "%s: not a file or a directory", want);
-	/* Opened now, so that an accepted pull is one we can send. */
-	if (rc == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0)
-		rc = -errno, snprintf(msg, sizeof(msg), "%s: %s", want, strerror(-rc));
-	else if (rc == 0)
-		close(fd);
-	if (rc == 0)
-		return NSHM_R_NONE;
-	cli_err(&g->cli, "refused a pull: %s", msg);
-	return rc == -ENOENT ? NSHM_R_NOTFOUND : rc == -EACCES || rc == -EPERM ? NSHM_R_PERM
-	     : rc == -EINVAL ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME;
+	*fd = beneath_open(g->rootfd, want, &st, msg, sizeof(msg));
+	if (*fd < 0) {
+		cli_err(&g->cli, "refused a pull: %s", msg);
+		return beneath_reason(*fd);
+	}
+	while (last > want && last[-1] == '/')
+		last--;
+	for (n = 0; last > want && last[-1] != '/'; n++)
+		last--;
+	if (n == 0)
+		snprintf(name, len, "%s", basename(g->allow_pull));
+	else
+		snprintf(name, len, "%.*s", (int)n, last);
+	return NSHM_R_NONE;
 }
 
+/* A pull the resident allows: take the (empty) request to its verified
+ * end, give the receiving side back, then send what check_pull opened
+ * (never its name again) as the sender, to the requester now waiting as
+ * the receiver. */
 static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
 		      const struct nshm_meta *m)
 {
-	char path[PATH_MAX];
+	char name[NAME_MAX + 1];
 	struct nshm_params p = g->cli.params;
 	struct cli c = g->cli;
 	const void *buf;
-	char *files[1] = { path };
-	enum nshm_reason why = check_pull(g, m->path, path, sizeof(path));
-	int rc;
+	char *files[1] = { name };
+	int fd, rc;
+	enum nshm_reason why = check_pull(g, m->path, &fd, name, sizeof(name));
 
 	if (why != NSHM_R_NONE)
 		return refused(*rxp, why);
@@ -525,14 +642,18 @@ static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp
 	nshm_rx_close(*rxp, NSHM_R_IO);
 	*rxp = NULL;
 	if (rc < 0)
-		return rc;
+		goto out;
 	/* The requester gives the sending side back as we give the receiving
 	 * one: take turns, within the peer timeout. */
 	p.flags |= NSHM_P_WAIT_BUSY;
 	p.timeout_ms = p.peer_timeout_ms > 0 ? p.peer_timeout_ms : 15000;
 	c.params = p;
-	return send_what(&c, r, &(struct send_what){ .files = files, .nfiles = 1,
+	rc = send_what(&c, r, &(struct send_what){ .files = files, .nfiles = 1,
+		.by_fd = true, .fd = fd, .name = name,
 		.request = NSHM_REQ_REPLY, .path = m->path });
+out:
+	close(fd);
+	return rc;
 }
 
 /* --serve: transfer after transfer until SIGTERM or SIGINT. A failure is
@@ -545,7 +666,10 @@ static int serve(struct get *g, struct nshm_region *r)
 
 	while (!cli_cancel) {
 		int64_t t0 = cli_now_ns();
-		int rc = receive_one(g, r);
+		int rc;
+
+		offer_refused = false;
+		rc = receive_one(g, r);
 
 		if (cli_cancel)
 			break;
@@ -556,7 +680,7 @@ static int serve(struct get *g, struct nshm_region *r)
 			return rc;
 		first = false;
 		g->cli.params.flags |= NSHM_P_WAIT_BUSY;
-		if (rc < 0 && cli_now_ns() - t0 < SERVE_PAUSE_MAX_NS) {
+		if (rc < 0 && !offer_refused && cli_now_ns() - t0 < SERVE_PAUSE_MAX_NS) {
 			cli_sleep_ns(pause_ns);
 			pause_ns = pause_ns * 2 < SERVE_PAUSE_MAX_NS ? pause_ns * 2
 								   : SERVE_PAUSE_MAX_NS;
@@ -611,7 +735,7 @@ static int pull(struct get *g, struct nshm_region *r)
 
 int main(int argc, char **argv)
 {
-	struct get g = { 0 };
+	struct get g = { .rootfd = -1, .destfd = -1, .wherefd = -1 };
 	struct nshm_region *r = NULL;
 	int rc;
 
@@ -622,7 +746,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
-	cli_catch_sigbus(&g.cli, "the region", bus_tmp);
+	cli_catch_sigbus(&g.cli, "the region", &bus_dirfd, bus_tmp);
 	rc = cli_open(&g.cli, g.source, &r);
 	if (rc)
 		return rc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "send.h"
+#include "beneath.h"
 
 static const char usage[] =
 "usage: nshm-put [OPTIONS] FILE... TARGET[:SUBDIR]\n"
@@ -82,20 +83,19 @@ static int split_target(struct put *p)
 	return 0;
 }
 
-/* The receiver decides, but a SUBDIR it will refuse is a usage error here. */
+/* A SUBDIR the receiver will refuse is a usage error here, found by the
+ * receiver's own rule (beneath_check) with its words. Whether a component
+ * is a symbolic link there only the receiver can tell. */
 static int check_subdir(struct put *p)
 {
-	const char *s = p->subdir;
+	char msg[NSHM_REQ_PATH_MAX + 256];
 
-	if (!s || !*s) {
+	if (!p->subdir || !*p->subdir) {
 		p->subdir = NULL;   /* "vm1:" is DIR itself */
 		return 0;
 	}
-	if (*s == '/' || strlen(s) > NSHM_REQ_PATH_MAX || strstr(s, "/../") ||
-	    strncmp(s, "../", 3) == 0 || strcmp(s, "..") == 0 ||
-	    (strlen(s) >= 3 && strcmp(s + strlen(s) - 3, "/..") == 0)) {
-		cli_err(&p->cli, "bad SUBDIR '%s': a relative path under the receiver's "
-			"directory, without '..'", s);
+	if (beneath_check("SUBDIR", p->subdir, false, msg, sizeof(msg)) < 0) {
+		cli_err(&p->cli, "%s", msg);
 		return EXIT_USAGE;
 	}
 	return 0;
@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
-	cli_catch_sigbus(&p.cli, "an input file or the region", NULL);
+	cli_catch_sigbus(&p.cli, "an input file or the region", NULL, NULL);
 	rc = cli_open(&p.cli, p.endpoint, &r);
 	if (rc)
 		return rc;

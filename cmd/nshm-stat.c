@@ -164,7 +164,7 @@ int main(int argc, char **argv)
 	if (argc - optind == 1)
 		ep = argv[optind];
 	cli_signals();
-	cli_catch_sigbus(&c, "the region", NULL);
+	cli_catch_sigbus(&c, "the region", NULL, NULL);
 	rc = cli_open(&c, ep, &r);
 	if (rc)
 		return rc;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "send.h"
+#include "internal.h"
 
 /* What to offer for one file: its base name, size, mode and mtime. */
 static int describe(const struct send_what *w, const char *file, int fd,
@@ -73,7 +74,8 @@ static int send_file(struct cli *c, struct nshm_region *r, const struct send_wha
 	const char *file = w->files[0];
 	struct nshm_tx *tx = NULL;
 	struct nshm_meta meta;
-	int fd = strcmp(file, "-") == 0 ? STDIN_FILENO : open(file, O_RDONLY | O_CLOEXEC);
+	int fd = w->by_fd ? w->fd : strcmp(file, "-") == 0 ? STDIN_FILENO
+		 : open(file, O_RDONLY | O_CLOEXEC);
 	int rc;
 
 	if (fd < 0) {
@@ -95,7 +97,7 @@ static int send_file(struct cli *c, struct nshm_region *r, const struct send_wha
 		rc = nshm_tx_end(tx);
 	rc = finish(c, tx, rc, meta.name, NULL);
 out:
-	if (fd != STDIN_FILENO)
+	if (fd != STDIN_FILENO && !w->by_fd)
 		close(fd);
 	return rc;
 }
@@ -104,6 +106,8 @@ static bool wants_archive(const struct send_what *w)
 {
 	struct stat st;
 
+	if (w->by_fd)
+		return fstat(w->fd, &st) == 0 && S_ISDIR(st.st_mode);
 	if (w->nfiles > 1)
 		return true;
 	return strcmp(w->files[0], "-") != 0 && lstat(w->files[0], &st) == 0 &&
@@ -125,7 +129,8 @@ static int send_tree(struct cli *c, struct nshm_region *r, const struct send_wha
 			cli_err(c, "- (standard input) cannot be sent with other files");
 			return -EINVAL;
 		}
-	rc = nshm_tree_measure(w->files, w->nfiles, &total);
+	rc = w->by_fd ? tree_measure_fd(w->fd, w->name, &total)
+		      : nshm_tree_measure(w->files, w->nfiles, &total);
 	if (rc < 0) {
 		cli_err(c, "cannot read the files to send: %s", strerror(-rc));
 		return rc;
@@ -133,7 +138,9 @@ static int send_tree(struct cli *c, struct nshm_region *r, const struct send_wha
 	copy = strdup(w->files[0]);
 	if (!copy)
 		return -ENOMEM;
-	if (w->nfiles == 1)
+	if (w->name)
+		snprintf(meta.name, sizeof(meta.name), "%s", w->name);
+	else if (w->nfiles == 1)
 		snprintf(meta.name, sizeof(meta.name), "%s", basename(copy));
 	else
 		snprintf(meta.name, sizeof(meta.name), "%d-items", w->nfiles);
@@ -143,7 +150,8 @@ static int send_tree(struct cli *c, struct nshm_region *r, const struct send_wha
 	rc = nshm_tx_begin(r, &meta, &c->params, &tx);
 	if (rc == 0) {
 		c->start_ns = cli_now_ns();
-		rc = nshm_tx_tree(tx, w->files, w->nfiles, cli_on_entry, c, &sent);
+		rc = w->by_fd ? tx_tree_fd(tx, w->fd, w->name, cli_on_entry, c, &sent)
+			      : nshm_tx_tree(tx, w->files, w->nfiles, cli_on_entry, c, &sent);
 	}
 	if (rc == 0)
 		rc = nshm_tx_end(tx);

@@ -10,6 +10,9 @@ struct send_what {
 	char **files;            /* "-" is standard input (alone) */
 	int nfiles;
 	const char *name;        /* offer this name (one file), or NULL */
+	bool by_fd;              /* send fd, an open file or directory named
+				    name, instead of opening files[0] */
+	int fd;
 	uint32_t request;        /* NSHM_REQ_*, 0 = none */
 	const char *path;        /* with request */
 };

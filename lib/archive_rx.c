@@ -849,12 +849,17 @@ static int drain(struct extract *x)
 	return (int)n;
 }
 
-static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
+/* Beneath dirfd, which is made the working directory for the run: the
+ * names given to libarchive's writer and to lstat are relative ("./..."),
+ * so DEST is the directory dirfd holds, whatever its name leads to now
+ * (libarchive changes directories itself on its way, too). The caller's
+ * working directory comes back at the end. */
+static int rx_tree(struct nshm_rx *rx, int dirfd, unsigned flags,
 		   nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
 {
 	struct extract *x = calloc(1, sizeof(*x));
 	struct archive *a = archive_read_new();
-	int rc;
+	int rc, cwd = -1;
 
 	memset(got, 0, sizeof(*got));
 	if (x) {
@@ -871,13 +876,15 @@ static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 	x->gid = getgid();
 	x->rnd = nshm_random64() | 1;
 	x->max_bytes = (&rx_side(rx)->p)->max_bytes;
-	if (!realpath(destdir, x->dest)) {
-		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
-		goto out;
-	}
-	x->destfd = open(x->dest, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (x->destfd < 0) {
-		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir, strerror(errno));
+	memcpy(x->dest, ".", 2);
+	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	x->destfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (cwd < 0 || x->destfd < 0 || fchdir(x->destfd) != 0) {
+		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "the destination: %s",
+			       strerror(errno));
+		if (cwd >= 0)
+			close(cwd);
+		cwd = -1;
 		goto out;
 	}
 	archive_read_support_format_tar(a);
@@ -891,7 +898,7 @@ static int rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 	if (rc == 1)
 		rc = drain(x);
 out:
-	if (x && rc < 0 && x->current[0])
+	if (x && rc < 0 && x->current[0] && cwd >= 0)
 		unlink(x->current);  /* the file in progress; directories stay */
 	if (x) {
 		if (x->pfd >= 0)
@@ -903,11 +910,17 @@ out:
 	}
 	archive_read_free(a);
 	free(x);
+	if (cwd >= 0) {
+		if (fchdir(cwd) != 0 && rc >= 0)
+			rc = side_fail(rx_side(rx), -errno, NSHM_R_IO,
+				       "back to the working directory: %s", strerror(errno));
+		close(cwd);
+	}
 	return rc;
 }
 
-int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
-		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
+int rx_tree_at(struct nshm_rx *rx, int dirfd, unsigned flags, nshm_entry_fn entry,
+	       void *arg, struct nshm_tree_stats *got)
 {
 	int rc = nshm_la_ready(rx_side(rx));
 
@@ -920,5 +933,23 @@ int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
 		else
 			nshm_rx_accept(rx);
 	}
-	return rc < 0 ? rc : rx_tree(rx, destdir, flags, entry, arg, got);
+	return rc < 0 ? rc : rx_tree(rx, dirfd, flags, entry, arg, got);
+}
+
+int nshm_rx_tree(struct nshm_rx *rx, const char *destdir, unsigned flags,
+		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
+{
+	int rc, fd = open(destdir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	memset(got, 0, sizeof(*got));
+	if (fd < 0) {
+		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "%s: %s", destdir,
+			       strerror(errno));
+		if (!rx_answered(rx))
+			nshm_rx_refuse(rx, NSHM_R_IO);
+		return rc;
+	}
+	rc = rx_tree_at(rx, fd, flags, entry, arg, got);
+	close(fd);
+	return rc;
 }

@@ -43,6 +43,12 @@ int nshm_tree_measure(char *const paths[], int n, struct nshm_tree_stats *st)
 	return 0;
 }
 
+int tree_measure_fd(int fd, const char *name, struct nshm_tree_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return nshm_walk_fd(fd, name, measure_one, st, NULL);
+}
+
 static la_ssize_t write_cb(struct archive *a, void *arg, const void *buf, size_t len)
 {
 	int rc = nshm_tx_write(arg, buf, len);
@@ -390,13 +396,15 @@ out:
 	return rc;
 }
 
-static int send_path(struct sender *s, const char *path)
+/* path, or the open fd named path when fd >= 0. */
+static int send_path(struct sender *s, int fd, const char *path)
 {
 	char failed[PATH_MAX];
 	int rc;
 
 	failed[0] = '\0';   /* not the whole 4 KiB: this runs once per FILE */
-	rc = nshm_walk(path, send_one, s, failed);
+	rc = fd >= 0 ? nshm_walk_fd(fd, path, send_one, s, failed)
+		     : nshm_walk(path, send_one, s, failed);
 
 	if (rc >= 0)
 		return 0;
@@ -421,7 +429,7 @@ static int end_archive(struct sender *s)
 	return nshm_tx_write(s->tx, s->buf, 2 * NSHM_USTAR_BLOCK);
 }
 
-static int tx_tree(struct nshm_tx *tx, char *const paths[], int n,
+static int tx_tree(struct nshm_tx *tx, int fd, char *const paths[], int n,
 		   nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
 {
 	struct sender s = { .tx = tx, .cb = entry, .arg = arg, .sent = sent };
@@ -434,7 +442,7 @@ static int tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 		goto out;
 	}
 	for (int i = 0; i < n && rc == 0; i++)
-		rc = send_path(&s, paths[i]);
+		rc = send_path(&s, fd, paths[i]);
 	if (rc == 0)
 		rc = end_archive(&s);
 out:
@@ -452,5 +460,13 @@ out:
 int nshm_tx_tree(struct nshm_tx *tx, char *const paths[], int n,
 		 nshm_entry_fn entry, void *arg, struct nshm_tree_stats *sent)
 {
-	return tx_tree(tx, paths, n, entry, arg, sent);
+	return tx_tree(tx, -1, paths, n, entry, arg, sent);
+}
+
+int tx_tree_fd(struct nshm_tx *tx, int fd, const char *name, nshm_entry_fn entry,
+	       void *arg, struct nshm_tree_stats *sent)
+{
+	char *paths[1] = { (char *)name };
+
+	return tx_tree(tx, fd, paths, 1, entry, arg, sent);
 }

@@ -173,7 +173,21 @@ int validate_name(const char *name, size_t len);
  * control bytes; absolute only for a pull (it is taken under ROOT). */
 int validate_request(const struct request_snap *q, uint64_t session, struct side *s);
 int validate_rel_path(const char *path, size_t len, bool allow_abs);
+/* The one syntactic rule for a path from a peer (a request's path, a push's
+ * SUBDIR, a pull's PATH), shared by sender and receiver (cmd/beneath.c):
+ * NULL if it passes, else why not. */
+const char *rel_path_problem(const char *path, size_t len, bool allow_abs);
 bool head_same_kernel(const struct head_snap *h);
+
+/* archive_tx.c, archive_rx.c: trees by file descriptor, for what a peer
+ * named (cmd/beneath.c resolved it once; no name is looked up again).
+ * fd, an open directory, is sent as name/...; a tree is extracted beneath
+ * dirfd (the working directory is dirfd's while it runs). */
+int tree_measure_fd(int fd, const char *name, struct nshm_tree_stats *st);
+int tx_tree_fd(struct nshm_tx *tx, int fd, const char *name, nshm_entry_fn entry,
+	       void *arg, struct nshm_tree_stats *sent);
+int rx_tree_at(struct nshm_rx *rx, int dirfd, unsigned flags, nshm_entry_fn entry,
+	       void *arg, struct nshm_tree_stats *got);
 
 /* liveness.c: is the owner of a line alive? */
 struct peer_watch {

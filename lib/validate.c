@@ -58,15 +58,17 @@ int validate_name(const char *name, size_t len)
 	return 0;
 }
 
-int validate_rel_path(const char *path, size_t len, bool allow_abs)
+const char *rel_path_problem(const char *path, size_t len, bool allow_abs)
 {
 	const char *p = path;
 
-	if (len == 0 || len > NSHM_REQ_PATH_MAX || strlen(path) != len)
-		return -1;
+	if (len == 0 || strlen(path) != len)
+		return "it is empty or holds a NUL byte";
+	if (len > NSHM_REQ_PATH_MAX)
+		return "it is too long";
 	if (*p == '/') {
 		if (!allow_abs)
-			return -1;
+			return "it is absolute";
 		while (*p == '/')
 			p++;
 	}
@@ -74,19 +76,26 @@ int validate_rel_path(const char *path, size_t len, bool allow_abs)
 		size_t n = strcspn(p, "/");
 
 		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return -1;
+			return "it has a '.' or '..' component";
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-				return -1;
+				return "it holds a control byte";
 		p += n;
 		while (*p == '/')
 			p++;
 	}
-	return 0;
+	return NULL;
+}
+
+int validate_rel_path(const char *path, size_t len, bool allow_abs)
+{
+	return rel_path_problem(path, len, allow_abs) ? -1 : 0;
 }
 
 int validate_request(const struct request_snap *q, uint64_t session, struct side *s)
 {
+	const char *why;
+
 	if (q->session != session) {
 		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "request changed while it was read");
@@ -96,12 +105,14 @@ int validate_request(const struct request_snap *q, uint64_t session, struct side
 		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the sender made an unknown request (%u)", q->kind);
 	}
-	if (q->path_len > NSHM_REQ_PATH_MAX ||
-	    validate_rel_path(q->path, q->path_len, q->kind != NSHM_REQ_PUSH_TO) != 0) {
+	if (q->path_len > NSHM_REQ_PATH_MAX)
 		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
-				 "the sender asked for an unsafe path "
-			 "(absolute, empty, '.', '..' or control bytes)");
-	}
+				 "the sender asked for a path longer than %d bytes",
+				 NSHM_REQ_PATH_MAX);
+	why = rel_path_problem(q->path, q->path_len, q->kind != NSHM_REQ_PUSH_TO);
+	if (why)
+		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "the sender asked for an unsafe path: %s", why);
 	return 0;
 }
 

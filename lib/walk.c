@@ -24,8 +24,12 @@ struct walk {
 
 static int failed_at(struct walk *w, int err, const char *what)
 {
-	if (w->failed)
-		snprintf(w->failed, PATH_MAX, "%s", what);
+	if (w->failed) {
+		size_t n = strnlen(what, PATH_MAX - 1);
+
+		memcpy(w->failed, what, n);
+		w->failed[n] = '\0';
+	}
 	return -err;
 }
 
@@ -126,4 +130,29 @@ int nshm_walk(const char *path, nshm_walk_fn fn, void *arg, char *failed)
 	if (rc < 0)
 		return failed_at(&w, errno, path);
 	return walk_dir(&w, rc, len - skip);
+}
+
+int nshm_walk_fd(int fd, const char *name, nshm_walk_fn fn, void *arg, char *failed)
+{
+	struct walk w;
+	struct nshm_walk_entry e = { .dirfd = fd, .at = ".", .name = w.name };
+	size_t len = strlen(name);
+	int rc;
+
+	w.fn = fn;
+	w.arg = arg;
+	w.failed = failed;
+	if (len >= sizeof(w.name))
+		return failed_at(&w, ENAMETOOLONG, name);
+	memcpy(w.name, name, len + 1);
+	if (fstat(fd, &e.st) != 0)
+		return failed_at(&w, errno, name);
+	if ((rc = fn(arg, &e)) < 0 || !S_ISDIR(e.st.st_mode))
+		return rc < 0 ? rc : 0;
+	/* A fresh open of the directory itself ("." beneath it, no name
+	 * looked up again): each walk reads it from its start. */
+	rc = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rc < 0)
+		return failed_at(&w, errno, name);
+	return walk_dir(&w, rc, len);
 }

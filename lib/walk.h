@@ -21,5 +21,8 @@ typedef int (*nshm_walk_fn)(void *arg, const struct nshm_walk_entry *e);
  * callback's negative return, or -errno with the failing name in
  * failed (PATH_MAX bytes, may be NULL). */
 int nshm_walk(const char *path, nshm_walk_fn fn, void *arg, char *failed);
+/* The same from fd, an open file or directory, named name in the stream:
+ * what was opened is walked, never a name looked up again (a pull). */
+int nshm_walk_fd(int fd, const char *name, nshm_walk_fn fn, void *arg, char *failed);
 
 #endif

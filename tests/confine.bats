@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: BSD-2-Clause
+# Confinement by file descriptor (issue 20, findings 1, 2 and 5): a path a
+# peer names is resolved once beneath DIR or ROOT and only its fd is used
+# after, so another user swapping a directory for a symlink in a loop gets
+# nothing out of ROOT and puts nothing outside DIR; FIFOs, devices and
+# sockets are refused, never opened to block; a source that shrinks under
+# the sender fails the transfer with a message, never a signal.
+#
+# Each race runs 1,000 tries against a swapper that exchanges a directory
+# and a symlink (renameat2 RENAME_EXCHANGE) as fast as it can, as the user
+# nobody. The tries are made by tests/tools/race-peer in one process (a
+# thousand nshm-put or nshm-get processes would cost a minute); the
+# resident under test is $BIN/nshm-get. Against e1e3d2e
+# (NSHM_BIN=/old/build) these tests fail.
+load helpers
+
+TOOLS=$BATS_TEST_DIRNAME/../build/tools
+TRIES=${NSHM_RACE_TRIES:-1000}
+
+setup() {
+	setup_region 4M
+	# Where the stranger plays: reachable by nobody (bats' own dir is 0700).
+	W=$(mktemp -d /tmp/nshm-confine.XXXXXX)
+	chmod 755 "$W"
+	mkdir -p "$W/in" "$W/root" "$W/out" "$W/secret"
+	echo SECRET >"$W/secret/f"
+	chown nobody:nogroup "$W/in" "$W/root"
+}
+
+teardown() {
+	teardown_region
+	rm -rf "$W"
+}
+
+# serve [OPTIONS...]: the resident under test, DIR $W/in, log in serve.err.
+serve() {
+	bg serve "$GET" --serve --json --peer-timeout 5 -s "$REGION" "$@" "$W/in"
+	until_true 10 grep -q . <("$STAT" "$REGION" | grep '^receiver.*ready')
+}
+
+alive() {
+	pgrep -f "nshm-get --serve --json --peer-timeout 5 -s $REGION " >/dev/null
+}
+
+# swapper A B: nobody exchanges A and B in a loop; returns once it has.
+swapper() {
+	local before
+	before=$(stat -c %F "$1")
+	bg swap setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		"$TOOLS/race-peer" swap "$1" "$2"
+	until_true 10 flipped "$1" "$before"
+}
+
+flipped() {
+	[ "$(stat -c %F "$1" 2>/dev/null)" != "$2" ]
+}
+
+# stop_swapper: the swapper process itself, by its pid.
+stop_swapper() {
+	local p
+	p=$(pgrep -P "$swap_PID" | head -1)
+	[ -n "$p" ] && kill "$p" 2>/dev/null || true
+	wait_rc swap 10 >/dev/null
+}
+
+@test "push to SUBDIR: $TRIES tries while a component flips between a directory and a symlink out of DIR, 0 escapes" {
+	mkdir "$W/in/a"
+	ln -s "$W/out" "$W/in/a.alt"
+	chown -h nobody:nogroup "$W/in/a" "$W/in/a.alt"
+	serve
+	swapper "$W/in/a" "$W/in/a.alt"
+	run timeout 120 "$TOOLS/race-peer" push "$REGION" a/b "$TRIES"
+	stop_swapper
+	echo "$output"
+	[ "$status" -eq 0 ]
+	escapes=$(find "$W/out" -mindepth 1 | wc -l)
+	echo "escapes: $escapes" >&3
+	echo "# push: $output" >&3
+	[ "$escapes" -eq 0 ]
+	[[ $output == "tries $TRIES "*"failed 0 "* ]]
+	alive
+	# Refusals say why.
+	grep -q "symbolic link" "$T/serve.err"
+}
+
+@test "pull: $TRIES tries while a component flips between a directory and a symlink out of ROOT, 0 escapes" {
+	mkdir "$W/root/a"
+	echo plain >"$W/root/a/f"
+	ln -s "$W/secret" "$W/root/a.alt"
+	chown -h nobody:nogroup "$W/root/a" "$W/root/a.alt" "$W/root/a/f"
+	serve --allow-pull "$W/root"
+	swapper "$W/root/a" "$W/root/a.alt"
+	run timeout 120 "$TOOLS/race-peer" pull "$REGION" a/f "$TRIES" SECRET
+	stop_swapper
+	echo "$output"
+	echo "# pull: $output" >&3
+	[ "$status" -eq 0 ]
+	[[ $output == *"escaped 0"* ]]
+	[[ $output == "tries $TRIES "*"failed 0 "* ]]
+	alive
+}
+
+@test "pull: $TRIES tries while a file flips with a FIFO, the resident never blocks" {
+	echo plain >"$W/root/p"
+	mkfifo "$W/root/p.alt"
+	chown nobody:nogroup "$W/root/p" "$W/root/p.alt"
+	serve --allow-pull "$W/root"
+	swapper "$W/root/p" "$W/root/p.alt"
+	run timeout 120 "$TOOLS/race-peer" pull "$REGION" p "$TRIES" SECRET
+	stop_swapper
+	echo "$output"
+	echo "# fifo: $output" >&3
+	[ "$status" -eq 0 ]
+	[[ $output == "tries $TRIES "*"failed 0 "* ]]
+	alive
+}
+
+@test "a FIFO, a device or a socket at the pulled path is refused with a reason; the resident goes on" {
+	mkfifo "$W/root/fifo"
+	mknod "$W/root/null" c 1 3
+	"$TOOLS/race-peer" sock "$W/root/sock"
+	echo plain >"$W/root/ok"
+	serve --allow-pull "$W/root"
+	for what in fifo:FIFO null:device sock:socket; do
+		run timeout 30 "$GET" --timeout 10 -s "$REGION" --pull "${what%%:*}" "$T/"
+		echo "$output"
+		[ "$status" -eq 4 ]
+		[[ $output == *"cannot take this kind"* ]]
+		grep -q "${what%%:*}: a ${what##*:}.*, not a file or a directory" "$T/serve.err"
+		alive
+	done
+	"$GET" --timeout 10 -s "$REGION" --pull ok "$T/"
+	[ "$(cat "$T/ok")" = plain ]
+}
+
+@test "a FIFO at the destination is never opened: refused, or replaced with --force" {
+	mkfifo "$W/in/f" "$W/in/sub"
+	echo data >"$T/f"
+	serve
+	run timeout 30 "$PUT" --timeout 10 "$T/f" "$REGION"
+	[ "$status" -eq 4 ]
+	run timeout 30 "$PUT" --timeout 10 "$T/f" "$REGION:sub"
+	[ "$status" -eq 4 ]
+	grep -q "SUBDIR 'sub': it is not a directory" "$T/serve.err"
+	[ -p "$W/in/f" ] && [ -p "$W/in/sub" ]
+	alive
+	# The one-shot receiver, DEST a FIFO.
+	mkfifo "$T/dest"
+	truncate -s 4M "/dev/shm/$REGION-2"
+	bg get "$GET" --timeout 10 -s "$REGION-2" "$T/dest"
+	run timeout 30 "$PUT" --timeout 10 "$T/f" "$REGION-2"
+	[ "$status" -eq 4 ]
+	[ "$(wait_rc get 20)" -eq 4 ]
+	[ -p "$T/dest" ]
+	rm -f "/dev/shm/$REGION-2"
+}
+
+@test "nshm-put refuses a SUBDIR with '..' or absolute before any transfer, in the receiver's words" {
+	serve
+	echo x >"$T/f"
+	for sub in ../esc a/../../b /abs a/./b; do
+		run "$PUT" --timeout 1 "$T/f" "$REGION:$sub"
+		echo "$output"
+		[ "$status" -eq 2 ]
+		[[ $output == *"bad SUBDIR '$sub': "* ]]
+	done
+	[ "$(grep -c '"event":"offered"' "$T/serve.out")" -eq 0 ]
+	# The receiver's rule is the same function: a forged request says the same.
+	run "$PUT" --timeout 1 "$T/f" "$REGION:a/../../b"
+	why=${output#*: it }
+	why=${why%% (*}
+	"$TOOLS/hostile-peer" request "$REGION" "a/../../b" || true
+	grep -qF "it $why" "$T/serve.err"
+	# A symlinked component only the receiver can see: refused there, with
+	# the reason, and nshm-put says so.
+	ln -s "$W/out" "$W/in/link"
+	run "$PUT" --timeout 10 "$T/f" "$REGION:link/x"
+	echo "$output"
+	[ "$status" -eq 4 ]
+	grep -q "SUBDIR 'link': it is or passes through a symbolic link" "$T/serve.err"
+	[ -z "$(ls -A "$W/out")" ]
+	alive
+}
