@@ -40,6 +40,8 @@ teardown_file() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"
   [[ -n ${VM:-} ]] && vm_shutdown "$VM"
   server_stop
+  # The server's lock file stays by design (nshm-server(8)); this run's name is its own.
+  [[ -n ${SOCK:-} ]] && rm -f "$SOCK.lock"
   [[ -n ${VM_T0:-} ]] && vm_note "vm-doorbell.bats total: $(vm_since "$VM_T0") s"
   vm_cleanup
 }
