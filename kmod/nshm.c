@@ -63,7 +63,8 @@ struct nshm_dev {
 	atomic64_t irq_count;
 	wait_queue_head_t wq;
 	/*
-	 * Held for reading around register access and mmap(), for writing
+	 * Held for reading around register access and mmap() (inside the
+	 * caller's mmap_lock: never hold it across a user copy), for writing
 	 * to set ->gone.
 	 */
 	struct rw_semaphore sem;
@@ -361,35 +362,68 @@ static int nshm_mmap(struct file *file, struct vm_area_struct *vma)
 	return rc;
 }
 
-static long nshm_ioctl_locked(struct nshm_file *nf, unsigned int cmd,
-			      unsigned long arg)
+/*
+ * The registers are read and written under nd->sem (removal unmaps them),
+ * user memory is copied outside it: a fault there takes the mmap_lock, which
+ * nshm_mmap() holds when it takes nd->sem.
+ */
+static int nshm_info_get(struct nshm_file *nf, struct nshm_info *info)
 {
 	struct nshm_dev *nd = nf->nd;
+	int rc = -ENODEV;
+
+	memset(info, 0, sizeof(*info));
+	down_read(&nd->sem);
+	if (!nd->gone) {
+		info->version = NSHM_UAPI_VERSION;
+		info->ivposition = ioread32(nd->regs + REG_IVPOSITION);
+		info->bar2_addr = nd->bar2_addr;
+		info->bar2_size = nd->bar2_size;
+		info->vectors = nd->vectors;
+		info->map_cache = nf->map_cache;
+		info->want_cache = nf->want_cache;
+		info->irq_count = atomic64_read(&nd->irq_count);
+		rc = 0;
+	}
+	up_read(&nd->sem);
+	return rc;
+}
+
+static int nshm_ring(struct nshm_dev *nd, const struct nshm_ring *ring)
+{
+	int rc = -ENODEV;
+
+	if (ring->peer > 0xffff || ring->vector > 0xffff)
+		return -EINVAL;
+	down_read(&nd->sem);
+	if (!nd->gone) {
+		iowrite32(ring->peer << 16 | ring->vector,
+			  nd->regs + REG_DOORBELL);
+		rc = 0;
+	}
+	up_read(&nd->sem);
+	return rc;
+}
+
+static long nshm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct nshm_file *nf = file->private_data;
 	struct nshm_info info;
 	struct nshm_ring ring;
+	int rc;
 
+	if (READ_ONCE(nf->nd->gone))
+		return -ENODEV;
 	switch (cmd) {
 	case NSHM_IOC_INFO:
-		memset(&info, 0, sizeof(info));
-		info.version = NSHM_UAPI_VERSION;
-		info.ivposition = ioread32(nd->regs + REG_IVPOSITION);
-		info.bar2_addr = nd->bar2_addr;
-		info.bar2_size = nd->bar2_size;
-		info.vectors = nd->vectors;
-		info.map_cache = nf->map_cache;
-		info.want_cache = nf->want_cache;
-		info.irq_count = atomic64_read(&nd->irq_count);
-		if (copy_to_user((void __user *)arg, &info, sizeof(info)))
-			return -EFAULT;
-		return 0;
+		rc = nshm_info_get(nf, &info);
+		if (!rc && copy_to_user((void __user *)arg, &info, sizeof(info)))
+			rc = -EFAULT;
+		return rc;
 	case NSHM_IOC_RING:
 		if (copy_from_user(&ring, (void __user *)arg, sizeof(ring)))
 			return -EFAULT;
-		if (ring.peer > 0xffff || ring.vector > 0xffff)
-			return -EINVAL;
-		iowrite32(ring.peer << 16 | ring.vector,
-			  nd->regs + REG_DOORBELL);
-		return 0;
+		return nshm_ring(nf->nd, &ring);
 	case NSHM_IOC_SET_CACHE:
 		if (arg != NSHM_CACHE_WB && arg != NSHM_CACHE_WC &&
 		    arg != NSHM_CACHE_UC_MINUS)
@@ -399,19 +433,6 @@ static long nshm_ioctl_locked(struct nshm_file *nf, unsigned int cmd,
 	default:
 		return -ENOTTY;
 	}
-}
-
-static long nshm_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
-{
-	struct nshm_file *nf = file->private_data;
-	struct nshm_dev *nd = nf->nd;
-	long rc = -ENODEV;
-
-	down_read(&nd->sem);
-	if (!nd->gone)
-		rc = nshm_ioctl_locked(nf, cmd, arg);
-	up_read(&nd->sem);
-	return rc;
 }
 
 static const struct file_operations nshm_fops = {
@@ -558,16 +579,19 @@ err:
 static void nshm_revoke(struct nshm_dev *nd)
 {
 	struct nshm_mapper *m, *tmp;
+	LIST_HEAD(mappers);
 
+	/* No mmap() adds to the list once ->gone is set. */
 	mutex_lock(&nd->mappers_lock);
-	list_for_each_entry_safe(m, tmp, &nd->mappers, node) {
+	list_splice_init(&nd->mappers, &mappers);
+	mutex_unlock(&nd->mappers_lock);
+	list_for_each_entry_safe(m, tmp, &mappers, node) {
 		mmap_read_lock(m->mm);
 		mmap_read_unlock(m->mm);
 		list_del(&m->node);
 		mmdrop(m->mm);
 		kfree(m);
 	}
-	mutex_unlock(&nd->mappers_lock);
 	if (nd->inode)
 		unmap_mapping_range(nd->inode->i_mapping, 0, 0, 1);
 }

@@ -70,7 +70,7 @@ struct nshm_ring {
 #define NSHM_IOC_SET_CACHE _IO(NSHM_IOC_MAGIC, 2)
 
 /*
- * The numbers of the module before 0.2, under rpmsg's 0xB5 (SET_CACHE was
+ * The numbers of nshm.ko 0.1.0, under rpmsg's 0xB5 (SET_CACHE was
  * RPMSG_DESTROY_EPT_IOCTL's). Only libnshm uses them, to talk to such a
  * module still loaded; this module answers them with ENOTTY.
  */

@@ -18,7 +18,7 @@
 #include "../kmod/nshm_uapi.h"
 
 /* The ioctl numbers the bound module answers to: this one's, or those of a
- * module from before 0.2 that is still loaded after an upgrade of the
+ * module 0.1.0 that is still loaded after an upgrade of the
  * programs (kmod/nshm_uapi.h). */
 struct dev_ioc {
 	unsigned long info, ring, set_cache;

@@ -42,9 +42,14 @@ setup_file() {
   # flock: nshm-mtrr-restore takes libnshm's lock (busybox has no flock).
   progs+=("$VM_REPO_DIR/kmod/nshm-mtrr-restore=/usr/local/bin/nshm-mtrr-restore"
     "$(command -v flock)=/usr/local/bin/flock")
-  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko"
+  # nshm.ko 0.1.0 (ioctl type 0xB5), for the library's fallback; only from a git checkout.
+  local old=()
+  if ko_old=$(kmod_build_old 2>"$VM_RUN/kmod-old.err"); then
+    old=("$ko_old=/lib/nshm-0.1.0.ko")
+  fi
+  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}" "$KO=/lib/nshm.ko" "${old[@]}"
   # The 6.12 kernel, its nshm.ko and an initramfs with that one.
-  local ko612
+  local ko612 ko_old
   if ! K612_PKG=$(vm_kernel_package 6.12); then
     K612_SKIP="no linux-image-6.12.N+deb12-amd64 with headers in the package lists (bookworm-security?)"
   elif ! VM_KERNEL_PKG=$K612_PKG vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel612.err"; then
@@ -79,6 +84,21 @@ kmod_build() {
     { cat "$out/build.log" >&2; return 1; }
   # A warning in our module is a failure too.
   if grep -E "nshm\.c:[0-9]+:[0-9]+: warning" "$out/build.log" >&2; then return 1; fi
+  printf '%s\n' "$out/nshm.ko"
+}
+
+# kmod_build_old: nshm.ko as it was at e1e3d2e (0.1.0, ioctl type 0xB5), for the 6.1 guest.
+kmod_build_old() {
+  local out=$VM_RUN/kmod-0.1.0 f
+  mkdir -p "$out"
+  for f in nshm.c nshm_uapi.h Kbuild Makefile; do
+    git -C "$VM_REPO_DIR" show "e1e3d2e:kmod/$f" >"$out/$f" 2>/dev/null || return 1
+  done
+  local kdir base hdr
+  kdir=$(vm_kernel_dir) || return 1
+  base=$(basename "$kdir")
+  hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
+  make -C "$out" KDIR="$hdr" >"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; return 1; }
   printf '%s\n' "$out/nshm.ko"
 }
 
@@ -427,6 +447,18 @@ unplug_zaps() {
 @test "plain: removing the device zaps a held mapping: the holder gets SIGBUS, no oops" {
   config plain
   unplug_zaps
+}
+
+@test "plain: the programs still map and carry through nshm.ko 0.1.0 (its ioctl type 0xB5)" {
+  config plain
+  run --separate-stderr vm_exec "$VM" 10 'ls /lib/nshm-0.1.0.ko'
+  [ "$status" -eq 0 ] || skip "no nshm.ko 0.1.0 (not a git checkout with e1e3d2e)"
+  run --separate-stderr vm_exec "$VM" 30 'rmmod nshm && insmod /lib/nshm-0.1.0.ko && nshm-stat pci | grep mapping'
+  echo "old module: rc=$status out=$output err=$stderr"
+  [ "$output" = "mapping   write-back (/dev/nshm0, module)" ]
+  to_guest 1000000
+  run --separate-stderr vm_exec "$VM" 30 'rmmod nshm && insmod /lib/nshm.ko && ls /dev/nshm0'
+  [ "$status" -eq 0 ]
 }
 
 # ---------------------------------------------------------------------------------------------
