@@ -352,7 +352,7 @@ vm_kernel_image() {
   fi
 }
 
-# vm__extract_vmlinux BZIMAGE OUT: find the xz or gzip stream in a bzImage and unpack it; the
+# vm__extract_vmlinux BZIMAGE OUT: find the xz, gzip or zstd stream in a bzImage and unpack it; the
 # result must be an ELF file with Xen/PVH notes (QEMU boots an ELF kernel only through PVH).
 vm__extract_vmlinux() {
   local in=$1 out=$2 off unxz=(xz -dc)
@@ -363,6 +363,12 @@ vm__extract_vmlinux() {
   done
   for off in $(LC_ALL=C grep -abo $'\x1f\x8b\x08' "$in" | cut -d: -f1); do
     tail -c +$((off + 1)) "$in" | gzip -dc >"$out" 2>/dev/null
+    vm__is_pvh_elf "$out" && return 0
+  done
+  # Debian's 6.12 kernels are zstd-compressed.
+  command -v zstd >/dev/null || return 1
+  for off in $(LC_ALL=C grep -abo $'\x28\xb5\x2f\xfd' "$in" | cut -d: -f1); do
+    tail -c +$((off + 1)) "$in" | zstd -qdc >"$out" 2>/dev/null
     vm__is_pvh_elf "$out" && return 0
   done
   return 1
