@@ -38,7 +38,7 @@
 const struct nshm_mtrr_sys nshm_mtrr_real = {
 	.proc_mtrr = "/proc/mtrr",
 	.proc_iomem = "/proc/iomem",
-	.record_dir = "/run/nshm",
+	.record_dir = NSHM_RUN_DIR,
 };
 
 #if defined(__x86_64__) || defined(__i386__)
