@@ -206,10 +206,29 @@ install: all
 	sed 's|@BINDIR@|$(BINDIR)|' cmd/systemd/nshm-receiver@.service \
 	    > $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service
 	chmod 644 $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service
-	install -d $(DESTDIR)$(UDEVRULESDIR)
+	install -d $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(SBINDIR)
 	install -m 644 cmd/systemd/70-nshm.rules $(DESTDIR)$(UDEVRULESDIR)/
+	# The guest module's rule runs nshm-mtrr-restore where this PREFIX puts it.
+	install -m 755 kmod/nshm-mtrr-restore $(DESTDIR)$(SBINDIR)/
+	sed 's|@SBINDIR@|$(SBINDIR)|' kmod/99-nshm.rules > $(DESTDIR)$(UDEVRULESDIR)/99-nshm.rules
+	chmod 644 $(DESTDIR)$(UDEVRULESDIR)/99-nshm.rules
 	@$(MAKE) --no-print-directory install-completions
+	@$(MAKE) --no-print-directory install-activate
 
+# Into a running system (DESTDIR empty, systemd and udev there): load the
+# new unit and rules and start a receiver for each ivshmem device already
+# present, as a hot-plug or the next boot would (a guest's udev only acts
+# on events). Elsewhere it does nothing.
+.PHONY: install-activate
+install-activate:
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && command -v udevadm >/dev/null; then \
+	  echo "starting receivers for the ivshmem devices present (udevadm trigger)"; \
+	  systemctl daemon-reload && udevadm control --reload && \
+	  udevadm trigger --action=add --subsystem-match=pci \
+	    --attr-match=vendor=0x1af4 --attr-match=device=0x1110; \
+	fi
+
+SBINDIR     ?= $(PREFIX)/sbin
 # systemd also reads units from /usr/local/lib/systemd/system.
 SYSTEMDDIR  ?= $(PREFIX)/lib/systemd/system
 # udev reads /usr/lib/udev/rules.d and /etc/udev/rules.d, not /usr/local.
@@ -233,6 +252,7 @@ uninstall:
 	    $(DESTDIR)$(MANDIR)/man7/nshm.7 $(DESTDIR)$(MANDIR)/man8/nshm-server.8 \
 	    $(DESTDIR)$(SYSTEMDDIR)/nshm-server@.service \
 	    $(DESTDIR)$(SYSTEMDDIR)/nshm-receiver@.service $(DESTDIR)$(UDEVRULESDIR)/70-nshm.rules \
+	    $(DESTDIR)$(UDEVRULESDIR)/99-nshm.rules $(DESTDIR)$(SBINDIR)/nshm-mtrr-restore \
 	    $(PROGS:%=$(DESTDIR)$(BASHCOMPDIR)/%) $(DESTDIR)$(ZSHCOMPDIR)/_nshm \
 	    $(PROGS:%=$(DESTDIR)$(FISHCOMPDIR)/%.fish)
 

@@ -58,7 +58,8 @@ installed() {
 		printf '%s\n' usr/bin/nshm-put usr/bin/nshm-get usr/bin/nshm-stat \
 			usr/bin/nshm-server usr/lib/systemd/system/nshm-server@.service \
 			usr/lib/systemd/system/nshm-receiver@.service \
-			usr/lib/udev/rules.d/70-nshm.rules \
+			usr/lib/udev/rules.d/70-nshm.rules usr/lib/udev/rules.d/99-nshm.rules \
+			usr/sbin/nshm-mtrr-restore \
 			usr/share/bash-completion/completions/nshm-server \
 			usr/share/fish/vendor_completions.d/nshm-server.fish \
 			usr/share/man/man8/nshm-server.8 \
@@ -118,6 +119,10 @@ installed() {
 	cmp "$ROOT/completions/nshm.bash" "$D/usr/share/bash-completion/completions/nshm-get"
 	for f in "$ROOT"/man/*.1; do cmp "$f" "$D/usr/share/man/man1/${f##*/}"; done
 	grep -qx 'prefix=/usr' "$D/usr/lib/pkgconfig/nshm.pc"
+	# Paths in the unit and the rules follow PREFIX.
+	grep -qx 'ExecStart=/usr/bin/nshm-get .*' "$D/usr/lib/systemd/system/nshm-receiver@.service"
+	grep -q 'RUN+="/usr/sbin/nshm-mtrr-restore"' "$D/usr/lib/udev/rules.d/99-nshm.rules"
+	[ "$(stat -c %a "$D/usr/sbin/nshm-mtrr-restore")" = 755 ]
 	grep -qx 'libdir=/usr/lib' "$D/usr/lib/pkgconfig/nshm.pc"
 	grep -qx 'includedir=/usr/include' "$D/usr/lib/pkgconfig/nshm.pc"
 	"$D/usr/bin/nshm-put" --version

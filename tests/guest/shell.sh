@@ -1,8 +1,8 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-2-Clause
 # The systemd guest's command channel (tests/guest/lib.sh installs it as
-# nshm-guest-shell.service): one line per command from the host on /dev/ttyS1, "ID COMMAND"; each
-# runs under bash -c in the background (so that several can be under way at once) and, when it
+# nshm-guest-shell.service): one line per command from the host on /dev/ttyS1, "ID BASE64" (the
+# command in base64, so that it may span lines and hold any byte); each runs under bash -c in the background (so that several can be under way at once) and, when it
 # ends, one line goes back on ttyS1:
 #   @@G-END ID rc=N secs=S out=BASE64 err=BASE64
 # "@@G-START ID" is written as a command starts, "@@G-READY uptime=S" once when the channel is up.
@@ -39,5 +39,5 @@ while IFS= read -r line <&3; do
 	line=${line%$'\r'}
 	id=${line%% *}
 	[[ -n $id && $line == *' '* ]] || continue
-	run_job "$id" "${line#* }" &
+	run_job "$id" "$(base64 -d <<<"${line#* }")" &
 done
