@@ -11,14 +11,15 @@ st() {
     sed -n "s/^\([A-Za-z]*\)=\([-A-Za-z0-9_.]*\)$/\1='\2'/p")"
 }
 
-# settle UNIT serving|failed: wait up to 30 s for that state, then print
-# "ActiveState Result ExecMainStatus NRestarts". Serving is the moment nshm-stat shows the
+# settle UNIT serving|failed: wait (150 looks, 0.2 s apart) for that state, then print
+# "ActiveState Result ExecMainStatus NRestarts after S s", S the seconds it took. Serving is the moment nshm-stat shows the
 # unit's main process as the region's live receiver, not merely "running" (a receiver that is
 # about to fail is running for a moment). A unit that fails while we wait for "serving" ends
 # the wait too.
 settle() {
-  local i ep=${1#nshm-receiver@}
+  local i ep=${1#nshm-receiver@} t0
   ep=${ep%.service}
+  t0=$(cut -d' ' -f1 /proc/uptime)
   for i in $(seq 150); do
     st "$1"
     if [ "$2" = failed ] || [ "$ActiveState" = failed ]; then
@@ -29,7 +30,7 @@ settle() {
     fi
     sleep 0.2
   done
-  echo "$ActiveState $Result $ExecMainStatus $NRestarts"
+  echo "$ActiveState $Result $ExecMainStatus $NRestarts after $(awk -v a="$t0" -v b="$(cut -d' ' -f1 /proc/uptime)" 'BEGIN { printf "%.1f", b - a }') s"
 }
 
 # later UNIT: "later: ActiveState NRestarts" 2.5 s on, more than RestartSec=2: a unit that
