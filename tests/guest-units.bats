@@ -44,7 +44,6 @@ setup_file() {
   SHM=$(vm_shm_name units)
   SHM2=$(vm_shm_name units2)
   vm_shm_create "$SHM" 4M
-  vm_shm_create "$SHM2" 4M
   VM=$(guest_boot units "$VM_RUN/disk.img" --shm "$SHM" 4M) || return 1
   local state
   state=$(guest_wait_system "$VM" 400) || return 1
@@ -180,6 +179,8 @@ is_state() {
     mv /usr/lib/systemd/system/nshm-receiver@.service /usr/lib/udev/rules.d/70-nshm.rules /root/stash/ &&
     systemctl daemon-reload && udevadm control --reload'
   [[ $status == 0 ]] || { said; false; }
+  # The new device's region, made now (as a user would just before adding the device).
+  vm_shm_create "$SHM2" 4M
   guest_hotplug_ivshmem "$VM" iv1 "$SHM2" 4M
   g 360 'for i in $(seq 150); do [ "$(ivshmem_addrs | wc -l)" = 2 ] && break; sleep 0.2; done
     addr2=$(ivshmem_addrs | grep -vx "$addr"); echo "second: $addr2"; udevadm settle -t 20
@@ -192,7 +193,7 @@ is_state() {
   # It serves: a push through the hot-plugged device's region lands.
   echo "through the second device" >"$T/second.txt"
   run timeout 60 "$NSHM_PUT" -q "$T/second.txt" "$SHM2:hot"
-  [[ $status == 0 ]] || { echo "$output" >&2; false; }
+  [[ $status == 0 ]] || { echo "$output" >&2; ls -l /dev/shm >&2; false; }
   # The first device's receiver was stopped by hand: systemd does not start a device's wants
   # again on a new event for it, so it is started by hand too.
   g 180 'cat /var/lib/nshm/incoming/hot/second.txt; systemctl start --no-block "$u"; settle "$u" serving'
