@@ -79,8 +79,10 @@ static void waiting(void *arg, const char *what)
 {
 	struct cli *c = arg;
 
-	if (c->tty && !c->quiet)
+	if (c->tty && !c->quiet) {
+		cli_progress_done(c);   /* not at the end of a progress line */
 		cli_err(c, "%s", what);
+	}
 }
 
 static void human(char *buf, size_t len, double v)

@@ -307,6 +307,7 @@ struct side {
 	uint32_t reason;              /* enum nshm_reason of the failure */
 	int64_t started_ns;
 	bool announced;               /* "waiting for ..." said */
+	bool said_silent;             /* "the peer has been silent" said */
 	char why[NSHM_WHY_LEN];       /* the failure, for a person */
 	bool digesting;               /* NSHM_P_DIGEST: sha over the bytes */
 	struct nshm_sha256 sha;       /* of what we sent or verified, in order */
@@ -328,6 +329,9 @@ int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
 int side_digest_final(struct side *s, bool ended, unsigned char out[32]);
 /* Tell the caller, once and only after a moment, what we wait for. */
 void side_announce(struct side *s, const char *what);
+/* The peer (role: "receiver") is in a session and not judged dead: once
+ * its heartbeat has stood still a while, say so, and when it will be. */
+void side_peer_silent(struct side *s, const struct head_snap *peer, const char *role);
 /* The side inside an nshm_tx or nshm_rx (for the archive code). */
 struct side *tx_side(struct nshm_tx *tx);
 struct side *rx_side(struct nshm_rx *rx);

@@ -221,6 +221,7 @@ static int cond_chunk(void *arg)
 		return side_fail(&rx->s, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 			    "the sender died or stopped responding");
 	}
+	side_peer_silent(&rx->s, &rx->tx.head, "sender");
 	return WAIT_MORE;
 }
 

@@ -9,6 +9,9 @@
 #include "internal.h"
 
 #define ANNOUNCE_NS 200000000  /* say "waiting" only after 0.2 s */
+/* A peer in a session beats every 50 ms, every 0.5 s at most when it
+ * waits: silent this long, it is worth a word. */
+#define SILENT_SAY_NS 1500000000LL
 
 int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *p,
 	       struct line_head *own, const struct line_head *peer, const char *role)
@@ -49,6 +52,21 @@ void side_announce(struct side *s, const char *what)
 		return;
 	s->announced = true;
 	snprintf(msg, sizeof(msg), "waiting for %s on %s", what, s->r->path);
+	s->p.waiting(s->p.arg, msg);
+}
+
+void side_peer_silent(struct side *s, const struct head_snap *peer, const char *role)
+{
+	int64_t still = watch_still_ns(&s->watch);
+	char msg[NSHM_WHY_LEN];
+
+	if (s->said_silent || !s->p.waiting || still < SILENT_SAY_NS)
+		return;
+	s->said_silent = true;
+	snprintf(msg, sizeof(msg), "the %s on %s (pid %u%s) has been silent for %.1f s; "
+		 "it is given up for dead at %.1f s (--peer-timeout)", role, s->r->path,
+		 peer->pid, head_same_kernel(peer) ? "" : " on the other side",
+		 (double)still / 1e9, (double)peer_timeout_ns(&s->p) / 1e9);
 	s->p.waiting(s->p.arg, msg);
 }
 

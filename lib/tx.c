@@ -355,6 +355,7 @@ static int check_session(struct nshm_tx *tx)
 		return side_fail(&tx->s, -NSHM_EPEERGONE, NSHM_R_TIMEOUT,
 				 "the receiver died or stopped responding");
 	}
+	side_peer_silent(&tx->s, &tx->rx.head, "receiver");
 	if (tx->rx.consumed > tx->k) {
 		return side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the receiver freed chunks never sent");

@@ -266,3 +266,18 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	exec 5>&-
 	grep -q "the receiver died or stopped responding" "$T/put.err"
 }
+
+@test "a receiver gone silent mid-transfer: the sender says so on its terminal before giving up" {
+	mkfifo "$T/in"
+	# (script(1) runs a shell command: the redirection goes in it.)
+	on_tty put "$PUT --peer-timeout 3 -n s - $REGION <$T/in"
+	exec 5>"$T/in"
+	printf 'a little\n' >&5
+	elsewhere get "$GET" -q -s "$REGION" "$T/dst"
+	wait_for rx-state=2
+	kill -9 "$get_PROG"
+	[ "$(wait_rc put 10)" = 1 ]
+	exec 5>&-
+	grep -q "the receiver on $R (pid 1 on the other side) has been silent for 1\.[5-9] s; it is given up for dead at 3\.0 s (--peer-timeout)" "$T/put.out"
+	grep -q "the receiver died or stopped responding" "$T/put.out"
+}
