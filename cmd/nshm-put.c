@@ -177,7 +177,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc;
 	cli_signals();
-	cli_catch_sigbus(&p.cli, "an input file or the region", NULL, NULL);
+	cli_catch_sigbus(&p.cli, "the region", NULL, NULL);
 	rc = cli_open(&p.cli, p.endpoint, &r);
 	if (rc)
 		return rc;

@@ -170,7 +170,8 @@ plain:
 }
 
 /* len bytes from offset off (-1: the current position) into the stream;
- * a file that shrank meanwhile ends early (the writer pads it). */
+ * a file that shrank meanwhile fails the transfer (its header promised
+ * len bytes: padding them would send what the file never held). */
 static int copy_range(struct sender *s, int fd, off_t off, off_t len, const char *name)
 {
 	while (len > 0) {
@@ -182,7 +183,8 @@ static int copy_range(struct sender *s, int fd, off_t off, off_t len, const char
 		if (n < 0)
 			return errno == EINTR ? -ECANCELED : io_failed(s, errno, name);
 		if (n == 0)
-			return 0;
+			return side_fail(tx_side(s->tx), -EIO, NSHM_R_IO,
+					 "%s: source shrank while it was sent", name);
 		if (archive_write_data(s->w, s->buf, (size_t)n) < 0)
 			return -EIO;
 		if (off >= 0)
@@ -299,13 +301,12 @@ static int writer(struct sender *s)
 /* A regular file whose header ustar holds (nshm_ustar_header): header,
  * data and padding written by us, in as few pieces as PIECE allows.
  * libarchive's last entry is padded first; nothing of it is buffered (the
- * writer is unblocked). A file that shrank meanwhile is padded with zeros,
- * as libarchive pads it. */
+ * writer is unblocked). A file that shrank meanwhile fails the transfer,
+ * as copy_range does. */
 static int send_raw(struct sender *s, int fd, const unsigned char *hdr, off_t size,
 		    const char *name)
 {
 	size_t used = NSHM_USTAR_BLOCK;
-	bool eof = false;
 	int rc;
 
 	if (s->w && archive_write_finish_entry(s->w) < ARCHIVE_WARN)
@@ -317,17 +318,15 @@ static int send_raw(struct sender *s, int fd, const unsigned char *hdr, off_t si
 
 		if ((off_t)want > size)
 			want = (size_t)size;
-		if (!eof && want > 0)
+		if (want > 0)
 			n = read(fd, s->buf + used, want);
 		if (n < 0 && errno == EINTR && !cancelled(s->tx))
 			continue;
 		if (n < 0)
 			return errno == EINTR ? -ECANCELED : io_failed(s, errno, name);
-		if (n == 0 && want > 0) {
-			eof = true;
-			memset(s->buf + used, 0, want);
-			n = (ssize_t)want;
-		}
+		if (n == 0 && want > 0)
+			return side_fail(tx_side(s->tx), -EIO, NSHM_R_IO,
+					 "%s: source shrank while it was sent", name);
 		used += (size_t)n;
 		size -= n;
 		if (size == 0 && used % NSHM_USTAR_BLOCK) {

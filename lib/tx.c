@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -33,6 +35,7 @@ struct nshm_tx {
 	uint32_t slot_crc;            /* CRC-32 of those bytes, as they came */
 	bool slot_free;               /* slot k may be written */
 	uint64_t total;               /* offered size, for progress */
+	bool size_known;              /* total is a promise: the input must keep it */
 	bool archive;                 /* offered a set of files */
 	bool said_retry;              /* "went away without answering" said */
 	bool ended, done;
@@ -306,6 +309,7 @@ int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
 		return side_fail(&tx->s, -EINVAL, NSHM_R_NONE,
 				 "bad request: a path of at most %d bytes", NSHM_REQ_PATH_MAX);
 	tx->total = meta->size_known ? meta->size : 0;
+	tx->size_known = meta->size_known;
 	tx->archive = meta->archive;
 	rc = plan_layout(tx);
 	if (rc < 0)
@@ -429,13 +433,85 @@ static void publish(struct nshm_tx *tx, size_t len)
  * into the slot. */
 enum { PIECE = 256 << 10, WINDOW = 8 << 20 };
 
+/* A file truncated under its mapping (logrotate's copytruncate) raises
+ * SIGBUS at the next access past its new end. The copy out of a window
+ * runs under a handler of the library's, installed for that window and
+ * restored after (counted: threads share it), which jumps back to the
+ * copy when the fault is in the window this thread maps; any other fault
+ * (the region itself shrinking, say) goes on to the handler that was
+ * there before, or to the default action. */
+struct bus_window {
+	sigjmp_buf jmp;
+	const unsigned char *lo, *hi;
+};
+static _Thread_local struct bus_window *volatile bus_here;
+static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned bus_users;
+static struct sigaction bus_before;
+
+static void on_bus(int sig, siginfo_t *si, void *uc)
+{
+	struct bus_window *w = bus_here;
+	const unsigned char *at = si ? si->si_addr : NULL;
+
+	if (w && at >= w->lo && at < w->hi)
+		siglongjmp(w->jmp, 1);
+	if (bus_before.sa_flags & SA_SIGINFO) {
+		bus_before.sa_sigaction(sig, si, uc);
+	} else if (bus_before.sa_handler != SIG_DFL && bus_before.sa_handler != SIG_IGN) {
+		bus_before.sa_handler(sig);
+	} else {
+		/* The access is retried on return and faults again, now with
+		 * the default action. */
+		signal(SIGBUS, SIG_DFL);
+	}
+}
+
+static int bus_catch(bool on)
+{
+	struct sigaction sa = { .sa_sigaction = on_bus, .sa_flags = SA_SIGINFO | SA_NODEFER };
+	int rc = 0;
+
+	pthread_mutex_lock(&bus_lock);
+	if (on && bus_users++ == 0)
+		rc = sigaction(SIGBUS, &sa, &bus_before);
+	else if (!on && --bus_users == 0)
+		rc = sigaction(SIGBUS, &bus_before, NULL);
+	pthread_mutex_unlock(&bus_lock);
+	return rc == 0 ? 0 : -errno;
+}
+
+/* One mapped window into the slots; -EIO with "source shrank" when the
+ * file was cut under it. */
+static int send_window(struct nshm_tx *tx, const unsigned char *map, size_t skew, size_t len)
+{
+	struct bus_window w = { .lo = map, .hi = map + skew + len };
+	int rc = bus_catch(true);
+
+	if (rc < 0)
+		return side_fail(&tx->s, rc, NSHM_R_IO, "reading the input: %s",
+				 nshm_strerror(rc));
+	if (sigsetjmp(w.jmp, 1) == 0) {
+		bus_here = &w;
+		for (size_t off = 0; off < len && rc == 0; off += PIECE)
+			rc = nshm_tx_write(tx, map + skew + off,
+					   len - off < PIECE ? len - off : PIECE);
+	} else {
+		rc = side_fail(&tx->s, -EIO, NSHM_R_IO,
+			       "source shrank while it was sent (truncated under the sender)");
+	}
+	bus_here = NULL;
+	bus_catch(false);
+	return rc;
+}
+
 /* A regular file is sent from a read-only mapping of it, window by window:
  * the checksum and the copy into the slot read the page cache itself, one
  * pass over the bytes fewer than read() into a buffer, and the mapping is
  * ours alone (the slot, which the peer may rewrite, is never checksummed).
  * Sends what the file held when we began; *pos is where read() goes on
  * (a file that grew; or any file where mapping fails). A file truncated
- * meanwhile raises SIGBUS, which the caller's handler reports. */
+ * meanwhile fails the transfer (send_window), never with a signal. */
 static int tx_from_map(struct nshm_tx *tx, int fd, off_t *pos)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -448,17 +524,36 @@ static int tx_from_map(struct nshm_tx *tx, int fd, off_t *pos)
 		size_t len = st.st_size - *pos < WINDOW ? (size_t)(st.st_size - *pos) : WINDOW;
 		unsigned char *map = mmap(NULL, len + skew, PROT_READ, MAP_SHARED | MAP_POPULATE,
 					  fd, *pos - (off_t)skew);
-		int rc = 0;
+		int rc;
 
 		if (map == MAP_FAILED)
 			return 0;
-		for (size_t off = 0; off < len && rc == 0; off += PIECE)
-			rc = nshm_tx_write(tx, map + skew + off, len - off < PIECE ? len - off : PIECE);
+		rc = send_window(tx, map, skew, len);
 		munmap(map, len + skew);
 		if (rc < 0)
 			return rc;
 		*pos += (off_t)len;
 	}
+	return 0;
+}
+
+/* A regular file offered with its size must keep it: one that shrank or
+ * grew while it was sent fails the transfer with a message. */
+static int check_size(struct nshm_tx *tx, bool reg, bool at_end)
+{
+	uint64_t fed = tx->s.bytes + tx->fill;
+
+	if (!reg || !tx->size_known)
+		return 0;
+	if (fed > tx->total)
+		return side_fail(&tx->s, -EIO, NSHM_R_IO,
+				 "source changed size while it was sent (it grew past the "
+				 "%llu bytes offered)", (unsigned long long)tx->total);
+	if (at_end && fed < tx->total)
+		return side_fail(&tx->s, -EIO, NSHM_R_IO,
+				 "source shrank while it was sent (%llu of the %llu bytes "
+				 "offered)", (unsigned long long)fed,
+				 (unsigned long long)tx->total);
 	return 0;
 }
 
@@ -510,6 +605,8 @@ int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 {
 	off_t pos = lseek(fd, 0, SEEK_CUR);
 	unsigned char *buf = NULL;
+	struct stat st;
+	bool reg = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
 	int rc = 0;
 
 	if (pos >= 0) {
@@ -541,9 +638,13 @@ int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 				 "reading the input: %s", nshm_strerror(rc));
 			break;
 		}
-		if (n == 0)
+		if (n == 0) {
+			rc = check_size(tx, reg, true);
 			break;          /* end of input; nshm_tx_end sends the rest */
+		}
 		rc = nshm_tx_write(tx, buf, (size_t)n);
+		if (rc == 0)
+			rc = check_size(tx, reg, false);
 		if (rc < 0)
 			break;
 	}

@@ -182,3 +182,57 @@ stop_swapper() {
 	[ -z "$(ls -A "$W/out")" ]
 	alive
 }
+
+# stalled_get NAME ARGS...: nshm-get ARGS writing to a pipe whose reader
+# takes 1 MiB, says so ($T/NAME.stalled) and stops reading until
+# $T/NAME.go exists: the sender then waits, its source mapped, for slots.
+stalled_get() {
+	local name=$1; shift
+	bg "$name" bash -c '"$@" - | { head -c 1048576 >/dev/null; touch "$T/'"$name"'.stalled"
+		until [ -e "$T/'"$name"'.go" ]; do sleep 0.05; done; cat >/dev/null; }
+		exit "${PIPESTATUS[0]}"' get "$@"
+}
+
+@test "a source cut or grown under nshm-put fails the transfer with a message, not a signal" {
+	export T
+	truncate -s 64M "$T/big"
+	stalled_get get "$GET" --timeout 10 -s "$REGION"
+	bg put "$PUT" --timeout 10 "$T/big" "$REGION"
+	until_true 30 test -e "$T/get.stalled"
+	truncate -s 0 "$T/big"
+	touch "$T/get.go"
+	[ "$(wait_rc put 30)" -eq 1 ]
+	grep -q "source shrank" "$T/put.err"
+	[ "$(wait_rc get 30)" -ne 0 ]
+	grep -q "sender aborted" "$T/get.err"
+	# Grown: more than was offered is never sent.
+	truncate -s 64M "$T/big"
+	stalled_get get2 "$GET" --timeout 10 -s "$REGION"
+	bg put "$PUT" --timeout 10 "$T/big" "$REGION"
+	until_true 30 test -e "$T/get2.stalled"
+	truncate -s 65M "$T/big"
+	touch "$T/get2.go"
+	rc=$(wait_rc put 30)
+	cat "$T/put.err" "$T/get2.err"
+	[ "$rc" -eq 1 ]
+	grep -q "source changed size" "$T/put.err"
+	[ "$(wait_rc get2 30)" -ne 0 ]
+}
+
+@test "a source cut while it is pulled: the resident logs it and goes on, the requester fails" {
+	export T
+	truncate -s 64M "$W/root/big"
+	echo plain >"$W/root/ok"
+	serve --allow-pull "$W/root"
+	stalled_get pull "$GET" --timeout 10 -s "$REGION" --pull big
+	until_true 30 test -e "$T/pull.stalled"
+	truncate -s 0 "$W/root/big"
+	touch "$T/pull.go"
+	[ "$(wait_rc pull 30)" -ne 0 ]
+	cat "$T/pull.err"
+	grep -q "sender aborted" "$T/pull.err"
+	until_true 10 grep -q "source shrank" "$T/serve.err"
+	alive
+	"$GET" --timeout 10 -s "$REGION" --pull ok "$T/"
+	[ "$(cat "$T/ok")" = plain ]
+}
