@@ -281,3 +281,22 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	grep -q "the receiver on $R (pid 1 on the other side) has been silent for 1\.[5-9] s; it is given up for dead at 3\.0 s (--peer-timeout)" "$T/put.out"
 	grep -q "the receiver died or stopped responding" "$T/put.out"
 }
+
+@test "nshm-stat's rate mid-transfer: a 3 MB/s stream in 2 MiB chunks is not read as 0.0 MB/s" {
+	head -c 6M /dev/urandom >"$T/src"
+	bg get "$GET" -q --timeout 20 -s "$REGION" "$T/dst"
+	# 64 KiB every 20 ms: 3.3 MB/s at most; the receiver's count moves
+	# 2 MiB at a time, about every 0.6 s.
+	bg feed sh -c "'$SCRIBBLE' cat '$T/src' --piece 65536 --gap-us 20000 | '$PUT' -q --timeout 20 -n s - '$REGION'"
+	wait_for consumed\>=1
+	run "$STAT" --json "$REGION"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	local rate
+	rate=$(sed -n 's/.*"rate_mbps":\([0-9.]*\).*/\1/p' <<<"$output")
+	echo "# nshm-stat mid-transfer: $rate MB/s (the pipe gives 3.3 at most)" >&3
+	awk -v r="$rate" 'BEGIN { exit !(r > 1 && r < 4) }'
+	[ "$(wait_rc feed)" = 0 ]
+	[ "$(wait_rc get)" = 0 ]
+	cmp "$T/src" "$T/dst/s"
+}

@@ -447,7 +447,7 @@ static void lapses(void)
 		nshm_tx_close(tx, NSHM_R_IO);
 		tx = NULL;
 		pthread_join(th, NULL);
-		ok(rc == 0 && j->rc == 0 && took >= NSHM_LAPSE_MIN_NS && took < 3000000000LL,
+		ok(rc == 0 && j->rc == 0 && took >= NSHM_LAPSE_MIN_NS && took < 10000000000LL,
 		   "a still remote owner that beat every 0.5 s is taken over after 2 s, not "
 		   "the peer timeout: offer answered at %.2f s (%d %d)", took / 1e9, rc, j->rc);
 		free(j);
@@ -460,15 +460,15 @@ static void lapses(void)
 	ok(rc == -ETIMEDOUT && strstr(nshm_tx_why(tx), "could not be judged") &&
 	   t->head.owner == 99, "a declared 5 s beat is waited for longer (%s)", nshm_tx_why(tx));
 	nshm_tx_close(tx, NSHM_R_IO);
-	/* Live, late on every beat it declared (1.5 s against 0.5 s), but
-	 * within the lapse: asked to take turns, it is waited for, never
-	 * robbed. (1.2 s late, declared 0.5 s.) */
+	/* Live, beating every 1 s against the 0.5 s it declared, but within
+	 * the lapse: asked to take turns, it is waited for, never robbed.
+	 * (The unit test asserts the rule; tests/peers.bats the < 3 s.) */
 	declare(r, 500);
 	p.peer_timeout_ms = 60000;
 	p.timeout_ms = 3000;
 	p.flags = NSHM_P_WAIT_BUSY;
 	b.line = &t->head;
-	b.period_ms = 1200;
+	b.period_ms = 1000;
 	pthread_create(&th, NULL, beat_slowly, &b);
 	rc = nshm_tx_begin(r, &m, &p, &tx);
 	atomic_store(&b.stop, 1);
