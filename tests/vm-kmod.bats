@@ -232,9 +232,11 @@ guest_load() {
 }
 
 # pat_line HOLD-CMD: hold a mapping of BAR2 with HOLD-CMD in the guest (a program that keeps
-# its mapping until killed) and print the pat_memtype_list line for BAR2.
+# its mapping until killed) and print the pat_memtype_list line for BAR2. Waits for the holder's
+# first output (it has mapped) and, after killing it, for its entry to go (else the next
+# holder's line could be read as this one's stale entry: seen under load).
 pat_line() {
-  run --separate-stderr vm_exec "$VM" 30 "$GUEST_DEV"'; ('"$1"' >/tmp/hold.out 2>&1 &); sleep 2; grep -i "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list; cat /tmp/hold.out | head -n 3; killall nshm-stat 2>/dev/null; sleep 0.5; true'
+  run --separate-stderr vm_exec "$VM" 30 "$GUEST_DEV"'; rm -f /tmp/hold.out; ('"$1"' >/tmp/hold.out 2>&1 &); i=0; until grep -q mapping /tmp/hold.out 2>/dev/null || [ $i -ge 300 ]; do sleep 0.1; i=$((i + 1)); done; grep -i "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list; cat /tmp/hold.out | head -n 3; killall nshm-stat 2>/dev/null; i=0; while grep -qi "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done; true'
   echo "pat ($1): rc=$status out=$output err=$stderr" >&2
   printf '%s\n' "$output" | grep -m1 '^PAT:'
 }
