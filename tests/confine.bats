@@ -84,6 +84,24 @@ stop_swapper() {
 	grep -q "symbolic link" "$T/serve.err"
 }
 
+@test "push of a set of files to SUBDIR: $TRIES tries against the same flip, 0 escapes" {
+	mkdir "$W/in/a" "$T/tree"
+	echo t >"$T/tree/t"
+	ln -s "$W/out" "$W/in/a.alt"
+	chown -h nobody:nogroup "$W/in/a" "$W/in/a.alt"
+	serve --force
+	swapper "$W/in/a" "$W/in/a.alt"
+	run timeout 120 "$TOOLS/race-peer" push-tree "$REGION" a/b "$TRIES" "$T/tree"
+	stop_swapper
+	echo "$output"
+	echo "# tree: $output" >&3
+	escapes=$(find "$W/out" -mindepth 1 | wc -l)
+	[ "$escapes" -eq 0 ]
+	[[ $output == "tries $TRIES "*"failed 0 "* ]]
+	[ "$(cat "$W/in/a/b/tree/t" 2>/dev/null || cat "$W/in/a.alt/b/tree/t")" = t ]
+	alive
+}
+
 @test "pull: $TRIES tries while a component flips between a directory and a symlink out of ROOT, 0 escapes" {
 	mkdir "$W/root/a"
 	echo plain >"$W/root/a/f"

@@ -9,6 +9,8 @@
  *   race-peer push REGION SUBDIR N
  *                             N one-byte pushes "pN" to SUBDIR; prints
  *                             "ok K refused R failed F"
+ *   race-peer push-tree REGION SUBDIR N DIR
+ *                             the same with DIR sent as a set of files
  *   race-peer pull REGION PATH N MARK
  *                             N pulls of PATH, each reply read into memory;
  *                             prints "ok K refused R failed F escaped E",
@@ -60,19 +62,23 @@ static struct nshm_params params(void)
 	return p;
 }
 
-/* One push of one byte: 1 done, 0 refused, -1 failed otherwise. */
-static int push_one(struct nshm_region *r, const char *sub, int i)
+/* One push of one byte, or of the tree dir: 1 done, 0 refused, -1 failed
+ * otherwise. */
+static int push_one(struct nshm_region *r, const char *sub, int i, char *dir)
 {
 	struct nshm_meta m = { .size = 1, .size_known = 1, .mode = 0644,
-			       .request = NSHM_REQ_PUSH_TO, .path = sub };
+			       .request = NSHM_REQ_PUSH_TO, .path = sub, .archive = !!dir };
 	struct nshm_params p = params();
+	struct nshm_tree_stats st;
 	struct nshm_tx *tx = NULL;
 	int rc;
 
 	snprintf(m.name, sizeof(m.name), "p%d", i);
+	if (dir)
+		m.size_known = 0;
 	rc = nshm_tx_begin(r, &m, &p, &tx);
 	if (rc == 0)
-		rc = nshm_tx_write(tx, "x", 1);
+		rc = dir ? nshm_tx_tree(tx, &dir, 1, NULL, NULL, &st) : nshm_tx_write(tx, "x", 1);
 	if (rc == 0)
 		rc = nshm_tx_end(tx);
 	nshm_tx_close(tx, NSHM_R_IO);
@@ -137,10 +143,11 @@ int main(int argc, char **argv)
 		return swap(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "sock") == 0)
 		return sock_at(argv[2]);
-	if (argc < 5 || (strcmp(argv[1], "push") != 0 && strcmp(argv[1], "pull") != 0) ||
-	    (strcmp(argv[1], "pull") == 0 && argc != 6)) {
+	if (argc < 5 || (strcmp(argv[1], "push") != 0 && strcmp(argv[1], "pull") != 0 &&
+			 strcmp(argv[1], "push-tree") != 0) ||
+	    (strcmp(argv[1], "push") != 0 && argc != 6)) {
 		fprintf(stderr, "usage: race-peer swap A B | push REGION SUBDIR N | "
-			"pull REGION PATH N MARK\n");
+			"push-tree REGION SUBDIR N DIR | pull REGION PATH N MARK\n");
 		return 2;
 	}
 	if (nshm_open(&r, argv[2], 0, msg, sizeof(msg)) != 0) {
@@ -155,8 +162,9 @@ int main(int argc, char **argv)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if (t.tv_sec - t0.tv_sec > 90)
 			break;
-		int rc = argv[1][1] == 'u' && argv[1][2] == 's'
-			 ? push_one(r, argv[3], (int)i) : pull_one(r, argv[3], argv[5]);
+		int rc = strcmp(argv[1], "push") == 0 ? push_one(r, argv[3], (int)i, NULL)
+			 : strcmp(argv[1], "push-tree") == 0 ? push_one(r, argv[3], (int)i, argv[5])
+			 : pull_one(r, argv[3], argv[5]);
 
 		count[rc + 1]++;
 	}
