@@ -39,7 +39,7 @@ send_and_check() {
 @test "receiver first, then sender" {
 	head -c 3M /dev/urandom >"$T/src"
 	bg get "$GET" -q -s "$REGION" "$T/out"
-	sleep 0.5
+	region_wait rx-state=1 --timeout-ms 20000    # ready, waiting for a sender
 	"$PUT" -q "$T/src" "$REGION"
 	[ "$(wait_rc get)" = 0 ]
 	cmp "$T/src" "$T/out"
@@ -48,7 +48,7 @@ send_and_check() {
 @test "sender first, then receiver" {
 	head -c 3M /dev/urandom >"$T/src"
 	bg put "$PUT" -q "$T/src" "$REGION"
-	sleep 0.5
+	region_wait tx-claimed --timeout-ms 20000    # claimed, waiting for a receiver
 	"$GET" -q -s "$REGION" "$T/out"
 	[ "$(wait_rc put)" = 0 ]
 	cmp "$T/src" "$T/out"
@@ -137,7 +137,9 @@ send_and_check() {
 	PIDS+=($!)
 	bg put "$PUT" "$T/src" "$REGION"
 	until_true 20 pgrep -f "nshm-get -s $REGION -" >/dev/null
-	sleep 1
+	# Mid-transfer: accepted, and blocked writing to the full pipe.
+	region_wait rx-state=2 --timeout-ms 20000
+	wait_blocked "$(pgrep -f "nshm-get -s $REGION -")" write:1
 	pkill -9 -f "nshm-get -s $REGION -"
 	[ "$(wait_rc put 30)" = 1 ]
 	grep -qi "receiver" "$T/put.err"
@@ -161,7 +163,10 @@ send_and_check() {
 	bg get "$GET" -s "$REGION" "$T/dst"
 	( head -c 1M /dev/zero; sleep 60 ) | "$PUT" --name slow - "$REGION" 2>"$T/put.err" &
 	PIDS+=($!)
-	sleep 1
+	# Mid-stream: accepted, and blocked reading its stalled input.
+	region_wait rx-state=2 --timeout-ms 20000
+	until_true 20 pgrep -f "nshm-put --name slow" >/dev/null
+	wait_blocked "$(pgrep -f "nshm-put --name slow")" read:0 poll
 	pkill -INT -f "nshm-put --name slow"
 	[ "$(wait_rc get 30)" = 1 ]
 	grep -q "aborted" "$T/get.err"
@@ -253,7 +258,7 @@ send_and_check() {
 @test "a second sender on a busy region gets a clear busy error" {
 	echo a >"$T/src"
 	bg put "$PUT" "$T/src" "$REGION"
-	sleep 0.5
+	region_wait tx-claimed --timeout-ms 20000
 	run "$PUT" "$T/src" "$REGION"
 	[ "$status" -eq 3 ]
 	[[ $output == *"busy"* ]]

@@ -128,7 +128,7 @@ no_wrong_file() {
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" "$T/src" "$REGION"
 	wait_for tx-claimed --timeout-ms 10000
-	sleep 0.2
+	wait_blocked "$put_PID" sleep    # in its wait for a receiver
 	kill -9 "$put_PID"
 	finish put
 	[ "$put_RC" = 137 ]
@@ -139,7 +139,7 @@ no_wrong_file() {
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" "$T/src" "$REGION"
 	wait_for tx-claimed --timeout-ms 10000
-	sleep 0.2
+	wait_blocked "$put_PID" sleep    # in its wait for a receiver
 	kill -INT "$put_PID"
 	finish put 10
 	[ "$put_RC" = 130 ]
@@ -168,29 +168,31 @@ no_wrong_file() {
 }
 
 # ---- while the sender waits for the verdict ----
-# The receiver is stopped the moment the sender publishes its end record,
-# so the sender sits in its verdict wait; then one side is hit. Whatever
+# The receiver is stopped before the sender can publish its end record, so
+# the sender then sits in its verdict wait; then one side is hit. Whatever
 # the receiver had reached, the outcome must be consistent: a file under
 # its final name is the source; the sender succeeds only if it is.
 
+# The order is made, not caught: the sender reads a pipe and publishes a
+# chunk only when it is full, and its end record only at end of input. Two
+# full chunks and a part of a third go in; once the receiver has freed both
+# it is stopped (and seen stopped by the kernel); only then is the pipe
+# closed, and the sender publishes the last part and its end record and
+# waits for a verdict that cannot come. (Waiting for the end record and
+# stopping the receiver then raced it: it takes the record in microseconds.)
 verdict_setup() {
-	local try
-	head -c 1M /dev/urandom >"$T/src"
-	# The end record is visible for microseconds before the receiver takes
-	# it; a poll can miss that window, and then the pair simply finishes.
-	# That is no fault of theirs: try again with a fresh pair.
-	for try in 1 2 3 4 5 6; do
-		rm -rf "$T/dst" && mkdir -p "$T/dst"
-		start get "$GET" --peer-timeout 30 -s "$REGION" "$T/dst"
-		start put "$PUT" --peer-timeout 30 --chunk 64K --slots 2 "$T/src" "$REGION"
-		if wait_for tx-state=2 --signal STOP --pid "$get_PID" --timeout-ms 5000; then
-			return 0
-		fi
-		finish put 10
-		finish get 10
-		[ "$put_RC" = 0 ] && [ "$get_RC" = 0 ] || return 1
-	done
-	return 1
+	head -c $((2 * 65536 + 18928)) /dev/urandom >"$T/src"
+	mkfifo "$T/verdict.pipe"
+	start get "$GET" --peer-timeout 30 -s "$REGION" "$T/dst"
+	IN=$T/verdict.pipe start put "$PUT" --peer-timeout 30 --chunk 64K --slots 2 -n src - "$REGION"
+	exec 6>"$T/verdict.pipe"
+	cat "$T/src" >&6
+	wait_for consumed'>='2 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	wait_stopped "$get_PID"
+	[ "$("$SCRIBBLE" wait "$R" tx-state=2 --timeout-ms 0 2>/dev/null; echo $?)" = 1 ]
+	exec 6>&-
+	wait_for tx-state=2 --timeout-ms 20000
+	wait_blocked "$put_PID" sleep    # in its verdict wait
 }
 
 @test "kill -9 of the sender waiting for the verdict: receiver consistent, region works" {
@@ -378,7 +380,9 @@ truncate_setup() {
 	exec 7>"$T/fifo"
 	head -c 10000 "$T/src" >&7
 	wait_for rx-state=2 --timeout-ms 10000
-	sleep 0.5   # nshm-put has read the 10000 bytes into slot 0, waits for more
+	# Blocked reading its empty input: it has put the 10000 bytes into
+	# slot 0 and waits for more.
+	wait_blocked "$put_PID" read:0 poll
 	"$SCRIBBLE" corrupt-filling "$R"
 	# The sender may have failed meanwhile (it closes the pipe): fine.
 	tail -c +10001 "$T/src" >&7 2>/dev/null || true
@@ -444,7 +448,8 @@ truncate_setup() {
 	"$SCRIBBLE" forge "$R" rx --state 1
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" -q --timeout 20 --peer-timeout 1 "$T/src" "$REGION"
-	sleep 0.5
+	wait_for tx-claimed --timeout-ms 10000
+	wait_blocked "$put_PID" sleep    # waiting on the dead receiver
 	start get "$GET" -q --timeout 20 --peer-timeout 1 -s "$REGION" "$T/dst"
 	finish get 25
 	finish put 25

@@ -63,3 +63,73 @@ until_true() {
 child_of() {
 	pgrep -P "$1" -f "$2" | head -1
 }
+
+# ---- waiting for a moment itself, never for an amount of time ----
+
+SCRIBBLE=${SCRIBBLE:-$BATS_TEST_DIRNAME/../build/fuzz/scribble}
+
+# region_wait COND [--timeout-ms N] [--signal SIG --pid PID]: until the
+# region ($REGION) shows COND, as tests/fuzz/scribble.c's `wait` reads it:
+# tx-state=N, rx-state=N, produced>=N, consumed>=N, tx-claimed,
+# rx-claimed, full. Builds the scribbler if needed (one cc run).
+region_wait() {
+	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
+		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers >&2 || return 1
+	fi
+	"$SCRIBBLE" wait "/dev/shm/$REGION" "$@"
+}
+
+# The system calls the tests look for, by number (/proc/PID/syscall).
+declare -gA SYSCALL_NR=()
+case $(uname -m) in
+x86_64) SYSCALL_NR=([read]=0 [write]=1 [poll]=7 [nanosleep]=35 [clock_nanosleep]=230 [ppoll]=271) ;;
+aarch64) SYSCALL_NR=([read]=63 [write]=64 [ppoll]=73 [nanosleep]=101 [clock_nanosleep]=115) ;;
+esac
+
+# blocked_in PID WHAT...: PID's main thread sleeps in one of WHAT right
+# now: sleep (nanosleep: the library's waits on a region without
+# doorbells), poll, read:FD, write:FD.
+blocked_in() {
+	local pid=$1 nr a0 rest state w; shift
+	read -r nr a0 rest <"/proc/$pid/syscall" 2>/dev/null || return 1
+	state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)
+	[ "$state" = S ] || return 1
+	for w in "$@"; do
+		case $w in
+		sleep) [ "$nr" = "${SYSCALL_NR[nanosleep]:-x}" ] ||
+			[ "$nr" = "${SYSCALL_NR[clock_nanosleep]:-x}" ] && return 0 ;;
+		poll) [ "$nr" = "${SYSCALL_NR[poll]:-x}" ] || [ "$nr" = "${SYSCALL_NR[ppoll]:-x}" ] &&
+			return 0 ;;
+		read:* | write:*)
+			[ "$nr" = "${SYSCALL_NR[${w%%:*}]:-x}" ] && [ $((a0)) = "${w#*:}" ] && return 0 ;;
+		esac
+	done
+	return 1
+}
+
+# wait_blocked PID WHAT...: until blocked_in PID WHAT (up to 20 s). A
+# process blocked in its wait has reached that wait, however loaded the
+# machine. Only for x86-64 and arm64 (system call numbers).
+wait_blocked() {
+	local i
+	[ ${#SYSCALL_NR[@]} -gt 0 ] || { echo "wait_blocked: no syscall numbers for $(uname -m)" >&2; return 1; }
+	for ((i = 0; i < 2000; i++)); do
+		blocked_in "$@" && return 0
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.01
+	done
+	echo "wait_blocked: pid $1 never blocked in $*: $(cat "/proc/$1/syscall" 2>&1)" >&2
+	return 1
+}
+
+# wait_stopped PID: until the kernel shows PID stopped. kill -STOP returns
+# before the target stops (it stops when it next runs in the kernel).
+wait_stopped() {
+	local i
+	for ((i = 0; i < 2000; i++)); do
+		[ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ] && return 0
+		sleep 0.01
+	done
+	echo "wait_stopped: pid $1 did not stop" >&2
+	return 1
+}

@@ -43,8 +43,15 @@ mkdir -p build/fuzz
 W=$(mktemp -d "$PWD/build/fuzz/scribble-work.XXXXXX")
 REGION=/dev/shm/nshm-scribble-$$
 pids=()
+# Only in this shell, never in a child: bash runs the EXIT trap in a child
+# forked for `cmd &` that is killed before it execs cmd (its signal handlers
+# are still this shell's). Under load a round can end before the
+# scribbler's child has exec'd; `kill "$spid"` then ran cleanup in that
+# child, which removed $W and with it every source file: the later piped
+# rounds sent an empty stdin (issue 19). BASHPID is the child's own pid.
 cleanup() {
 	local p
+	[ "$BASHPID" = "$$" ] || return 0
 	for p in "${pids[@]:-}"; do
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
 	done
