@@ -174,6 +174,12 @@ KDIR ?= /lib/modules/$(shell uname -r)/build
 kmod:
 	$(MAKE) -C kmod KDIR=$(KDIR)
 
+# The Debian packages (debian/), built by dpkg-buildpackage in a clean copy
+# of the tree: build/deb/*.deb. tests/deb.bats checks them.
+.PHONY: deb
+deb:
+	@bash tests/deb-build.sh $(BUILD)/deb
+
 vm-demo: all
 	@bash tests/vm/demo.sh
 
