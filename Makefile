@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # nshm: one Makefile. The commands (README, "Build, demo, test"):
 #   targets: all (the default) demo check deps vm-demo bench install
-#   targets: uninstall fresh-check kmod fuzz unit clean
+#   targets: uninstall fresh-check kmod fuzz unit clean deb
 # Settings: BUILD=dir (each has its own config.mk), CC, CFLAGS, SAN=1,
 # WITH_ISAL=auto|yes|no, PREFIX, DESTDIR.
 .DEFAULT_GOAL := all

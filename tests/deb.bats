@@ -21,12 +21,9 @@ PKGS="nshm libnshm$MAJOR libnshm-dev nshm-dkms"
 
 setup_file() {
 	unset MAKEFLAGS MFLAGS MAKELEVEL
-	if [ -f "$OUT/stamp" ] && [ "$(cat "$OUT/stamp")" = "$(bash "$ROOT/tests/deb-build.sh" --hash)" ]; then
-		echo "# reusing $OUT (its stamp matches this tree)" >&3
-	else
-		bash "$ROOT/tests/deb-build.sh" "$OUT" >"$BATS_FILE_TMPDIR/build.out" 2>&1 ||
-			{ cat "$BATS_FILE_TMPDIR/build.out" >&2; return 1; }
-	fi
+	bash "$ROOT/tests/deb-build.sh" --current "$OUT" >"$BATS_FILE_TMPDIR/build.out" 2>&1 ||
+		{ cat "$BATS_FILE_TMPDIR/build.out" >&2; return 1; }
+	sed 's/^/# /' "$BATS_FILE_TMPDIR/build.out" | grep 'is current' >&3 || true
 	local p
 	for p in $PKGS; do
 		mkdir -p "$BATS_FILE_TMPDIR/x/$p"
