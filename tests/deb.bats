@@ -266,7 +266,10 @@ dkms_build() {
 	run dkms build -m nshm -v "$VER" -k "$k" --sourcetree "$X/nshm-dkms/usr/src" --dkmstree "$T/dkms"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	run modinfo -F vermagic "$T/dkms/nshm/$VER/$k/$(uname -m)/module/nshm.ko"
+	# (Debian's 6.12 kernels compress modules: dkms makes nshm.ko.xz.)
+	local ko
+	ko=$(ls "$T/dkms/nshm/$VER/$k/$(uname -m)/module/"nshm.ko*)
+	run modinfo -F vermagic "$ko"
 	[[ $output == "$k "* ]]
 }
 
