@@ -43,7 +43,7 @@ setup_file() {
 	local kpkg
 	kpkg=$(vm_kernel_package) || return 1
 	export KVER=${kpkg#linux-image-}
-	guest_root "$VM_RUN/root" -p "$GUEST_LIB_PACKAGES linux-headers-$KVER dkms" || return 1
+	guest_root "$VM_RUN/root" -p "$GUEST_LIB_PACKAGES linux-headers-$KVER dkms apt" || return 1
 	# nshm-dkms installed by dpkg in the root (chroot): its postinst runs
 	# dkms, which builds and installs nshm.ko for $KVER.
 	cp "$OUT/nshm-dkms_${VER}_all.deb" "$VM_RUN/root/tmp/"
@@ -87,7 +87,7 @@ g() {
 }
 
 # The ivshmem device's receiver unit, from the guest's sysfs.
-BDF_CMD='for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)$(cat $d/device)" = 0x1af40x1110 ] && basename $d; done'
+BDF_CMD='for d in /sys/bus/pci/devices/*; do [ "$(cat $d/vendor)$(cat $d/device)" = 0x1af40x1110 ] && basename $d; done; true'
 unit() {
 	g 10 "$BDF_CMD"
 	[ "$status" -eq 0 ] && [ -n "$output" ]
