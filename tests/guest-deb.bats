@@ -21,6 +21,7 @@
 # Cost: the first run builds the root (mmdebstrap, a few minutes; cached by
 # its inputs); then about 2 min under TCG.
 
+bats_require_minimum_version 1.5.0
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 OUT=${NSHM_DEB_DIR:-$ROOT/build/deb}
 VER=$(sed -nE 's/^#define NSHM_LIB_VERSION "([0-9.]+)"$/\1/p' "$ROOT/lib/nshm.h")
@@ -157,7 +158,7 @@ put() {
 }
 
 @test "guest-deb: the receiver maps BAR2 write-back through the dkms module" {
-	g 30 'mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; '"$BDF_CMD"' >/tmp/bdf; d=/sys/bus/pci/devices/$(cat /tmp/bdf); bar=$(awk "NR==3 { print \$1 }" $d/resource); readlink $d/driver; grep -i "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list'
+	g 30 'mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug; { '"$BDF_CMD"'; } >/tmp/bdf; d=/sys/bus/pci/devices/$(cat /tmp/bdf); bar=$(awk "NR==3 { print \$1 }" $d/resource); readlink $d/driver; grep -i "mem $bar-" /sys/kernel/debug/x86/pat_memtype_list'
 	[ "$status" -eq 0 ]
 	[[ ${lines[0]} == */drivers/nshm ]]
 	# The resident receiver holds the mapping: one PAT entry, write-back.
