@@ -3,7 +3,23 @@
  * nshm_open maps through /proc/self/fd/N, the peer's own mapping of it,
  * small waits that keep the fake peer's heartbeat moving, and a capped
  * nshm_sleep_ns (linked with -Wl,--wrap=nshm_sleep_ns) so that joining the
- * library's heartbeat thread costs a millisecond, not up to 50. */
+ * library's heartbeat thread costs a millisecond, not up to 50.
+ *
+ * A harness that defines FAKE_PEER_COROUTINE before including this runs
+ * its fake peer (peer_start, peer_finish) without a thread, by default: the
+ * peer is a coroutine of the calling thread (ucontext), and time is
+ * virtual. The library's nshm_sleep_ns advances the clock and hands the
+ * peer its turns (once as each sleep begins, so it reacts to what the
+ * library just wrote, then every virtual millisecond, so its heartbeat
+ * moves), nshm_now_ns reads the virtual clock, and the library's
+ * heartbeat thread is not started (the peer never looks at it). Nothing
+ * waits for real time: an input costs what its code costs, and the same
+ * input always runs the same way. What that cannot find is a race inside
+ * a step (the peer writing between two of the library's instructions):
+ * NSHM_FUZZ_THREADS=1 runs the peer as a thread in real time, as before.
+ * The build (tests/fuzz/build.sh) links such a harness with
+ * --wrap=nshm_now_ns,--wrap=pthread_create,--wrap=pthread_join,
+ * --wrap=sched_yield. */
 #ifndef NSHM_FUZZ_FAKE_REGION_H
 #define NSHM_FUZZ_FAKE_REGION_H
 
@@ -38,7 +54,7 @@ void __real_nshm_sleep_ns(int64_t ns);
 void __wrap_nshm_sleep_ns(int64_t ns);
 
 /* Sleeps in the library are "up to": an early return is allowed. */
-void __wrap_nshm_sleep_ns(int64_t ns)
+static void capped_sleep(int64_t ns)
 {
 	static int real = -1;
 
@@ -48,6 +64,211 @@ void __wrap_nshm_sleep_ns(int64_t ns)
 		ns = 1000000;
 	__real_nshm_sleep_ns(ns);
 }
+
+#ifdef FAKE_PEER_COROUTINE
+#include <pthread.h>
+#include <ucontext.h>
+#include <sanitizer/common_interface_defs.h>
+
+#define VMS 1000000ll                   /* a virtual millisecond */
+
+int64_t __real_nshm_now_ns(void);
+int64_t __wrap_nshm_now_ns(void);
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __real_pthread_join(pthread_t t, void **ret);
+int __wrap_pthread_join(pthread_t t, void **ret);
+
+static struct {
+	bool threads;           /* NSHM_FUZZ_THREADS: the peer is a real thread */
+	bool active;            /* an input's library call is running */
+	bool in_peer;           /* the peer's code is running (coroutine) */
+	bool finished;          /* the peer's function returned */
+	bool react;             /* resume the peer as the next sleep begins */
+	int64_t clock, wake;    /* virtual ns; the peer's next turn */
+	void (*fn)(void *);
+	void *arg;
+	pthread_t thread;
+	ucontext_t lib, peer;
+	void *lib_fake_stack, *peer_fake_stack;   /* ASan's fiber records */
+	const void *lib_bottom;
+	size_t lib_size;
+} pe = { .clock = 1000000000ll };
+
+static char peer_stack[1 << 20];
+static char dummy_thread;               /* the heartbeat thread not started */
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	if (!pe.threads)
+		return pe.clock;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Peer side: back to the library; the next turn after us microseconds
+ * (a short pause is a poll: then also as soon as the library sleeps). */
+static void pause_us(long us)
+{
+	struct timespec ts = { us / 1000000, (us % 1000000) * 1000 };
+
+	if (pe.threads) {
+		nanosleep(&ts, NULL);
+		return;
+	}
+	if (!pe.in_peer)
+		return;
+	pe.react = us < 1000;
+	pe.wake = pe.clock + (us < 1000 ? VMS : us * 1000ll);
+	pe.in_peer = false;
+	__sanitizer_start_switch_fiber(&pe.peer_fake_stack, pe.lib_bottom, pe.lib_size);
+	swapcontext(&pe.peer, &pe.lib);
+	__sanitizer_finish_switch_fiber(pe.peer_fake_stack, &pe.lib_bottom, &pe.lib_size);
+	pe.in_peer = true;
+}
+
+static void peer_entry(void)
+{
+	__sanitizer_finish_switch_fiber(NULL, &pe.lib_bottom, &pe.lib_size);
+	pe.in_peer = true;
+	pe.fn(pe.arg);
+	pe.in_peer = false;
+	pe.finished = true;
+	/* NULL: this fiber ends here (it is made anew for the next input). */
+	__sanitizer_start_switch_fiber(NULL, pe.lib_bottom, pe.lib_size);
+	swapcontext(&pe.peer, &pe.lib);
+	abort();
+}
+
+/* Library side: give the peer its turn. */
+static void peer_turn(void)
+{
+	if (pe.finished || pe.in_peer)
+		return;
+	__sanitizer_start_switch_fiber(&pe.lib_fake_stack, peer_stack, sizeof(peer_stack));
+	swapcontext(&pe.lib, &pe.peer);
+	__sanitizer_finish_switch_fiber(pe.lib_fake_stack, NULL, NULL);
+}
+
+static void *peer_thread(void *arg)
+{
+	(void)arg;
+	pe.fn(pe.arg);
+	return NULL;
+}
+
+/* Before the library call: the peer starts at once (its first turn runs
+ * up to its first wait). */
+static void peer_start(void (*fn)(void *), void *arg)
+{
+	static int threads = -1;
+
+	if (threads < 0)
+		threads = getenv("NSHM_FUZZ_THREADS") != NULL;
+	pe.threads = threads;
+	pe.fn = fn;
+	pe.arg = arg;
+	pe.finished = false;
+	if (pe.threads) {
+		if (__real_pthread_create(&pe.thread, NULL, peer_thread, NULL) != 0)
+			abort();
+		return;
+	}
+	getcontext(&pe.peer);
+	pe.peer.uc_stack.ss_sp = peer_stack;
+	pe.peer.uc_stack.ss_size = sizeof(peer_stack);
+	pe.peer.uc_link = NULL;
+	makecontext(&pe.peer, peer_entry, 0);
+	pe.active = true;
+	pe.react = false;
+	pe.wake = pe.clock;
+	peer_turn();
+}
+
+/* After the library call returned: the peer runs to its end. */
+static void peer_finish(void)
+{
+	if (pe.threads) {
+		__real_pthread_join(pe.thread, NULL);
+		return;
+	}
+	for (long i = 0; !pe.finished; i++) {
+		if (i > 100000000)
+			FAIL("the fake peer did not end (virtual clock %lld ns)", (long long)pe.clock);
+		if (pe.wake > pe.clock)
+			pe.clock = pe.wake;
+		peer_turn();
+	}
+	pe.active = false;
+}
+
+int64_t __wrap_nshm_now_ns(void)
+{
+	return pe.active ? pe.clock : __real_nshm_now_ns();
+}
+
+void __wrap_nshm_sleep_ns(int64_t ns)
+{
+	int64_t end;
+
+	if (!pe.active || pe.in_peer) {
+		if (!pe.active)
+			capped_sleep(ns);
+		return;
+	}
+	end = pe.clock + (ns > 1000 ? ns : 1000);
+	if (pe.react || pe.wake <= pe.clock)
+		peer_turn();
+	while (pe.clock < end) {
+		int64_t step = end - pe.clock;
+
+		if (step > VMS)
+			step = VMS;
+		if (!pe.finished && pe.wake > pe.clock && pe.wake - pe.clock < step)
+			step = pe.wake - pe.clock;
+		pe.clock += step;
+		if (pe.wake <= pe.clock)
+			peer_turn();
+	}
+}
+
+/* The library's heartbeat thread: only the peer would read the beat, and
+ * this peer does not. Other threads (libFuzzer's, the tree harness's
+ * sender) start as ever. */
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+	if (pe.active) {
+		*t = (pthread_t)(uintptr_t)&dummy_thread;
+		return 0;
+	}
+	return __real_pthread_create(t, a, fn, arg);
+}
+
+/* The library's spin phase yields the CPU to a peer that might be about
+ * to write; this peer only runs on the library's sleeps, and on a loaded
+ * machine each real yield can cost a whole time slice. */
+int __real_sched_yield(void);
+int __wrap_sched_yield(void);
+
+int __wrap_sched_yield(void)
+{
+	return pe.active ? 0 : __real_sched_yield();
+}
+
+int __wrap_pthread_join(pthread_t t, void **ret)
+{
+	if (t == (pthread_t)(uintptr_t)&dummy_thread)
+		return 0;
+	return __real_pthread_join(t, ret);
+}
+#else
+void __wrap_nshm_sleep_ns(int64_t ns)
+{
+	capped_sleep(ns);
+}
+#endif
 
 static int region_fd = -1;
 static char region_path[64];
@@ -103,6 +324,7 @@ static void fake_head(struct line_head *l, uint64_t owner)
 	RLX(l->magic, NSHM_MAGIC);
 }
 
+#ifndef FAKE_PEER_COROUTINE
 static int64_t mono_ns(void)
 {
 	struct timespec ts;
@@ -117,6 +339,7 @@ static void pause_us(long us)
 
 	nanosleep(&ts, NULL);
 }
+#endif
 
 /* Tiny deterministic generator for slot contents. */
 static uint32_t xorshift(uint32_t *s)

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer harness: the receiver's state machine against a hostile sender.
  *
- * The input is a script for a fake sender thread that writes the region
+ * The input is a script for a fake sender that writes the region
  * directly (as tests/unit/test_protocol.c does by hand): it waits for the
  * receiver's READY, offers, publishes chunks and an end record, pokes and
  * flaps any value while the receiver reads it, and changes its identity.
  * The receiver is the real library, run in the calling thread with
  * peer_timeout_ms 50 and timeout_ms 200; when the script ends the fake
- * sender cancels it, or falls silent, so that every input finishes.
+ * sender cancels it, or falls silent, so that every input finishes. The
+ * fake sender is a coroutine and time is virtual (no thread, no real wait:
+ * fake_region.h); NSHM_FUZZ_THREADS=1 makes it a thread in real time.
  *
  * Asserted: each call returns one of the codes it documents; an accepted
  * offer's name is a safe single component; the bytes handed out are the
@@ -26,6 +28,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 
+#define FAKE_PEER_COROUTINE     /* see fake_region.h */
 #include "fake_region.h"
 #include "input.h"
 
@@ -465,13 +468,12 @@ static void fake_tail(struct fake *f)
 	}
 }
 
-static void *fake_main(void *arg)
+static void fake_main(void *arg)
 {
 	struct fake *f = arg;
 
 	run_script(f);
 	fake_tail(f);
-	return NULL;
 }
 
 static bool safe_name(const char *s)
@@ -585,7 +587,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t flags = in_u8(&in);
 	struct fake *f = calloc(1, sizeof(*f));
 	struct nshm_region *r;
-	pthread_t t;
 
 	debug = getenv("NSHM_FUZZ_DEBUG") != NULL;
 	if (out_fd < 0 && (out_fd = memfd_create("nshm-fuzz-out", MFD_CLOEXEC)) < 0)
@@ -609,11 +610,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_head(&T(f)->head, f->owner);
 	REL(T(f)->state, TX_IDLE);
 	r = region_open();
-	if (pthread_create(&t, NULL, fake_main, f) != 0)
-		abort();
+	peer_start(fake_main, f);
 	receive(f, r, flags);
 	atomic_store(&f->rx_done, true);
-	pthread_join(t, NULL);
+	peer_finish();
 	nshm_close(r);
 	munmap(f->base, f->size);
 	free(f);

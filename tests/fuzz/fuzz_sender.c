@@ -2,7 +2,7 @@
 /* libFuzzer harness: the sender's state machine against a hostile receiver.
  *
  * The mirror of fuzz_receiver: the input is a script for a fake receiver
- * thread that announces readiness (with fresh or replayed nonces), answers
+ * (a coroutine in virtual time; a thread with NSHM_FUZZ_THREADS=1) that announces readiness (with fresh or replayed nonces), answers
  * offers (accept, refuse, abort, any value, for any session), frees slots
  * in order or not, gives a verdict, pokes and flaps any value, and changes
  * its identity; the real sender runs in the calling thread with
@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 
+#define FAKE_PEER_COROUTINE     /* see fake_region.h */
 #include "fake_region.h"
 #include "input.h"
 
@@ -393,13 +394,12 @@ static void fake_tail(struct fake *f)
 	}
 }
 
-static void *fake_main(void *arg)
+static void fake_main(void *arg)
 {
 	struct fake *f = arg;
 
 	run_script(f);
 	fake_tail(f);
-	return NULL;
 }
 
 #define RUN_CODES 0, -NSHM_EPEERGONE, -NSHM_EPEERABORT, -NSHM_EPEERFAIL, \
@@ -490,7 +490,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t seed;
 	struct fake *f = calloc(1, sizeof(*f));
 	struct nshm_region *r;
-	pthread_t t;
 
 	debug = getenv("NSHM_FUZZ_DEBUG") != NULL;
 	j.flags = in_u8(&in);
@@ -512,11 +511,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fake_head(&X(f)->head, f->owner);
 	REL(X(f)->state, RX_IDLE);
 	r = region_open();
-	if (pthread_create(&t, NULL, fake_main, f) != 0)
-		abort();
+	peer_start(fake_main, f);
 	send(f, r, &j);
 	atomic_store(&f->tx_done, true);
-	pthread_join(t, NULL);
+	peer_finish();
 	nshm_close(r);
 	munmap(f->base, f->size);
 	free(j.data);

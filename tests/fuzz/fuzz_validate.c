@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* libFuzzer harness: the checks on values copied out of the region.
  *
- * The input becomes a head snapshot, a layout, an offer snapshot and a bare
- * name, each given to its validator; an independent oracle restates what
+ * The input becomes a head snapshot, a layout, an offer snapshot, a
+ * request record (through snap_request) and a bare name, each given to
+ * its validator; an independent oracle restates what
  * each one must accept, and both directions are asserted: nothing unsafe
  * is accepted, nothing safe is refused. Build and run: tests/fuzz/run.sh.
  */
@@ -178,6 +179,72 @@ static void fuzz_name(struct in *in)
 	free(name);
 }
 
+/* What a request path may be, said again without validate.c: no "." or
+ * ".." component, no control byte, absolute only when taken under ROOT
+ * (not for a push). Only the safe direction is asserted: a stricter
+ * receiver is allowed. */
+static bool request_path_safe(const char *p, size_t len, bool abs_ok)
+{
+	if (len == 0 || len > NSHM_REQ_PATH_MAX || strlen(p) != len)
+		return false;
+	if (p[0] == '/' && !abs_ok)
+		return false;
+	for (size_t i = 0; i < len;) {
+		size_t n = 0;
+
+		while (i + n < len && p[i + n] != '/')
+			n++;
+		if ((n == 1 && p[i] == '.') || (n == 2 && p[i] == '.' && p[i + 1] == '.'))
+			return false;
+		for (size_t k = 0; k < n; k++)
+			if ((unsigned char)p[i + k] < 0x20 || p[i + k] == 0x7f)
+				return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* The request record (a sender's request to a resident receiver), as it
+ * lies in the region, through snap_request (the one copy out) and
+ * validate_request. */
+static void fuzz_request(struct in *in)
+{
+	static unsigned char region[NSHM_DATA_OFF];
+	struct nshm_region r = { .base = region, .size = sizeof(region) };
+	struct request *q = REQUEST(region);
+	struct request_snap snap;
+	static struct side sd;
+	uint8_t sel = in_u8(in);
+	uint64_t session = in_u64(in);
+	size_t n;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	atomic_store(&q->session, sel & 1 ? session : in_u64(in));
+	atomic_store(&q->kind, sel & 2 ? NSHM_REQ_PUSH_TO + in_u8(in) % 3 : in_u32(in));
+	n = sel & 4 ? in_u16(in) % (sizeof(q->path) + 1) : in_u8(in);
+	in_bytes(in, (void *)q->path, n);
+	/* Whole path buffers with no terminator at all, too. */
+	if (sel & 8)
+		memset((void *)q->path, 'a', sizeof(q->path));
+	atomic_store(&q->path_len, sel & 16 ? (uint32_t)strnlen((const char *)q->path,
+							sizeof(q->path)) : in_u32(in));
+	snap_request(&r, &snap);
+	CHECK(strnlen(snap.path, sizeof(snap.path)) < sizeof(snap.path));
+	memset(sd.why, 0xaa, sizeof(sd.why));
+	rc = validate_request(&snap, session, &sd);
+	CHECK(rc == 0 || rc == -NSHM_EPROTO);
+	if (rc < 0) {
+		check_why(sd.why);
+		return;
+	}
+	CHECK(snap.session == session);
+	CHECK(snap.kind == NSHM_REQ_PUSH_TO || snap.kind == NSHM_REQ_PULL ||
+	      snap.kind == NSHM_REQ_REPLY);
+	CHECK(snap.path_len == strlen(snap.path));
+	CHECK(request_path_safe(snap.path, snap.path_len, snap.kind != NSHM_REQ_PUSH_TO));
+}
+
 /* The names of codes, reasons and states: any value gives a string. */
 static void fuzz_strings(struct in *in)
 {
@@ -199,6 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_layout(&in);
 	fuzz_offer(&in);
 	fuzz_strings(&in);
+	fuzz_request(&in);
 	fuzz_name(&in);
 	return 0;
 }

@@ -18,7 +18,12 @@
 #        build/fuzz/HARNESS build/fuzz/artifacts/HARNESS-crash-...
 #    (NSHM_FUZZ_DEBUG=1 makes fuzz_receiver and fuzz_sender trace scripts).
 #
-# Environment: FUZZ_TIMEOUT (per input, default 10), FUZZ_MAX_LEN (4096;
+# Each harness's line gives its executions, the rate, the executions per
+# CPU-second (what the harness costs, whatever else loads the machine) and
+# what that makes in 10 minutes on 2 cores (the goal: 1 M or more).
+#
+# Environment: FUZZ_JOBS (workers, -fork=N, default 1), FUZZ_TIMEOUT (per
+# input, default 10), FUZZ_MAX_LEN (4096;
 # 16384 for fuzz_tree),
 # FUZZ_ARGS (more libFuzzer options), FUZZ_NO_BUILD=1 (use build/fuzz as
 # it is), FUZZ_CC (clang), FUZZ_KNOWN (known bugs the harnesses tolerate
@@ -86,13 +91,16 @@ for h in "${harnesses[@]}"; do
 	echo "== $h: ${secs} s (log $log)"
 	# entropic_scale_per_exec_time: prefer the fast inputs (the slow ones
 	# wait out a timeout).
+	# Timed by bash: wall and CPU (the workers are the fuzzer's children,
+	# waited for, so their CPU counts).
+	TIMEFORMAT='%R %U %S'
 	# shellcheck disable=SC2086
-	"$OUT/$h" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
-		-max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
+	{ time "$OUT/$h" -fork="${FUZZ_JOBS:-1}" -ignore_crashes=1 -ignore_timeouts=1 \
+		-ignore_ooms=1 -max_total_time="$secs" -timeout="${FUZZ_TIMEOUT:-10}" \
 		-max_len="$max_len" -print_final_stats=1 \
 		-entropic_scale_per_exec_time=1 -rss_limit_mb=4096 \
 		-artifact_prefix="$OUT/artifacts/$h-" ${FUZZ_ARGS:-} \
-		"$corpus" "$seeds" >"$log" 2>&1
+		"$corpus" "$seeds" >"$log" 2>&1; } 2>"$OUT/$h.time"
 	rc=$?
 	# Fork mode's status lines: "#N: cov: C ft: F corp: K exec/s E ...".
 	last=$(grep -aE '^#[0-9]+: cov: ' "$log" | tail -1)
@@ -110,8 +118,17 @@ for h in "${harnesses[@]}"; do
 	init=$(grep -aE '^#[0-9]+[[:space:]]+INITED cov: ' "$OUT/$h.cov.log" | tail -1)
 	icov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$init")
 	ift=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$init")
-	printf '%s: %s execs in %s s (fork mode cov: %s ft: %s), corpus %s files: cov: %s ft: %s, %s new crashes\n' \
-		"$h" "${execs:-?}" "$secs" "${cov:-?}" "${ft:-?}" "$files" "${icov:-?}" "${ift:-?}" "$found"
+	read -r wall user sys <"$OUT/$h.time" 2>/dev/null || true
+	rates=$(awk -v n="${execs:-0}" -v w="${wall:-0}" -v u="${user:-0}" -v s="${sys:-0}" \
+		-v j="${FUZZ_JOBS:-1}" 'BEGIN {
+			cpu = u + s
+			if (w <= 0 || cpu <= 0 || n <= 0) { print "rate unknown"; exit }
+			# 10 minutes on 2 cores: 1200 CPU-seconds at this cost per input.
+			printf "%.0f exec/s with %d worker(s), %.0f per CPU-second, %.2f M per 10 min on 2 cores",
+				n / w, j, n / cpu, n / cpu * 1200 / 1e6 }')
+	printf '%s: %s execs in %s s (%s; fork mode cov: %s ft: %s), corpus %s files: cov: %s ft: %s, %s new crashes\n' \
+		"$h" "${execs:-?}" "$secs" "$rates" "${cov:-?}" "${ft:-?}" "$files" "${icov:-?}" \
+		"${ift:-?}" "$found"
 	if [ "$found" -gt 0 ] || { [ "$rc" -ne 0 ] && [ -z "$last" ]; }; then
 		status=1
 		echo "$h: FAILED (exit $rc)"
