@@ -362,12 +362,19 @@ s.close()' "$SOCK"
 	grep -q "group $g, mode 0640 (created)" "$T/server.out"
 	# nobody (group nogroup) with the group as a supplementary one connects; without it,
 	# the socket's mode refuses it. (The system's python: a root-only pyenv may shadow it.)
-	run setpriv --reuid=65534 --regid=65534 --groups="$g" /usr/bin/python3 "$PEER" "$SOCK" welcome
+	# nobody runs its own copy of the peer: the clone may sit where only root reads
+	# (/root is 0700), and a script it cannot open also says "Permission denied".
+	local peer
+	peer=$(mktemp /tmp/nshm-ivpeer.XXXXXX)
+	cp "$PEER" "$peer" && chmod 644 "$peer"
+	run setpriv --reuid=65534 --regid=65534 --groups="$g" /usr/bin/python3 "$peer" "$SOCK" welcome
 	echo "$output"
 	[ "$status" -eq 0 ]
-	run setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$PEER" "$SOCK" welcome
+	run setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$peer" "$SOCK" welcome
+	rm -f "$peer"
 	[ "$status" -ne 0 ]
 	[[ $output == *"Permission denied"* ]]
+	[[ $output != *"can't open file"* ]]
 	run timeout -s KILL 10 "$SERVER" --shm-mode 0400 "$NAME.x"
 	[ "$status" -eq 2 ]
 	run timeout -s KILL 10 "$SERVER" --socket-mode 7777 "$NAME.x"

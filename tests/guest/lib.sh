@@ -396,14 +396,16 @@ guest_start() {
 # status ours (255 when the guest died or the time ran out).
 guest_wait() {
   local vmdir=$1 id=$2 limit=${3:-60} line rc
-  if ! guest__wait_chan "$vmdir" "@@G-END $id " "$limit"; then
+  # The whole line, up to its closing token: the marker arrives on the serial port before the
+  # rest of the line, and a line read too early had lost its output (rc=0, out empty).
+  if ! guest__wait_chan "$vmdir" "@@G-END $id .* @@G-EOL" "$limit"; then
     printf 'guest: job %s: %s\n' "$id" "$(cat "$vmdir/$id.cmd" 2>/dev/null)" >&2
     return 255
   fi
   line=$(tr -d '\r' <"$vmdir/chan.log" | grep -a "@@G-END $id " | head -n 1)
   rc=$(sed -n 's/.* rc=\([0-9]*\) .*/\1/p' <<<"$line")
   sed -n 's/.* out=\([^ ]*\) .*/\1/p' <<<"$line" | base64 -d
-  sed -n 's/.* err=\([^ ]*\)$/\1/p' <<<"$line" | base64 -d >&2
+  sed -n 's/.* err=\([^ ]*\) @@G-EOL.*/\1/p' <<<"$line" | base64 -d >&2
   return "${rc:-255}"
 }
 

@@ -4,7 +4,9 @@
 # nshm-guest-shell.service): one line per command from the host on /dev/ttyS1, "ID BASE64" (the
 # command in base64, so that it may span lines and hold any byte); each runs under bash -c in the background (so that several can be under way at once) and, when it
 # ends, one line goes back on ttyS1:
-#   @@G-END ID rc=N secs=S out=BASE64 err=BASE64
+#   @@G-END ID rc=N secs=S out=BASE64 err=BASE64 @@G-EOL
+# (the closing token lets the host tell a whole line from one the serial port is still
+# delivering: it sees "@@G-END ID" before the rest has arrived)
 # "@@G-START ID" is written as a command starts, "@@G-READY uptime=S" once when the channel is up.
 # Base64 keeps a command's output (any bytes, any "@@" lines) from being taken for a marker.
 set -u
@@ -31,7 +33,7 @@ run_job() {
 	out=$(base64 -w0 "$jobs/$id.out")
 	err=$(base64 -w0 "$jobs/$id.err")
 	rm -f "$jobs/$id.out" "$jobs/$id.err"
-	say "@@G-END $id rc=$rc secs=$(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%.2f", b - a }') out=$out err=$err"
+	say "@@G-END $id rc=$rc secs=$(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%.2f", b - a }') out=$out err=$err @@G-EOL"
 }
 
 say "@@G-READY uptime=$(uptime_s)"
