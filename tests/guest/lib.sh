@@ -22,7 +22,9 @@
 # NSHM_GUEST_SUITE (default: this machine's codename), NSHM_GUEST_MIRRORS (apt "deb" lines
 # separated by ';', default: this machine's own Debian sources), NSHM_GUEST_BOOT_TIMEOUT (s to
 # the channel, default 240), NSHM_GUEST_MEM (MiB, default 768), NSHM_GUEST_SMP (default 1),
-# NSHM_GUEST_KEEP_ROOTS (tarballs kept in the cache, default 6).
+# NSHM_GUEST_KEEP_ROOTS (tarballs kept in the cache, default 6), NSHM_GUEST_MAX_LIFE (a hard
+# limit on each guest's QEMU, default 1800 s: one boot serves a whole suite, which can take
+# 15 min on a machine loaded many times over).
 
 # shellcheck source=tests/vm/lib.sh
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../vm/lib.sh"
@@ -172,6 +174,9 @@ guest__mmdebstrap() {
   include=$(tr ' ' ',' <<<"$GUEST_BASE_PACKAGES $pkgs" | sed 's/,,*/,/g; s/,$//')
   args+=(--include="$include")
   for d in "$@"; do args+=(--include="$d"); done
+  # apt hands dpkg in the chroot the .deb files' paths as they are: mmdebstrap's own hook
+  # makes them exist in there too.
+  (($#)) && args+=(--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount)
   t0=$(vm_now)
   printf 'guest: building a %s root with mmdebstrap (once; cached as %s)\n' "$suite" "$tar" >&2
   local m=()
@@ -318,12 +323,12 @@ guest_boot() {
   args+=("${extra[@]}")
   printf '%q ' "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" >"$vmdir/cmdline"
   t0=$(vm_now)
-  timeout -k 5 "${NSHM_VM_MAX_LIFE:-900}" "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" \
+  timeout -k 5 "${NSHM_GUEST_MAX_LIFE:-1800}" "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" \
     </dev/null >"$vmdir/console.log" 2>"$vmdir/qemu.err" 3>&- &
   echo $! >"$vmdir/wrapper.pid"
   # What the guest says on ttyS1, appended to chan.log. It ends when QEMU does (the FIFO's
   # last writer goes); guest_kill also ends it.
-  timeout -k 5 "${NSHM_VM_MAX_LIFE:-900}" cat "$vmdir/ctl.out" >>"$vmdir/chan.log" 3>&- &
+  timeout -k 5 "${NSHM_GUEST_MAX_LIFE:-1800}" cat "$vmdir/ctl.out" >>"$vmdir/chan.log" 3>&- &
   echo $! >"$vmdir/reader.pid"
   if ! guest__wait_chan "$vmdir" '@@G-READY' "${NSHM_GUEST_BOOT_TIMEOUT:-240}"; then
     guest__dump "$vmdir"
