@@ -211,8 +211,27 @@ static void note_open(int from)
 		open_before[i] = fcntl(from + i, F_GETFD) != -1;
 }
 
+/* And every descriptor the process was started with, wherever it is: a
+ * shell or a test runner may hand down a high one (bash's 255, a pipe at
+ * 251 from the caller), which the range above does not reach. */
+#define INHERITED_MAX 4096
+static bool open_at_start[INHERITED_MAX];
+
+static void note_inherited(void)
+{
+	static bool done;
+
+	if (done)
+		return;
+	done = true;
+	for (int fd = 0; fd < INHERITED_MAX; fd++)
+		open_at_start[fd] = fcntl(fd, F_GETFD) != -1;
+}
+
 static bool was_open(int fd)
 {
+	if (fd >= 0 && fd < INHERITED_MAX && open_at_start[fd])
+		return true;
 	return fd >= noted_from && fd < noted_from + NOTED && open_before[fd - noted_from];
 }
 
@@ -241,6 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (shm_fd < 0 || fstat(shm_fd, &shm_st) != 0)
 			abort();
 	}
+	note_inherited();
 	base = lowest_free();
 	note_open(base);
 	nmade = 0;
