@@ -68,6 +68,8 @@ LIB_SRC   := $(wildcard lib/*.c)
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
 CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
+# A program's objects beyond its own and CLI_OBJ.
+MORE_OBJ_nshm-get := $(BUILD)/cmd/serve.o
 PROGS     := nshm-put nshm-get nshm-stat nshm-server
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -123,13 +125,14 @@ $(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC) $(CONFIG)
 # A static pattern: its objects are not intermediates, which make would
 # delete after linking and rebuild each time.
 $(PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
-	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(MORE_OBJ_$*) $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
+$(BUILD)/nshm-get $(BUILD)/hooks/nshm-get: $(MORE_OBJ_nshm-get)
 
 $(HOOK_LIB): $(HOOK_OBJ) $(filter-out $(HOOK_SRC:lib/%.c=$(BUILD)/lib/%.o),$(LIB_OBJ))
 	rm -f $@
 	$(AR) rcs $@ $^
 $(HOOK_BIN): $(BUILD)/hooks/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(HOOK_LIB) $(CONFIG)
-	$(CC) $(LDFLAGS) -o $@ $< $(CLI_OBJ) $(HOOK_LIB) $(DEPLIBS)
+	$(CC) $(LDFLAGS) -o $@ $< $(MORE_OBJ_$*) $(CLI_OBJ) $(HOOK_LIB) $(DEPLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(INT_LIB) tests/unit/tap.h $(CONFIG)
 	@mkdir -p $(@D)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "get.h"
 #include "send.h"
 #include "beneath.h"
 #include "internal.h"
@@ -47,24 +48,6 @@ CLI_USAGE_TRANSFER_TAIL
 "3 region unusable, 4 refused (the destination exists), 5 no sender in time,\n"
 "130 interrupted.\n";
 
-struct get {
-	struct cli cli;
-	const char *source;
-	const char *dest;
-	bool force, owner;
-	mode_t umask;     /* applied to the peer's modes unless --preserve-owner */
-	bool serve;       /* --serve: take transfer after transfer */
-	const char *pull; /* --pull PATH: ask a resident receiver for PATH */
-	char allow_pull[PATH_MAX];   /* --allow-pull ROOT, its real path */
-	int rootfd;                  /* ROOT, opened once: pulls resolve beneath it */
-	int destfd;                  /* --serve: DIR, opened once */
-	/* This transfer's directory (DIR or DIR/SUBDIR) as an fd, or -1 for
-	 * the user's DEST, opened by its name; where names it in messages. */
-	int wherefd;
-	const char *where;
-	char where_buf[PATH_MAX];
-};
-
 /* Where one file goes: a temporary name beside its final one, both in
  * dirfd, the directory opened once. */
 struct target {
@@ -76,29 +59,87 @@ struct target {
 	int fd;
 };
 
-/* --serve: the last offer was refused by us, an answer given at once
- * (a SUBDIR or PATH we do not allow): no reason to pause, the region works. */
-static bool offer_refused;
-
-static void refuse_offer(struct nshm_rx *rx, enum nshm_reason why)
-{
-	nshm_rx_refuse(rx, why);
-	offer_refused = true;
-}
-
 /* The temporary file a SIGBUS (the region shrank) leaves behind. */
 static int bus_dirfd = -1;
 static char bus_tmp[16];
-
-/* --serve: after a failure that came at once, pause before the next wait. */
-#define SERVE_PAUSE_MIN_NS 100000000LL
-#define SERVE_PAUSE_MAX_NS 5000000000LL
 
 static bool is_dir(const char *path)
 {
 	struct stat st;
 
 	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* One option of nshm-get's own: 0, or the exit status. */
+static int get_option(struct get *g, int opt, const char *arg)
+{
+	switch (opt) {
+	case 's':
+		g->source = arg;
+		return 0;
+	case 'f':
+		g->force = true;
+		return 0;
+	case 'p':
+		if (geteuid() != 0) {
+			cli_err(&g->cli, "--preserve-owner needs root");
+			return EXIT_USAGE;
+		}
+		g->owner = true;
+		return 0;
+	case OPT_SERVE:
+		g->serve = true;
+		g->cli.log = true;
+		return 0;
+	case OPT_MAX_BYTES:
+		if (parse_size(arg, &g->cli.params.max_bytes) == 0 &&
+		    g->cli.params.max_bytes != 0)
+			return 0;
+		cli_err(&g->cli, "--max-bytes: '%s' is not a size", arg);
+		return EXIT_USAGE;
+	case OPT_ALLOW_PULL:
+		if (realpath(arg, g->allow_pull))
+			return 0;
+		cli_err(&g->cli, "--allow-pull %s: %s", arg, strerror(errno));
+		return EXIT_USAGE;
+	case OPT_PULL:
+		if (!*arg || strlen(arg) > NSHM_REQ_PATH_MAX) {
+			cli_err(&g->cli, "bad --pull '%s': a path of 1 to %d bytes",
+				arg, NSHM_REQ_PATH_MAX);
+			return EXIT_USAGE;
+		}
+		g->pull = arg;
+		return 0;
+	default:
+		return cli_std_option(&g->cli, opt, usage);
+	}
+}
+
+/* The options together, and the directories a resident opens once (what
+ * peers name is resolved beneath these fds): 0, or the exit status. */
+static int check_args(struct get *g)
+{
+	const char *bad = g->allow_pull[0] && !g->serve ? "--allow-pull goes with --serve"
+			: g->serve && g->pull ? "--serve and --pull: one or the other" : NULL;
+
+	if (bad) {
+		cli_err(&g->cli, "%s", bad);
+		return EXIT_USAGE;
+	}
+	if (g->serve && !is_dir(g->dest)) {
+		cli_err(&g->cli, "--serve %s: not a directory", g->dest);
+		return EXIT_USAGE;
+	}
+	if (g->serve && (g->destfd = open(g->dest, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		cli_err(&g->cli, "--serve %s: %s", g->dest, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (g->allow_pull[0] &&
+	    (g->rootfd = open(g->allow_pull, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		cli_err(&g->cli, "--allow-pull %s: %s", g->allow_pull, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
 }
 
 static int parse_args(struct get *g, int argc, char **argv)
@@ -122,50 +163,8 @@ static int parse_args(struct get *g, int argc, char **argv)
 		rc = cli_common_option(&g->cli, opt, optarg);
 		if (rc < 0)
 			return EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		switch (opt) {
-		case 's':
-			g->source = optarg;
-			break;
-		case 'f':
-			g->force = true;
-			break;
-		case 'p':
-			if (geteuid() != 0) {
-				cli_err(&g->cli, "--preserve-owner needs root");
-				return EXIT_USAGE;
-			}
-			g->owner = true;
-			break;
-		case OPT_SERVE:
-			g->serve = true;
-			g->cli.log = true;
-			break;
-		case OPT_MAX_BYTES:
-			if (parse_size(optarg, &g->cli.params.max_bytes) != 0 ||
-			    g->cli.params.max_bytes == 0) {
-				cli_err(&g->cli, "--max-bytes: '%s' is not a size", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case OPT_ALLOW_PULL:
-			if (!realpath(optarg, g->allow_pull)) {
-				cli_err(&g->cli, "--allow-pull %s: %s", optarg, strerror(errno));
-				return EXIT_USAGE;
-			}
-			break;
-		case OPT_PULL:
-			if (!*optarg || strlen(optarg) > NSHM_REQ_PATH_MAX) {
-				cli_err(&g->cli, "bad --pull '%s': a path of 1 to %d bytes",
-					optarg, NSHM_REQ_PATH_MAX);
-				return EXIT_USAGE;
-			}
-			g->pull = optarg;
-			break;
-		default:
-			return cli_std_option(&g->cli, opt, usage);
-		}
+		if (rc == 0 && (rc = get_option(g, opt, optarg)) != 0)
+			return rc;
 	}
 	if (argc - optind > 1) {
 		cli_err(&g->cli, "at most one DEST (see --help)");
@@ -173,29 +172,7 @@ static int parse_args(struct get *g, int argc, char **argv)
 	}
 	if (argc - optind == 1)
 		g->dest = argv[optind];
-	if (g->allow_pull[0] && !g->serve) {
-		cli_err(&g->cli, "--allow-pull goes with --serve");
-		return EXIT_USAGE;
-	}
-	if (g->serve && g->pull) {
-		cli_err(&g->cli, "--serve and --pull: one or the other");
-		return EXIT_USAGE;
-	}
-	if (g->serve && !is_dir(g->dest)) {
-		cli_err(&g->cli, "--serve %s: not a directory", g->dest);
-		return EXIT_USAGE;
-	}
-	/* Opened once: what peers name is resolved beneath these fds. */
-	if (g->serve && (g->destfd = open(g->dest, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		cli_err(&g->cli, "--serve %s: %s", g->dest, strerror(errno));
-		return EXIT_USAGE;
-	}
-	if (g->allow_pull[0] &&
-	    (g->rootfd = open(g->allow_pull, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		cli_err(&g->cli, "--allow-pull %s: %s", g->allow_pull, strerror(errno));
-		return EXIT_USAGE;
-	}
-	return 0;
+	return check_args(g);
 }
 
 /* ".nshm-XXXXXX" in dirfd, created with O_EXCL (which decides, not the
@@ -396,12 +373,12 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 		cli_err(&g->cli, "%s: %llu bytes offered, over the limit of %llu bytes "
 			"(--max-bytes)", m->name, (unsigned long long)m->size,
 			(unsigned long long)max);
-		refuse_offer(rx, NSHM_R_NOSPACE);
+		get_refuse(g, rx, NSHM_R_NOSPACE);
 		return -EFBIG;
 	}
 	why = open_target(g, m->name, &t);
 	if (why != NSHM_R_NONE) {
-		refuse_offer(rx, why);
+		get_refuse(g, rx, why);
 		return why == NSHM_R_EXISTS ? -EEXIST : -EIO;
 	}
 	nshm_rx_accept(rx);
@@ -472,7 +449,7 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	if (g->wherefd < 0 && strcmp(g->where, "-") == 0)
 		return receive_file(g, rx, m);
 	if ((fd = tree_dir(g)) < 0) {
-		refuse_offer(rx, fd == -EEXIST ? NSHM_R_EXISTS : io_reason(-fd));
+		get_refuse(g, rx, fd == -EEXIST ? NSHM_R_EXISTS : io_reason(-fd));
 		return fd;
 	}
 	/* nshm_rx_tree accepts the offer, or refuses it when this machine
@@ -529,14 +506,12 @@ static enum nshm_reason place_under(struct get *g, const char *sub)
 	return NSHM_R_NONE;
 }
 
-static int refused(struct nshm_rx *rx, enum nshm_reason why)
+int get_refuse(struct get *g, struct nshm_rx *rx, enum nshm_reason why)
 {
-	refuse_offer(rx, why);
+	nshm_rx_refuse(rx, why);
+	g->offer_refused = true;
 	return why == NSHM_R_EXISTS || why == NSHM_R_NOPULL ? -EEXIST : -EIO;
 }
-
-static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
-		      const struct nshm_meta *m);
 
 /* One offer, taken: where it goes, then the file or the tree. */
 static int take(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
@@ -550,27 +525,26 @@ static int take(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
 	g->wherefd = g->destfd < 0 ? -1 : fcntl(g->destfd, F_DUPFD_CLOEXEC, 0);
 	if (g->destfd >= 0 && g->wherefd < 0) {
 		cli_err(&g->cli, "%s: %s", g->dest, strerror(errno));
-		return refused(*rxp, NSHM_R_IO);
+		return get_refuse(g, *rxp, NSHM_R_IO);
 	}
 	if (m->request == NSHM_REQ_PULL) {
 		if (!g->serve || !g->allow_pull[0]) {
 			cli_err(&g->cli, "refused a pull of %s: not allowed here "
 				"(nshm-get --serve DIR --allow-pull ROOT serves pulls)", m->path);
-			return refused(*rxp, NSHM_R_NOPULL);
+			return get_refuse(g, *rxp, NSHM_R_NOPULL);
 		}
 		return serve_pull(g, r, rxp, m);
 	}
 	if (m->request == NSHM_REQ_PUSH_TO &&
 	    (why = place_under(g, m->path)) != NSHM_R_NONE)
-		return refused(*rxp, why);
+		return get_refuse(g, *rxp, why);
 	if (m->archive)
 		return receive_tree(g, *rxp, m);
 	cli_set_label(&g->cli, m->name);
 	return receive_file(g, *rxp, m);
 }
 
-/* One transfer: wait for an offer, take it, give the side back. */
-static int receive_one(struct get *g, struct nshm_region *r)
+int get_receive_one(struct get *g, struct nshm_region *r)
 {
 	struct nshm_rx *rx = NULL;
 	struct nshm_meta meta;
@@ -589,106 +563,6 @@ static int receive_one(struct get *g, struct nshm_region *r)
 	}
 	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
 	return rc;
-}
-
-/* What a pull asks for, opened beneath ROOT (beneath_open: a file or a
- * directory, nothing else) into *fd, with the name it goes by (its last
- * component; ROOT's own for ROOT), or the reason to refuse (said). */
-static enum nshm_reason check_pull(struct get *g, const char *want, int *fd,
-				   char *name, size_t len)
-{
-	char msg[PATH_MAX + 128];
-	struct stat st;
-	const char *last = want + strlen(want);
-	size_t n;
-
-	*fd = beneath_open(g->rootfd, want, &st, msg, sizeof(msg));
-	if (*fd < 0) {
-		cli_err(&g->cli, "refused a pull: %s", msg);
-		return beneath_reason(*fd);
-	}
-	while (last > want && last[-1] == '/')
-		last--;
-	for (n = 0; last > want && last[-1] != '/'; n++)
-		last--;
-	if (n == 0)
-		snprintf(name, len, "%s", basename(g->allow_pull));
-	else
-		snprintf(name, len, "%.*s", (int)n, last);
-	return NSHM_R_NONE;
-}
-
-/* A pull the resident allows: take the (empty) request to its verified
- * end, give the receiving side back, then send what check_pull opened
- * (never its name again) as the sender, to the requester now waiting as
- * the receiver. */
-static int serve_pull(struct get *g, struct nshm_region *r, struct nshm_rx **rxp,
-		      const struct nshm_meta *m)
-{
-	char name[NAME_MAX + 1];
-	struct nshm_params p = g->cli.params;
-	struct cli c = g->cli;
-	const void *buf;
-	char *files[1] = { name };
-	int fd, rc;
-	enum nshm_reason why = check_pull(g, m->path, &fd, name, sizeof(name));
-
-	if (why != NSHM_R_NONE)
-		return refused(*rxp, why);
-	nshm_rx_accept(*rxp);
-	while ((rc = (int)nshm_rx_chunk(*rxp, &buf)) > 0)
-		;   /* a request carries no data: anything is drained, checked */
-	nshm_rx_complete(*rxp, rc == 0, rc == 0 ? NSHM_R_NONE : NSHM_R_PROTO);
-	nshm_rx_close(*rxp, NSHM_R_IO);
-	*rxp = NULL;
-	if (rc < 0)
-		goto out;
-	/* The requester gives the sending side back as we give the receiving
-	 * one: take turns, within the peer timeout. */
-	p.flags |= NSHM_P_WAIT_BUSY;
-	p.timeout_ms = p.peer_timeout_ms > 0 ? p.peer_timeout_ms : 15000;
-	c.params = p;
-	rc = send_what(&c, r, &(struct send_what){ .files = files, .nfiles = 1,
-		.by_fd = true, .fd = fd, .name = name,
-		.request = NSHM_REQ_REPLY, .path = m->path });
-out:
-	close(fd);
-	return rc;
-}
-
-/* --serve: transfer after transfer until SIGTERM or SIGINT. A failure is
- * the peer's or this transfer's: logged, and the next one is waited for;
- * a region that keeps failing at once is retried with a growing pause. */
-static int serve(struct get *g, struct nshm_region *r)
-{
-	int64_t pause_ns = SERVE_PAUSE_MIN_NS;
-	bool first = true;
-
-	while (!cli_cancel) {
-		int64_t t0 = cli_now_ns();
-		int rc;
-
-		offer_refused = false;
-		rc = receive_one(g, r);
-
-		if (cli_cancel)
-			break;
-		/* Another receiver holding the region at the start is a
-		 * mistake to report; later, the side is shared in turns with
-		 * a pull's requester. */
-		if (first && rc == -NSHM_EBUSY)
-			return rc;
-		first = false;
-		g->cli.params.flags |= NSHM_P_WAIT_BUSY;
-		if (rc < 0 && !offer_refused && cli_now_ns() - t0 < SERVE_PAUSE_MAX_NS) {
-			cli_sleep_ns(pause_ns);
-			pause_ns = pause_ns * 2 < SERVE_PAUSE_MAX_NS ? pause_ns * 2
-								   : SERVE_PAUSE_MAX_NS;
-		} else {
-			pause_ns = SERVE_PAUSE_MIN_NS;
-		}
-	}
-	return 0;
 }
 
 /* --pull PATH: ask a resident receiver for PATH (an empty offer carrying
@@ -725,7 +599,7 @@ static int pull(struct get *g, struct nshm_region *r)
 	} else if (meta.request != NSHM_REQ_REPLY || strcmp(meta.path, g->pull) != 0) {
 		cli_err(&g->cli, "pulling %s: the peer offered something else (%s)",
 			g->pull, meta.name);
-		rc = refused(rx, NSHM_R_PROTO);
+		rc = get_refuse(g, rx, NSHM_R_PROTO);
 	} else {
 		rc = take(g, r, &rx, &meta);
 	}
@@ -750,7 +624,7 @@ int main(int argc, char **argv)
 	rc = cli_open(&g.cli, g.source, &r);
 	if (rc)
 		return rc;
-	rc = g.serve ? serve(&g, r) : g.pull ? pull(&g, r) : receive_one(&g, r);
+	rc = g.serve ? serve(&g, r) : g.pull ? pull(&g, r) : get_receive_one(&g, r);
 	nshm_close(r);
 	return cli_exit_status(rc);
 }
