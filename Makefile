@@ -39,7 +39,7 @@ CONFIG    := $(BUILD)/config.mk
 cfg        = $(shell sed -n 's/^$(1)=//p' $(CONFIG))
 # zlib, ISA-L when found (-DHAVE_ISAL), libarchive's headers and its soname
 # (-DNSHM_LIBARCHIVE_SONAME): libarchive is loaded with dlopen when a set of
-# files is first sent or received (lib/archive_dl.h), nothing linked. Tools
+# files is first sent or received (lib/tree/archive_dl.h), nothing linked. Tools
 # that call it themselves link LA_LIBS.
 DEPCFLAGS  = $(call cfg,DEP_CFLAGS)
 DEPLIBS    = $(call cfg,DEP_LIBS)
@@ -64,19 +64,25 @@ ifeq ($(LIBVER),)
 $(error cannot read NSHM_LIB_VERSION from lib/nshm.h)
 endif
 SOVERSION := $(firstword $(subst ., ,$(LIBVER)))
-LIB_SRC   := $(wildcard lib/*.c)
+# lib/ in wings, one folder each (lib/README.md): util, doorbell, endpoint,
+# proto, tree. nshm-server (cmd/server/) is no part of the library.
+WINGS     := util doorbell endpoint proto tree
+LIB_SRC   := $(foreach w,$(WINGS),$(wildcard lib/$(w)/*.c))
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
 CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
 # A program's objects beyond its own and CLI_OBJ.
 MORE_OBJ_nshm-get := $(BUILD)/cmd/serve.o
-PROGS     := nshm-put nshm-get nshm-stat nshm-server
+LIB_PROGS := nshm-put nshm-get nshm-stat
+PROGS     := $(LIB_PROGS) nshm-server
+# nshm-server: its own folder (cmd/server/), outside the library.
+SERVER_OBJ := $(BUILD)/cmd/server/nshm-server.o $(BUILD)/cmd/server/ivserver.o
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Test hooks: the files that read a test's environment under
 # -DNSHM_TEST_HOOKS (never in the installed library or programs) are built
 # again that way into build/hooks/, whose programs only the tests run.
-HOOK_SRC  := $(shell grep -l NSHM_TEST_HOOKS lib/*.c)
+HOOK_SRC  := $(shell grep -l NSHM_TEST_HOOKS $(LIB_SRC))
 HOOK_OBJ  := $(HOOK_SRC:lib/%.c=$(BUILD)/hooks/lib/%.o)
 HOOK_LIB  := $(BUILD)/hooks/libnshm-hooks.a
 HOOK_BIN  := $(BUILD)/hooks/nshm-get $(BUILD)/hooks/nshm-put $(BUILD)/hooks/nshm-stat
@@ -124,8 +130,10 @@ $(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC) $(CONFIG)
 # The programs carry the library statically: one file to copy into a guest.
 # A static pattern: its objects are not intermediates, which make would
 # delete after linking and rebuild each time.
-$(PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
+$(LIB_PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
 	$(CC) $(LDFLAGS) -o $@ $< $(MORE_OBJ_$*) $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
+$(BUILD)/nshm-server: $(SERVER_OBJ) $(CLI_OBJ) $(INT_LIB) $(CONFIG)
+	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
 $(BUILD)/nshm-get $(BUILD)/hooks/nshm-get: $(MORE_OBJ_nshm-get)
 
 $(HOOK_LIB): $(HOOK_OBJ) $(filter-out $(HOOK_SRC:lib/%.c=$(BUILD)/lib/%.o),$(LIB_OBJ))
@@ -270,4 +278,4 @@ uninstall:
 clean:
 	rm -rf $(BUILD) $(if $(filter build,$(BUILD)),build-san build-gcc build-clang)
 
--include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(HOOK_OBJ:.o=.d) $(BUILD)/cmd/*.d
+-include $(LIB_OBJ:.o=.d) $(LIB_PIC:.o=.d) $(HOOK_OBJ:.o=.d) $(BUILD)/cmd/*.d $(BUILD)/cmd/server/*.d

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "beneath.h"
-#include "internal.h"
+#include "proto/proto.h"
 
 #define RESOLVE_PEER (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 

@@ -15,7 +15,9 @@
 #include "get.h"
 #include "send.h"
 #include "beneath.h"
-#include "internal.h"
+#include "proto/layout.h"
+#include "tree/tree.h"
+#include "util/util.h"
 
 static const char usage[] =
 "usage: nshm-get [OPTIONS] [DEST]\n"

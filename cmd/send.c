@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "send.h"
-#include "internal.h"
+#include "tree/tree.h"
 
 /* What to offer for one file: its base name, size, mode and mtime. */
 static int describe(const struct send_what *w, const char *file, int fd,

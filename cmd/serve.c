@@ -13,7 +13,7 @@
 #include "get.h"
 #include "send.h"
 #include "beneath.h"
-#include "internal.h"
+#include "proto/layout.h"
 
 /* After a failure that came at once, pause before the next wait. */
 #define SERVE_PAUSE_MIN_NS 100000000LL

@@ -2,7 +2,7 @@
 /*
  * nshm_uapi.h - the user-space interface of the nshm guest module (/dev/nshmN).
  *
- * Shared by kmod/nshm.c and libnshm (lib/nshm_dev.c). Fixed-size types only,
+ * Shared by kmod/nshm.c and libnshm (lib/endpoint/nshm_dev.c). Fixed-size types only,
  * so that 32-bit and 64-bit callers see the same layout.
  *
  *   mmap(fd, offset 0..BAR2 size)  BAR2, the shared memory, with the cache

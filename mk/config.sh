@@ -84,7 +84,7 @@ if [ "$with_isal" != no ]; then
 	fi
 fi
 
-# libarchive is loaded with dlopen (lib/archive_dl.h): the soname of the
+# libarchive is loaded with dlopen (lib/tree/archive_dl.h): the soname of the
 # library the headers belong to, read from the file the linker would use.
 la_so=$($cc $cflags -print-file-name=libarchive.so 2>/dev/null || true)
 la_dir=$("$pkgconfig" --variable=libdir libarchive 2>/dev/null || true)

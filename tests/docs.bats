@@ -155,7 +155,7 @@ versions_agree() {
 }
 
 # limits_agree LAYOUT PAGEDIR: the slot and chunk limits the pages state are
-# those of LAYOUT (lib/layout.h, which asserts them against nshm(7)'s
+# those of LAYOUT (lib/proto/layout.h, which asserts them against nshm(7)'s
 # numbers; cmd/nshm-put.c repeats them in its option checks).
 limits_agree() {
 	local slots min max mib txt p phrase

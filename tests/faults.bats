@@ -329,7 +329,7 @@ truncate_setup() {
 }
 
 @test "the input file truncated while it is sent: nshm-put says so, exits 1, no file; the region works after" {
-	# nshm-put maps a regular file (lib/tx.c tx_from_map); a file cut
+	# nshm-put maps a regular file (lib/proto/tx.c tx_from_map); a file cut
 	# short under the mapping raises SIGBUS in the middle of a copy, which
 	# the library turns into a failed transfer (send_window).
 	head -c 16M /dev/urandom >"$T/src"

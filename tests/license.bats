@@ -46,7 +46,7 @@ unlicensed() {
 	git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1 || skip "not a git checkout"
 	licensed_files >"$T/files"
 	# The list is not empty and holds each kind.
-	for f in lib/nshm.h lib/crc.c Makefile man/nshm.7 tests/license.bats bench/run \
+	for f in lib/nshm.h lib/util/crc.c Makefile man/nshm.7 tests/license.bats bench/run \
 		completions/_nshm completions/nshm.bash lib/nshm.pc.in; do
 		grep -qx "$f" "$T/files" || { echo "$f is not checked" >&2; return 1; }
 	done

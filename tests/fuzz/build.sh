@@ -4,7 +4,7 @@
 #   build.sh helpers   the scribbler (plain cc, no sanitizer needed)
 #   build.sh fuzzers   the libFuzzer harnesses (clang, ASan + UBSan)
 #   build.sh           both
-# The harnesses compile lib/*.c themselves (with coverage instrumentation),
+# The harnesses compile lib/*/*.c themselves (with coverage instrumentation),
 # so they never use a stale build/libnshm.a.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,7 +40,7 @@ build_fuzzers() {
 		return 1
 	fi
 	rm -f "$OUT/.probe"
-	for f in lib/*.c; do
+	for f in lib/*/*.c; do
 		# shellcheck disable=SC2086
 		$cc $cflags $DEPCFLAGS $san -fsanitize=fuzzer-no-link -c -o "$obj/$(basename "$f" .c).o" "$f" &
 		pids+=($!)

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "proto/proto.h"
 
 #define FAIL(...)                                                          \
 	do {                                                               \

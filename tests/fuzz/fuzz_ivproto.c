@@ -3,7 +3,7 @@
  *
  * The input is a script of server messages (QEMU's ivshmem server protocol:
  * one little-endian int64 each, with at most one descriptor, see
- * lib/ivproto.h). The harness writes them into one end of a socket pair,
+ * lib/doorbell/ivproto.h). The harness writes them into one end of a socket pair,
  * in pieces where the script says so and with the descriptors it says
  * (none, an eventfd, the region's own memory, other memory, a pipe, two
  * at once), closes its end, and the real client code reads the other end:
@@ -15,7 +15,7 @@
  * the client reads, so no wait ever blocks; one input costs a socket pair,
  * its descriptors and a few dozen system calls (run.sh prints the rate).
  *
- * lib/ivclient.c is included, not linked, for its static handshake and
+ * lib/doorbell/ivclient.c is included, not linked, for its static handshake and
  * message handling: no test hook in the library. Its public functions are
  * then defined here, so libnshm-fuzz.a's ivclient.o is never linked.
  *
@@ -42,7 +42,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../lib/ivclient.c"
+#include "../../lib/doorbell/ivclient.c"
 #include "input.h"
 
 #define FAIL(...)                                                          \

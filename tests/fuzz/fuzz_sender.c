@@ -356,7 +356,7 @@ static bool known_stale_ready(struct fake *f)
 
 /* The other known limit, "slot-crc": nshm_tx_from_fd reads straight into
  * the slot and checksums each read's bytes there right after the read()
- * (lib/tx.c), so bytes the peer writes into them within that window are
+ * (lib/proto/tx.c), so bytes the peer writes into them within that window are
  * covered by the checksum and the sender reports success for data that is
  * not its input. Tolerated only for nshm_tx_from_fd and only when the fake
  * receiver did write into the data area; nshm_tx_write checksums the

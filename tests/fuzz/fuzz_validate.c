@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proto/proto.h"
 #include "input.h"
 
 #define CHECK(c)                                                            \

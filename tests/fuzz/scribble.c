@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "layout.h"
+#include "proto/layout.h"
 
 static unsigned char *base;
 static size_t size;

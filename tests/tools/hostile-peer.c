@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proto/proto.h"
 
 #define REL memory_order_relaxed
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "tap.h"
 
 int main(void)

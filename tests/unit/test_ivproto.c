@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* The ivshmem server protocol's receiving side (lib/ivproto.c), fed by
+/* The ivshmem server protocol's receiving side (lib/doorbell/ivproto.c), fed by
  * hand through a socketpair: messages in pieces, descriptors where they
  * belong and where they do not, the end of the stream, and a round trip
  * through nshm_ivproto_send. */
@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ivproto.h"
+#include "doorbell/ivproto.h"
 #include "tap.h"
 
 /* Raw bytes, with fds (n of them) attached. */

@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "endpoint/endpoint.h"
 #include "tap.h"
 
 static char mtrr[64], dir[64], rec[128];

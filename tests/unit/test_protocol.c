@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "internal.h"
+#include "proto/proto.h"
 #include "tap.h"
 
 #define REGION (NSHM_DATA_OFF + 2 * 65536)

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "util/util.h"
 #include "tap.h"
 
 static void hex(const unsigned char d[32], char out[65])

@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "internal.h"
+#include "proto/proto.h"
 #include "tap.h"
 
 static struct offer_snap good_offer(void)

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "endpoint/endpoint.h"
 #include "tap.h"
 
 int main(void)

@@ -189,7 +189,7 @@ static int cmd_cpu(int argc, char **argv)
 	return 0;
 }
 
-/* The receiver's loop (lib/rx.c nshm_rx_to_fd) on a mapping: for each
+/* The receiver's loop (lib/proto/rx.c nshm_rx_to_fd) on a mapping: for each
  * piece, copy it out of the mapping, checksum the copy, write() the copy. */
 struct bararg {
 	const unsigned char *map;

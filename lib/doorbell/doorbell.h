@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* doorbell: how a region's peers wake each other (lib/README.md):
+ * the doorbell interface a region carries, and the client of nshm-server's
+ * socket (ivclient.c, speaking ivproto.h, QEMU's ivshmem server protocol).
+ * May include: lib/util/, lib/nshm.h. */
+#ifndef NSHM_DOORBELL_H
+#define NSHM_DOORBELL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct nshm_region;
+
+/* The region's interrupt doorbell, if it has one (see man/nshm.7,
+ * "Doorbells"). Only a wake-up: the counters in the region stay the truth,
+ * so a lost, late, spurious or repeated ring costs time, never data. */
+struct nshm_doorbell {
+	int fd;            /* readable when this side was rung; -1: none (poll only) */
+	uint32_t self_id;  /* our ivshmem peer ID (IVPosition / server-given) */
+	const char *kind;  /* for --verbose/nshm-stat: "eventfd (nshm-server)",
+			      "MSI-X (/dev/nshm0)", "polling" */
+	/* Wake peer_id's vector 0; 0 or -errno. Must not block. */
+	int (*ring)(struct nshm_region *r, uint32_t peer_id);
+	/* Consume pending wake-ups once fd polled readable. */
+	void (*drain)(struct nshm_region *r);
+	void (*close)(struct nshm_region *r);
+	/* Did the server say peer_id left (a VM's QEMU gone)? NULL: no way to
+	 * know. A hint only: see watch_update. */
+	bool (*gone)(struct nshm_region *r, uint32_t peer_id);
+	void *ctx;
+};
+
+/* ivclient.c: a NAME endpoint's doorbell through nshm-server's socket
+ * (nshm_run_dir()/NAME.sock) when it serves the object open as fd; leaves
+ * r->db alone (polling) on any failure. */
+void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
+/* nshm-server's sockets: NSHM_RUN_DIR, a build-time path, never from the
+ * environment (root runs these programs). */
+#ifndef NSHM_RUN_DIR
+#define NSHM_RUN_DIR "/run/nshm"
+#endif
+const char *nshm_run_dir(void);
+
+#endif

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
+/* Holding one side of the region: a token taken by compare-and-swap, the
+ * owner's identity beside it, and a thread that beats the heartbeat while
+ * the claim is held and declares how often it beats. A live holder makes
+ * a second one fail with "busy"; a dead one (pid gone on this kernel, or
+ * heartbeat still for its lapse: lapse_ns) is taken over. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "proto.h"
+
+/* NSHM_P_WAIT_BUSY: how often to look at a live holder again. */
+#define BUSY_RETRY_NS 5000000
+/* Say what we wait for once the holder's heartbeat has stood still this
+ * long: longer than an idle beat, so a live holder has shown itself. */
+#define SAY_STILL_NS 600000000LL
+
+struct take_ctx {
+	struct side *s;
+	const char *role;
+	unsigned *said;
+	struct line_head *line;
+	struct peer_watch watch;
+	int64_t timeout_ns;     /* the peer timeout */
+	uint64_t stale;         /* owner judged dead */
+	int busy;
+	struct head_snap h;
+};
+
+/* Once, on the terminal: whose claim we wait for and for how long. */
+static void say_waiting(struct take_ctx *t, int64_t lapse)
+{
+	const struct nshm_params *p = &t->s->p;
+	int64_t still = watch_still_ns(&t->watch);
+	char msg[NSHM_WHY_LEN];
+
+	if (!p->waiting || *t->said || still < SAY_STILL_NS)
+		return;
+	(*t->said)++;
+	snprintf(msg, sizeof(msg), "waiting for the previous %s's claim on %s (pid %u%s): "
+		 "its heartbeat has stood still for %.1f s; taken over at %.1f s",
+		 t->role, t->s->r->path, t->h.pid,
+		 head_same_kernel(&t->h) ? ", still running" : " on the other side",
+		 (double)still / 1e9, (double)lapse / 1e9);
+	p->waiting(p->arg, msg);
+}
+
+static int judge_holder(void *arg)
+{
+	struct take_ctx *t = arg;
+	int64_t lapse;
+	int alive;
+
+	snap_head(t->line, &t->h);
+	if (t->h.owner == 0)
+		return WAIT_DONE;       /* released meanwhile: try again */
+	if (t->h.owner != t->watch.owner) {
+		/* Someone live is writing the line (a holder that keeps
+		 * changing its token would otherwise never be judged). */
+		t->busy = 1;
+		return WAIT_DONE;
+	}
+	/* The lapse follows the period the holder declares now (it beats
+	 * slower once idle). */
+	lapse = lapse_ns(&t->h, t->timeout_ns);
+	alive = watch_update(&t->watch, &t->h, lapse);
+	if (alive > 0) {
+		t->busy = 1;
+		return WAIT_DONE;
+	}
+	if (alive < 0) {
+		t->stale = t->h.owner;
+		return WAIT_DONE;
+	}
+	say_waiting(t, lapse);
+	return WAIT_MORE;
+}
+
+static void *beat(void *arg)
+{
+	struct claim *c = arg;
+	struct line_live *live = LIVE(c->line);
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&c->lock);
+	/* Relaxed is enough: the peer only compares heartbeat values over
+	 * time; nothing is published through them. */
+	while (!c->stop &&
+	       atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token) {
+		long ms = atomic_load_explicit(&c->idle, memory_order_relaxed)
+			? c->idle_beat_ms : NSHM_HEARTBEAT_MS;
+
+		/* Declared before the longer sleep it announces, so a
+		 * claimant never judges us by a shorter period than ours.
+		 * Relaxed: a single value, read on its own. */
+		atomic_store_explicit(&live->beat_ms, (uint32_t)ms, memory_order_relaxed);
+		atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
+		next.tv_nsec += ms * 1000000L;
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_sec++;
+			next.tv_nsec -= 1000000000L;
+		}
+		/* A timed wait, not a sleep: claim_release wakes it at once. */
+		while (!c->stop && pthread_cond_timedwait(&c->wake, &c->lock, &next) == 0)
+			;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void write_identity(struct line_head *l, uint64_t token, const struct nshm_region *r)
+{
+	const struct nshm_self *me = nshm_self();
+	struct line_live *live = LIVE(l);
+
+	/* Relaxed like the rest: the peer reads it on each ring, and a stale
+	 * value only costs it a wake-up sent to no one (it polls as floor). */
+	atomic_store_explicit(&l->id.bell, nshm_bell_word(r), memory_order_relaxed);
+	atomic_store_explicit(&l->id.pid, me->pid, memory_order_relaxed);
+	atomic_store_explicit(&l->id.pidns, me->pidns, memory_order_relaxed);
+	atomic_store_explicit(&l->id.boot[0], me->boot[0], memory_order_relaxed);
+	atomic_store_explicit(&l->id.boot[1], me->boot[1], memory_order_relaxed);
+	atomic_store_explicit(&l->version, NSHM_VERSION, memory_order_relaxed);
+	atomic_store_explicit(&l->magic, NSHM_MAGIC, memory_order_relaxed);
+	/* The liveness record is ours once its owner is our token: release,
+	 * so a claimant that reads our token there (acquire) also reads our
+	 * start time and period, never the previous owner's. */
+	atomic_store_explicit(&live->start, me->start, memory_order_relaxed);
+	atomic_store_explicit(&live->beat_ms, NSHM_HEARTBEAT_MS, memory_order_relaxed);
+	atomic_store_explicit(&live->owner, token, memory_order_release);
+}
+
+static int cas_owner(struct line_head *l, uint64_t from, uint64_t to)
+{
+	/* seq_cst: two claimants on different CPUs (or machines) must agree
+	 * on one winner; the CAS is the only arbiter. */
+	return atomic_compare_exchange_strong(&l->owner, &from, to);
+}
+
+static int start_beat(struct claim *c)
+{
+	pthread_condattr_t attr;
+	int rc;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	c->stop = false;
+	rc = pthread_create(&c->thread, NULL, beat, c);
+	if (rc != 0) {
+		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->lock);
+	}
+	return rc;
+}
+
+/* Idle, beat a fifth of the peer timeout (peers usually share it), at
+ * most twice a second: still several beats before a peer would judge us
+ * dead (NSHM_LAPSE_BEATS of the period we declare), and few wake-ups. */
+static int idle_beat_ms(const struct nshm_params *p)
+{
+	int64_t ms = peer_timeout_ns(p) / 5000000;
+
+	return ms > NSHM_IDLE_BEAT_MS ? NSHM_IDLE_BEAT_MS
+	     : ms < NSHM_HEARTBEAT_MS ? NSHM_HEARTBEAT_MS : (int)ms;
+}
+
+/* The line has a holder: is it alive (busy), dead (t->stale), or not
+ * judged within the deadline? 0 to go on, < 0 a failure recorded in s. */
+static int judge(struct side *s, struct take_ctx *t, const char *role,
+		 int64_t deadline, unsigned *said)
+{
+	const struct nshm_params *p = &s->p;
+	const char *where = head_same_kernel(&t->h) ? "" : " on the other side";
+	struct nshm_bell bell;
+	int rc;
+
+	bell_init_polling(&bell);
+	watch_reset(&t->watch, &t->h);
+	t->s = s;
+	t->role = role;
+	t->said = said;
+	/* --timeout bounds this wait too: a holder on the other side takes
+	 * the peer timeout to be judged dead. */
+	rc = wait_until(&bell, judge_holder, t, deadline, p->cancel);
+	if (rc == -ETIMEDOUT)
+		return side_fail(s, rc, NSHM_R_TIMEOUT, "%s is held by a %s (pid %u%s) that "
+				 "could not be judged alive or dead within --timeout",
+				 s->r->path, role, t->h.pid, where);
+	if (rc < 0 || !t->busy)
+		return rc;
+	if ((p->flags & NSHM_P_WAIT_BUSY) && !(p->cancel && *p->cancel) &&
+	    (!deadline || nshm_now_ns() < deadline)) {
+		/* Asked to take turns: look again shortly. */
+		nshm_sleep_ns(BUSY_RETRY_NS);
+		return 0;
+	}
+	return side_fail(s, -NSHM_EBUSY, NSHM_R_NONE, "%s is busy: another %s (pid %u%s) "
+			 "is using it", s->r->path, role, t->h.pid, where);
+}
+
+int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role)
+{
+	int64_t deadline = s->p.timeout_ms > 0 ? nshm_now_ns() + s->p.timeout_ms * 1000000 : 0;
+	unsigned said = 0;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->line = line;
+	c->idle_beat_ms = idle_beat_ms(&s->p);
+	c->token = nshm_random64();
+	for (;;) {
+		struct take_ctx t = { .line = line,
+				      .timeout_ns = peer_timeout_ns(&s->p) };
+
+		snap_head(line, &t.h);
+		rc = validate_head(&t.h, s);
+		if (rc < 0)
+			return rc;
+		if (t.h.owner == 0) {
+			if (cas_owner(line, 0, c->token))
+				break;
+			continue;
+		}
+		rc = judge(s, &t, role, deadline, &said);
+		if (rc < 0)
+			return rc;
+		if (t.stale && cas_owner(line, t.stale, c->token))
+			break;
+	}
+	write_identity(line, c->token, s->r);
+	rc = start_beat(c);
+	if (rc != 0) {
+		cas_owner(line, c->token, 0);
+		return side_fail(s, -rc, NSHM_R_NONE, "cannot start the heartbeat thread");
+	}
+	c->running = true;
+	return 0;
+}
+
+bool claim_held(const struct claim *c)
+{
+	return atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token;
+}
+
+void claim_release(struct claim *c)
+{
+	if (!c->line)
+		return;
+	if (c->running) {
+		pthread_mutex_lock(&c->lock);
+		c->stop = true;
+		pthread_cond_signal(&c->wake);
+		pthread_mutex_unlock(&c->lock);
+		pthread_join(c->thread, NULL);
+		pthread_cond_destroy(&c->wake);
+		pthread_mutex_destroy(&c->lock);
+		c->running = false;
+	}
+	cas_owner(c->line, c->token, 0);
+	c->line = NULL;
+}
