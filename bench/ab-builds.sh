@@ -15,10 +15,10 @@ set -euo pipefail
 (($# >= 3)) || { sed -n '2,/^set -/{/^set -/d;/SPDX/d;s/^# \{0,1\}//;p;}' "$0"; exit 2; }
 mib=$1 runs=$2
 shift 2
-w=$(mktemp -d /dev/shm/nshm-ab.XXXXXX)
-region=nshm-ab-$$
-trap 'rm -rf "$w"; rm -f "/dev/shm/$region"' EXIT
-truncate -s 64M "/dev/shm/$region"
+# shellcheck source=../tests/lib/common.sh
+. "$(dirname "$0")/../tests/lib/common.sh"
+scratch ab
+w=$WORK region=$REGION
 head -c "${mib}M" /dev/urandom >"$w/src"
 declare -A rate cpu
 
@@ -49,8 +49,6 @@ one() {
 	rate[$b]+="$(awk -v m="$mib" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m * 1048576 / (b - a) / 1e6 }') "
 	cpu[$b]+="$(cat "$w/t1" "$w/t2" | awk -v m="$mib" '{ s += $1 + $2 } END { printf "%.3f", s / (m / 1024) }') "
 }
-
-median() { tr ' ' '\n' | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
 for ((i = 0; i < runs; i++)); do
 	for b in "$@" cp dd; do

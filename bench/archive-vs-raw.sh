@@ -7,10 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mib=${1:-1024} runs=${2:-5}
-region=nshm-avr-$$
-work=$(mktemp -d /dev/shm/nshm-avr.XXXXXX)
-trap 'rm -rf "$work"; rm -f /dev/shm/$region' EXIT
-truncate -s 64M /dev/shm/$region
+# shellcheck source=../tests/lib/common.sh
+. tests/lib/common.sh
+scratch avr
+region=$REGION work=$WORK
 mkdir -p "$work/dir" "$work/many"
 head -c "${mib}M" /dev/urandom >"$work/dir/file"
 for i in $(seq 1 1000); do head -c 4096 /dev/urandom >"$work/many/f$i"; done
@@ -27,8 +27,6 @@ once() {
 	t1=$(date +%s.%N)
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
 }
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 raw="" arc="" many=""
 for ((i = 0; i < runs; i++)); do
 	raw+="$(once "$work/dir/file") "

@@ -13,10 +13,12 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 RUNS=${1:-21}
 B=${NSHM_BIN:-build}
-region=nshm-lat-$$
-dir=$(mktemp -d /dev/shm/nshm-lat.XXXXXX)
-trap 'kill "$srv" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir" "/dev/shm/$region"' EXIT
-truncate -s 64M "/dev/shm/$region"
+# shellcheck source=../tests/lib/common.sh
+. tests/lib/common.sh
+scratch lat
+region=$REGION dir=$WORK
+srv=
+at_exit '[ -z "$srv" ] || { kill "$srv" 2>/dev/null; wait 2>/dev/null; }'
 mkdir "$dir/in"
 head -c 4096 /dev/urandom >"$dir/f"
 "$B/nshm-get" --serve -q -s "$region" "$dir/in" 2>"$dir/serve.err" &
@@ -39,10 +41,7 @@ one() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1e3 }'
 }
 
-stats() {
-	sort -n | awk '{ v[NR] = $1 } END { printf "median %.2f ms (%.2f-%.2f, n=%d)\n",
-		v[int((NR + 1) / 2)], v[1], v[NR], NR }'
-}
+stats() { median_fmt 'median %.2f ms (%.2f-%.2f, n=%d)\n'; }
 
 one busy >/dev/null   # warm-up
 echo "busy resident: $(for _ in $(seq "$RUNS"); do one busy; done | stats)"

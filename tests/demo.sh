@@ -14,13 +14,12 @@ export LC_ALL=C # decimal points in $EPOCHREALTIME and printf
 size_mib=${DEMO_MIB:-256}
 runs=${DEMO_RUNS:-5}
 bytes=$((size_mib << 20))
-region=nshm-demo-$$
-work=$(mktemp -d /dev/shm/nshm-demo.XXXXXX)
+# shellcheck source=lib/common.sh
+. tests/lib/common.sh
+scratch demo
+region=$REGION work=$WORK
 get_pid=
-trap 'rm -rf "$work"; rm -f /dev/shm/$region; [ -n "$get_pid" ] && kill "$get_pid" 2>/dev/null; true' EXIT
-
-# The object QEMU would create with -object memory-backend-file,...,share=on.
-truncate -s 64M /dev/shm/$region
+at_exit '[ -z "$get_pid" ] || kill "$get_pid" 2>/dev/null'
 echo "demo: $size_mib MiB of random data, region /dev/shm/$region (64 MiB), files on tmpfs"
 head -c "${size_mib}M" /dev/urandom >"$work/sample.bin"
 mkdir "$work/out"
@@ -63,11 +62,7 @@ verify() {
 	rm "$1"
 }
 # median and range of the numbers on stdin: "M (MIN-MAX)"
-summary() {
-	sort -n | awk '{ v[NR] = $1 } END {
-		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-		printf "%.0f MB/s (%.0f-%.0f)", m, v[1], v[NR] }'
-}
+summary() { median_fmt '%.0f MB/s (%.0f-%.0f)'; }
 
 # The warm-up round (memory touched for the first time is slow, on a VM
 # above all: see shared/notes/perf-facts.md); its copy is also checked by

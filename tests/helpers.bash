@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # Shared by the CLI bats suites: a fresh region per test, background
 # processes tracked by pid and always reaped.
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BIN=${NSHM_BIN:-$BATS_TEST_DIRNAME/../build}
 PUT=$BIN/nshm-put
 GET=$BIN/nshm-get
@@ -8,7 +10,7 @@ STAT=$BIN/nshm-stat
 
 setup_region() {
 	REGION=nshm-bats-$$-${BATS_TEST_NUMBER}
-	truncate -s "${1:-4M}" /dev/shm/$REGION
+	region_create "$REGION" "${1:-4M}"
 	T=$BATS_TEST_TMPDIR
 	PIDS=()
 }

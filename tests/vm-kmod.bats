@@ -355,8 +355,6 @@ put_4k_times() {
   done
 }
 
-median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 # ---------------------------------------------------------------------------------------------
 # plain: SeaBIOS, i440fx, ivshmem-plain
 

@@ -31,6 +31,9 @@
 
 VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VM_REPO_DIR=$(cd "$VM_LIB_DIR/../.." && pwd)
+# median, region_create: shared with bench/ and the host suites.
+# shellcheck source=tests/lib/common.sh
+source "$VM_REPO_DIR/tests/lib/common.sh"
 VM_PACKAGES=(qemu-system-x86 busybox-static cpio kmod)
 # Kernel modules copied into the cache when the kernel is first fetched (for the 9p, virtiofs
 # and network baselines); only these and vmlinuz are kept.
@@ -507,8 +510,7 @@ vm__sweep_stale() {
 vm_shm_create() {
   local name=$1 size=$2
   printf '%s\n' "$name" >>"$VM_RUN/shm.list"
-  rm -f "/dev/shm/$name"
-  truncate -s "$size" "/dev/shm/$name"
+  region_create "$name" "$size"
 }
 
 # A name unique to this run, for /dev/shm objects.

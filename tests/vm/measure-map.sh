@@ -47,8 +47,6 @@ guest_sends() {
   vm_json_field "$out" seconds
 }
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 main() {
   while getopts 'm:r:n:h' opt; do
     case $opt in
