@@ -4,10 +4,13 @@
 # fresh Debian 12 machine with only build-essential and git, in a fresh clone.
 #
 #   tests/fresh-root.sh [A|B] [COMMIT]
+#   tests/fresh-root.sh suite FILE... [-- ARG...]
 #     A (default)  make demo, then make check, in the same tree
 #     B            make check alone
+#     suite        make deps, make all unit, then bats --tap FILE... (ARG... to bats,
+#                  e.g. -f REGEX): one suite as a fresh machine runs it
 #     prepare      only build the cached root tarball
-#     COMMIT       of this repository (default HEAD)
+#     COMMIT       of this repository (default HEAD; NSHM_FRESH_COMMIT for suite)
 #
 # Root only. The machine is a Debian 12 root made by mmdebstrap
 # (--variant=essential, apt, build-essential, git, ca-certificates; the mirrors are
@@ -24,12 +27,25 @@
 set -euo pipefail
 
 mode=${1:-A}
-rev=${2:-HEAD}
-case $mode in A | B | prepare) ;; *) echo "usage: $0 [A|B|prepare] [COMMIT]" >&2; exit 2 ;; esac
+suite_args=()
+if [ "$mode" = suite ]; then
+	shift
+	suite_args=("$@")
+	[ ${#suite_args[@]} -gt 0 ] || { echo "usage: $0 suite FILE.bats... [-- BATS-ARG...]" >&2; exit 2; }
+	rev=${NSHM_FRESH_COMMIT:-HEAD}
+else
+	rev=${2:-HEAD}
+fi
+case $mode in A | B | suite | prepare) ;; *) echo "usage: $0 [A|B|prepare] [COMMIT] | suite FILE.bats..." >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "fresh-root: needs root (chroot, mounts)" >&2; exit 2; }
 
+# only_std_fds
+# shellcheck source=lib/common.sh
+. "$(dirname "$0")/lib/common.sh"
+
 src=$(git -C "$(dirname "$0")/.." rev-parse --path-format=absolute --git-common-dir)
-commit=$(git --git-dir="$src" rev-parse --verify "$rev^{commit}")
+# HEAD as this checkout has it (a worktree's own HEAD, not the main one's).
+commit=$(git -C "$(dirname "$0")/.." rev-parse --verify "$rev^{commit}")
 cache=${NSHM_FRESH_CACHE:-/var/cache/nshm-fresh}
 shm_size=${NSHM_FRESH_SHM:-8g}
 # --variant=essential has no apt (it is "important", not "essential"): a
@@ -39,6 +55,10 @@ include=apt,build-essential,git,ca-certificates
 # Everything below runs in a private mount namespace: the kernel drops the
 # mounts with the namespace, whatever happens to this script.
 if [ -z "${NSHM_FRESH_NS:-}" ]; then
+	if [ "$mode" = suite ]; then
+		NSHM_FRESH_NS=1 NSHM_FRESH_COMMIT=$commit exec unshare --mount --propagation private -- \
+			bash "$0" suite "${suite_args[@]}"
+	fi
 	NSHM_FRESH_NS=1 exec unshare --mount --propagation private -- bash "$0" "$mode" "$commit"
 fi
 
@@ -85,11 +105,12 @@ if [ ! -s "$tarball" ] || [ -n "${NSHM_FRESH_REBUILD:-}" ]; then
 	fi
 	echo "fresh-root: building $tarball (mmdebstrap, a few minutes)" >&2
 	rm -f "$tarball.tmp.tar"
-	mmdebstrap --variant=essential --mode=root --include="$include" \
-		bookworm "$tarball.tmp.tar" "${mirror_lines[@]}" >&2
+	only_std_fds mmdebstrap --variant=essential --mode=root --include="$include" \
+		bookworm "$tarball.tmp.tar" "${mirror_lines[@]}" </dev/null >&2
 	mv "$tarball.tmp.tar" "$tarball"
 fi
-flock -u 9
+# Closed, not only unlocked: the root's processes inherit no descriptor of ours.
+exec 9>&-
 [ "$mode" = prepare ] && { echo "fresh-root: $tarball"; exit 0; }
 
 run=$(date -u +%Y%m%dT%H%M%SZ)-$mode-${commit:0:8}-$$
@@ -161,11 +182,11 @@ git clone -q --no-local "$src" "$root/root/nshm"
 git -C "$root/root/nshm" checkout -q --detach "$commit"
 
 # inroot LOG CMD: a login-like shell in the root, nothing of this
-# environment (MAKEFLAGS, BUILD, NSHM_*) carried in; stopped after
+# environment (MAKEFLAGS, BUILD, NSHM_*) nor its open descriptors carried in; stopped after
 # NSHM_FRESH_TIMEOUT seconds (default 5400), should a test hang.
 inroot() {
 	local log=$1; shift
-	timeout -k 30 "${NSHM_FRESH_TIMEOUT:-5400}" chroot "$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
+	only_std_fds timeout -k 30 "${NSHM_FRESH_TIMEOUT:-5400}" chroot "$root" /usr/bin/env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash \
 		PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 		LANG=C.UTF-8 TERM=dumb \
 		bash -c "cd /root/nshm && $*" >"$logs/$log" 2>&1
@@ -173,6 +194,21 @@ inroot() {
 
 echo "fresh-root: mode $mode, commit $commit, root $root, logs $logs"
 start=$SECONDS
+if [ "$mode" = suite ]; then
+	# The files before "--", the rest to bats; each quoted for the root's shell.
+	files=() bats_args=()
+	for a in "${suite_args[@]}"; do
+		if [ ${#bats_args[@]} -gt 0 ] || [ "$a" = -- ]; then bats_args+=("$a"); else files+=("$a"); fi
+	done
+	[ ${#bats_args[@]} -gt 0 ] && bats_args=("${bats_args[@]:1}")
+	t=$SECONDS
+	rc=0
+	inroot suite.log "make deps && make -s -j2 all unit && CI=true bats --tap $(printf '%q ' "${bats_args[@]}" "${files[@]}")" || rc=$?
+	grep -E '^(not ok|ok|#)' "$logs/suite.log" | sed 's/^/  /' | tail -80
+	[ "$rc" = 0 ] || tail -20 "$logs/suite.log" | sed 's/^/  | /'
+	echo "fresh-root: suite ${files[*]}: exit $rc, $((SECONDS - t)) s"
+	exit "$rc"
+fi
 demo_rc=- check_rc=-
 if [ "$mode" = A ]; then
 	t=$SECONDS
