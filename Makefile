@@ -132,8 +132,12 @@ $(BUILD)/libnshm.so.$(LIBVER): $(LIB_PIC) $(CONFIG)
 # delete after linking and rebuild each time.
 $(LIB_PROGS:%=$(BUILD)/%): $(BUILD)/%: $(BUILD)/cmd/%.o $(CLI_OBJ) $(INT_LIB) $(CONFIG)
 	$(CC) $(LDFLAGS) -o $@ $< $(MORE_OBJ_$*) $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
-$(BUILD)/nshm-server: $(SERVER_OBJ) $(CLI_OBJ) $(INT_LIB) $(CONFIG)
-	$(CC) $(LDFLAGS) -o $@ $(SERVER_OBJ) $(CLI_OBJ) $(INT_LIB) $(DEPLIBS)
+# nshm-server links no libnshm internals: its own objects, cli.o, lib/util/
+# and the ivshmem protocol. A symbol it needs from elsewhere fails the link.
+SERVER_LINK := $(SERVER_OBJ) $(BUILD)/cmd/cli.o \
+	$(patsubst lib/%.c,$(BUILD)/lib/%.o,$(wildcard lib/util/*.c)) $(BUILD)/lib/doorbell/ivproto.o
+$(BUILD)/nshm-server: $(SERVER_LINK) $(CONFIG)
+	$(CC) $(LDFLAGS) -o $@ $(SERVER_LINK) $(DEPLIBS)
 $(BUILD)/nshm-get $(BUILD)/hooks/nshm-get: $(MORE_OBJ_nshm-get)
 
 $(HOOK_LIB): $(HOOK_OBJ) $(filter-out $(HOOK_SRC:lib/%.c=$(BUILD)/lib/%.o),$(LIB_OBJ))

@@ -389,14 +389,3 @@ int cli_std_option(const struct cli *c, int opt, const char *usage)
 	fputs(usage, stderr);
 	return EXIT_USAGE;
 }
-
-int cli_open(struct cli *c, const char *endpoint, struct nshm_region **r)
-{
-	char msg[1024];
-	int rc = nshm_open(r, endpoint, c->map_flags, msg, sizeof(msg));
-
-	if (rc == 0)
-		return 0;
-	cli_err(c, "%s", msg);
-	return cli_exit_status(rc);
-}

@@ -64,8 +64,6 @@ int cli_exit_status(int rc);
 /* What every program does with -h, -V and an unknown option: help or the
  * version on stdout and exit 0; usage on stderr and EXIT_USAGE. */
 int cli_std_option(const struct cli *c, int opt, const char *usage);
-/* nshm_open with the message on failure: 0, or the exit status. */
-int cli_open(struct cli *c, const char *endpoint, struct nshm_region **r);
 void cli_progress_done(struct cli *c);
 void cli_summary(struct cli *c, const char *name, uint64_t bytes, uint32_t crc,
 		 const char *extra_json);
@@ -76,6 +74,20 @@ void cli_event(struct cli *c, const char *event, const struct nshm_meta *m);
 void cli_event_failed(struct cli *c, int rc, const char *why);
 /* Sleep that a signal cuts short (the programs' cancel flag). */
 void cli_sleep_ns(int64_t ns);
+
+/* nshm_open with the message on failure: 0, or the exit status. Inline:
+ * cli.o then needs nothing of libnshm beyond lib/util/, and nshm-server,
+ * which opens no region, links cli.o without the library. */
+static inline int cli_open(struct cli *c, const char *endpoint, struct nshm_region **r)
+{
+	char msg[1024];
+	int rc = nshm_open(r, endpoint, c->map_flags, msg, sizeof(msg));
+
+	if (rc == 0)
+		return 0;
+	cli_err(c, "%s", msg);
+	return cli_exit_status(rc);
+}
 
 /* --help lines every program shares (nshm-server has no --map). */
 #define CLI_USAGE_MAP \

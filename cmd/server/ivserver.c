@@ -28,7 +28,6 @@
 #include <unistd.h>
 #include <linux/sockios.h>
 
-#include "doorbell/doorbell.h"
 #include "doorbell/ivproto.h"
 #include "proto/layout.h"
 #include "util/util.h"

@@ -36,11 +36,5 @@ struct nshm_doorbell {
  * (nshm_run_dir()/NAME.sock) when it serves the object open as fd; leaves
  * r->db alone (polling) on any failure. */
 void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
-/* nshm-server's sockets: NSHM_RUN_DIR, a build-time path, never from the
- * environment (root runs these programs). */
-#ifndef NSHM_RUN_DIR
-#define NSHM_RUN_DIR "/run/nshm"
-#endif
-const char *nshm_run_dir(void);
 
 #endif

@@ -89,13 +89,6 @@ struct ivclient {
 	unsigned nring;
 };
 
-/* Where nshm-server's sockets are: fixed, never from the environment (this
- * runs as root: a variable must not move a root process's sockets). */
-const char *nshm_run_dir(void)
-{
-	return NSHM_RUN_DIR;
-}
-
 static struct iv_peer *find_peer(struct ivclient *c, uint32_t id)
 {
 	for (unsigned i = 0; i < c->npeers; i++)

@@ -37,6 +37,13 @@ void nshm_sha256_final(struct nshm_sha256 *s, unsigned char out[32]);
 int nshm_check_params(const struct nshm_params *p);
 int nshm_check_meta(const struct nshm_meta *m);
 
+/* run_dir.c: nshm-server's sockets: NSHM_RUN_DIR, a build-time path,
+ * never from the environment (root runs these programs). */
+#ifndef NSHM_RUN_DIR
+#define NSHM_RUN_DIR "/run/nshm"
+#endif
+const char *nshm_run_dir(void);
+
 /* io.c */
 int nshm_write_all(int fd, const void *buf, size_t len,
 		   volatile sig_atomic_t *cancel);

@@ -2,7 +2,7 @@
 /* Names for codes and states, for messages a person reads. */
 #include <string.h>
 
-#include "proto.h"
+#include "util.h"
 
 const char *nshm_strerror(int err)
 {
