@@ -28,6 +28,8 @@ static const char *liveness(const struct nshm_side_stat *s)
 		return "free";
 	if (s->alive > 0)
 		return "alive";
+	if (s->asleep)
+		return "asleep until rung";
 	return s->same_host ? "dead (stale, will be taken over)"
 			    : "silent (taken over once still for 2 s, or the peer timeout)";
 }
@@ -62,10 +64,10 @@ static void side_json(const char *role, const struct nshm_side_stat *s, const ch
 {
 	printf("\"%s\":{\"present\":%s,\"version\":%u,\"claimed\":%s,\"pid\":%u,"
 	       "\"same_host\":%s,\"alive\":%d,\"state\":\"%s\",\"reason\":%u,"
-	       "\"heartbeat\":%llu,\"doorbell_id\":", role, s->present ? "true" : "false",
-	       s->version, s->claimed ? "true" : "false", s->pid,
-	       s->same_host ? "true" : "false", s->alive, state, s->reason,
-	       (unsigned long long)s->heartbeat);
+	       "\"heartbeat\":%llu,\"asleep\":%s,\"doorbell_id\":", role,
+	       s->present ? "true" : "false", s->version, s->claimed ? "true" : "false",
+	       s->pid, s->same_host ? "true" : "false", s->alive, state, s->reason,
+	       (unsigned long long)s->heartbeat, s->asleep ? "true" : "false");
 	if (s->bell)
 		printf("%u}", s->bell - 1);
 	else

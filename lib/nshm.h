@@ -229,7 +229,8 @@ struct nshm_side_stat {
 	uint32_t reason;
 	uint64_t heartbeat;
 	uint32_t bell;           /* its doorbell: ivshmem peer ID + 1, 0 none */
-	uint32_t reserved32;     /* zero */
+	uint32_t asleep;         /* idle, it sleeps until rung and beats only
+				    when rung (nshm(7), DOORBELLS) */
 	uint64_t reserved[3];    /* zero */
 };
 struct nshm_stat {

@@ -29,6 +29,9 @@ struct nshm_doorbell {
 	/* Did the server say peer_id left (a VM's QEMU gone)? NULL: no way to
 	 * know. A hint only: see watch_update. */
 	bool (*gone)(struct nshm_region *r, uint32_t peer_id);
+	/* Can a peer that arrives now still ring us (nshm-server still
+	 * serving our ID)? NULL: always. Only then may we sleep until rung. */
+	bool (*reachable)(struct nshm_region *r);
 	void *ctx;
 };
 

@@ -426,6 +426,18 @@ static bool iv_gone(struct nshm_region *r, uint32_t peer_id)
 	return gone;
 }
 
+/* Newcomers learn our ID and eventfd from the server: while we hear it. */
+static bool iv_reachable(struct nshm_region *r)
+{
+	struct ivclient *c = r->db.ctx;
+	bool up;
+
+	pthread_mutex_lock(&c->lock);
+	up = c->sock >= 0;
+	pthread_mutex_unlock(&c->lock);
+	return up;
+}
+
 static void free_client(struct ivclient *c)
 {
 	stop_ringer(c);
@@ -453,6 +465,7 @@ static void iv_close(struct nshm_region *r)
 	r->db.drain = NULL;
 	r->db.close = NULL;
 	r->db.gone = NULL;
+	r->db.reachable = NULL;
 }
 
 /* 0 connected, -ENOENT no server here, other -errno: one that failed. */
@@ -524,6 +537,7 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	r->db.drain = iv_drain;
 	r->db.close = iv_close;
 	r->db.gone = iv_gone;
+	r->db.reachable = iv_reachable;
 	r->db.ctx = c;
 	return;
 fail:

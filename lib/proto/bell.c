@@ -7,6 +7,8 @@
 #define _GNU_SOURCE      /* ppoll */
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "proto.h"
@@ -89,7 +91,11 @@ void bell_init_polling(struct nshm_bell *b)
 	b->wait = poll_wait;
 	b->reset = poll_reset;
 	b->idle = false;
-	b->idle_flag = NULL;
+	b->on_ring = false;
+	b->deep = false;
+	b->claim = NULL;
+	b->r = NULL;
+	b->peer = NULL;
 	b->handshake = false;
 	poll_reset(b);
 }
@@ -102,9 +108,18 @@ void bell_init_polling(struct nshm_bell *b)
  *   a live peer with a doorbell rings on every change: RING_CAP_NS bounds
  *     the cost of a lost ring only;
  *   a live peer without one never rings: polling's pace (SLEEP_MAX_NS);
- *   no peer yet: whoever comes rings if it can; one that cannot is seen
- *     within IDLE_CAP_NS (so an idle waiter wakes rarely).
- * The counters stay the truth: a ring only ends a sleep early. */
+ *   no peer yet, and idle in a receiver's wait (the resident's for the
+ *     next sender; b->deep: a sender never sleeps so, as a receiver that
+ *     cannot ring could not wake it): asleep
+ *     until rung, no timeout at all, the heartbeat beaten only when woken
+ *     (claim_pace PACE_ON_RING): whoever comes rings (bell_reaches tells a
+ *     newcomer that cannot), and a claimant rings to see it beat;
+ *   no peer yet, not idle: IDLE_CAP_NS.
+ * No ring is lost: the eventfd's counter (the module's interrupt count)
+ * keeps a ring until drain() takes it, drain() comes before the caller
+ * looks at the region again, and ppoll() returns at once on a ring that
+ * came after that look. The counters stay the truth: a ring only ends a
+ * sleep early. */
 
 #define RING_CAP_NS 500000000
 #define IDLE_CAP_NS 500000000
@@ -123,45 +138,92 @@ static void fd_ring(struct nshm_bell *b)
 		(void)b->r->db.ring(b->r, h.bell - 1);
 }
 
-static int64_t fd_cap(const struct nshm_bell *b)
+static int64_t fd_cap(const struct nshm_bell *b, const struct head_snap *h)
 {
-	struct head_snap h;
-
-	snap_head(b->peer, &h);
-	if (h.owner == 0)
+	if (h->owner == 0)
 		return IDLE_CAP_NS;
-	return h.bell != 0 ? RING_CAP_NS : poll_cap(b);
+	return h->bell != 0 ? RING_CAP_NS : poll_cap(b);
 }
 
-/* true when db.fd became readable within ns. */
+/* Asleep until rung: idle, no peer on the other line, a claim whose beat
+ * can wait for rings, and a doorbell newcomers can still ring. */
+static bool may_sleep_on_ring(const struct nshm_bell *b, const struct head_snap *h)
+{
+	struct nshm_region *r = b->r;
+
+	return b->idle && b->deep && h->owner == 0 && b->claim &&
+	       (!r->db.reachable || r->db.reachable(r));
+}
+
+static void set_on_ring(struct nshm_bell *b, bool on)
+{
+	if (b->on_ring == on)
+		return;
+	b->on_ring = on;
+	claim_pace(b->claim, on ? PACE_ON_RING : b->idle ? PACE_IDLE : PACE_BUSY);
+}
+
+#ifdef NSHM_TEST_HOOKS
+/* NSHM_TEST_STOP_ASLEEP=1 (tests only): stop once, the first time a wait
+ * is about to sleep until rung, after its last look at the region: the
+ * moment a lost wake-up would be lost (tests/serve.bats). */
+static void hook_asleep(void)
+{
+	static bool done;
+	const char *v = getenv("NSHM_TEST_STOP_ASLEEP");
+
+	if (!done && v && v[0] == '1') {
+		done = true;
+		raise(SIGSTOP);
+	}
+}
+#else
+static void hook_asleep(void)
+{
+}
+#endif
+
+/* true when db.fd became readable within ns (INT64_MAX: no limit). */
 static bool fd_sleep(int fd, int64_t ns)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
 	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
 
 	/* EINTR returns early: the caller re-checks its cancel flag. */
-	return ppoll(&p, 1, &ts, NULL) > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP));
+	return ppoll(&p, 1, ns == INT64_MAX ? NULL : &ts, NULL) > 0 &&
+	       (p.revents & (POLLIN | POLLERR | POLLHUP));
 }
 
 static void fd_wait(struct nshm_bell *b, int64_t max_ns)
 {
-	int64_t cap, ns, now;
+	struct head_snap h;
+	int64_t cap = 0, ns, now;
 
 	if (b->spins < SPINS + YIELDS) {
 		poll_wait(b, max_ns);   /* its spin and yield phases only */
 		return;
 	}
-	cap = fd_cap(b);
-	if (b->sleep_ns < SLEEP_MIN_NS)
-		b->sleep_ns = SLEEP_MIN_NS;
-	ns = b->sleep_ns < cap ? b->sleep_ns : cap;
-	ns = ns < max_ns ? ns : max_ns;
+	snap_head(b->peer, &h);
+	set_on_ring(b, may_sleep_on_ring(b, &h));
+	if (b->on_ring) {
+		hook_asleep();
+		ns = max_ns;            /* the caller's deadline, if any */
+	} else {
+		cap = fd_cap(b, &h);
+		if (b->sleep_ns < SLEEP_MIN_NS)
+			b->sleep_ns = SLEEP_MIN_NS;
+		ns = b->sleep_ns < cap ? b->sleep_ns : cap;
+		ns = ns < max_ns ? ns : max_ns;
+	}
 	if (!fd_sleep(b->r->db.fd, ns)) {
-		if (b->sleep_ns < cap)
+		if (!b->on_ring && b->sleep_ns < cap)
 			b->sleep_ns *= 2;
 		return;
 	}
 	b->r->db.drain(b->r);
+	/* Woken while asleep: whoever rang may be asking if we live. */
+	if (b->on_ring)
+		claim_beat(b->claim);
 	now = nshm_now_ns();
 	if (now - b->woke_ns < RING_GAP_NS) {
 		nshm_sleep_ns(RING_GAP_NS - (now - b->woke_ns));
@@ -181,4 +243,9 @@ void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 	b->woke_ns = 0;
 	b->ring = fd_ring;
 	b->wait = fd_wait;
+}
+
+bool bell_reaches(const struct nshm_bell *b, const struct head_snap *h)
+{
+	return h->beat_ms != NSHM_BEAT_ON_RING || (b->r && b->r->db.fd >= 0 && h->bell != 0);
 }

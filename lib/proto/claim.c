@@ -17,6 +17,8 @@
 /* Say what we wait for once the holder's heartbeat has stood still this
  * long: longer than an idle beat, so a live holder has shown itself. */
 #define SAY_STILL_NS 600000000LL
+/* A holder asleep until rung is rung this often while it is judged. */
+#define ASK_EVERY_NS 200000000LL
 
 struct take_ctx {
 	struct side *s;
@@ -27,8 +29,27 @@ struct take_ctx {
 	int64_t timeout_ns;     /* the peer timeout */
 	uint64_t stale;         /* owner judged dead */
 	int busy;
+	int64_t asked_ns;       /* last ring to a holder asleep until rung */
 	struct head_snap h;
 };
+
+/* A holder asleep until rung (NSHM_BEAT_ON_RING) beats when rung: ring it
+ * now and then while judging it. false: it does not sleep so, or we
+ * cannot ring it. */
+static bool ask_holder(struct take_ctx *t)
+{
+	struct nshm_region *r = t->s->r;
+	int64_t now;
+
+	if (t->h.beat_ms != NSHM_BEAT_ON_RING || r->db.fd < 0 || t->h.bell == 0)
+		return false;
+	now = nshm_now_ns();
+	if (now - t->asked_ns >= ASK_EVERY_NS) {
+		t->asked_ns = now;
+		(void)r->db.ring(r, t->h.bell - 1);
+	}
+	return true;
+}
 
 /* Once, on the terminal: whose claim we wait for and for how long. */
 static void say_waiting(struct take_ctx *t, int64_t lapse)
@@ -52,6 +73,7 @@ static int judge_holder(void *arg)
 {
 	struct take_ctx *t = arg;
 	int64_t lapse;
+	bool rung;
 	int alive;
 
 	snap_head(t->line, &t->h);
@@ -64,9 +86,15 @@ static int judge_holder(void *arg)
 		return WAIT_DONE;
 	}
 	/* The lapse follows the period the holder declares now (it beats
-	 * slower once idle). */
-	lapse = lapse_ns(&t->h, t->timeout_ns);
+	 * slower once idle, or only when rung). */
+	rung = ask_holder(t);
+	lapse = lapse_ns(&t->h, t->timeout_ns, rung);
 	alive = watch_update(&t->watch, &t->h, lapse);
+	/* On our kernel its pid lives (watch_update checked): asleep, never
+	 * rung, it is alive. */
+	if (alive == 0 && !rung && t->h.beat_ms == NSHM_BEAT_ON_RING &&
+	    head_same_kernel(&t->h))
+		alive = 1;
 	if (alive > 0) {
 		t->busy = 1;
 		return WAIT_DONE;
@@ -79,6 +107,25 @@ static int judge_holder(void *arg)
 	return WAIT_MORE;
 }
 
+/* Relaxed is enough for the heartbeat: the peer only compares its values
+ * over time; nothing is published through them. */
+static void bump(struct claim *c)
+{
+	atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
+}
+
+/* Asleep until rung: declared before the beats stop, so a claimant that
+ * reads it rings instead of timing our silence; no timer while it lasts
+ * (the waiter beats when woken, claim_beat). Called with c->lock held. */
+static void sleep_on_ring(struct claim *c, struct timespec *next)
+{
+	atomic_store_explicit(&LIVE(c->line)->beat_ms, NSHM_BEAT_ON_RING,
+			      memory_order_relaxed);
+	while (!c->stop && c->pace == PACE_ON_RING)
+		pthread_cond_wait(&c->wake, &c->lock);
+	clock_gettime(CLOCK_MONOTONIC, next);
+}
+
 static void *beat(void *arg)
 {
 	struct claim *c = arg;
@@ -87,29 +134,53 @@ static void *beat(void *arg)
 
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&c->lock);
-	/* Relaxed is enough: the peer only compares heartbeat values over
-	 * time; nothing is published through them. */
 	while (!c->stop &&
 	       atomic_load_explicit(&c->line->owner, memory_order_relaxed) == c->token) {
-		long ms = atomic_load_explicit(&c->idle, memory_order_relaxed)
-			? c->idle_beat_ms : NSHM_HEARTBEAT_MS;
+		enum claim_pace pace = c->pace;
+		long ms = pace == PACE_IDLE ? c->idle_beat_ms : NSHM_HEARTBEAT_MS;
 
+		if (pace == PACE_ON_RING) {
+			sleep_on_ring(c, &next);
+			continue;
+		}
 		/* Declared before the longer sleep it announces, so a
 		 * claimant never judges us by a shorter period than ours.
 		 * Relaxed: a single value, read on its own. */
 		atomic_store_explicit(&live->beat_ms, (uint32_t)ms, memory_order_relaxed);
-		atomic_fetch_add_explicit(&c->line->heartbeat, 1, memory_order_relaxed);
+		bump(c);
 		next.tv_nsec += ms * 1000000L;
 		while (next.tv_nsec >= 1000000000L) {
 			next.tv_sec++;
 			next.tv_nsec -= 1000000000L;
 		}
-		/* A timed wait, not a sleep: claim_release wakes it at once. */
-		while (!c->stop && pthread_cond_timedwait(&c->wake, &c->lock, &next) == 0)
+		/* A timed wait, not a sleep: claim_release and a new pace
+		 * wake it at once (a new pace beats at once). */
+		while (!c->stop && c->pace == pace &&
+		       pthread_cond_timedwait(&c->wake, &c->lock, &next) == 0)
 			;
+		if (c->pace != pace)
+			clock_gettime(CLOCK_MONOTONIC, &next);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return NULL;
+}
+
+void claim_pace(struct claim *c, enum claim_pace pace)
+{
+	if (!c->running)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (c->pace != pace) {
+		c->pace = pace;
+		pthread_cond_signal(&c->wake);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void claim_beat(struct claim *c)
+{
+	if (c->running)
+		bump(c);
 }
 
 static void write_identity(struct line_head *l, uint64_t token, const struct nshm_region *r)

@@ -70,11 +70,16 @@ static bool pid_gone(const struct head_snap *h)
  * NSHM_LAPSE_BEATS of them, at least NSHM_LAPSE_MIN_NS (a live owner's
  * beat, from a thread of its own, is late by far less even on a loaded
  * machine), at most the peer timeout. An owner that declared nothing (an
- * older program) gets the peer timeout. */
-int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns)
+ * older program) gets the peer timeout, and so does one asleep until rung
+ * (NSHM_BEAT_ON_RING) that the claimant cannot ring. */
+int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns, bool rung)
 {
 	int64_t ns;
 
+	/* An owner asleep until rung beats when rung: elsewhere, rung, it is
+	 * judged over the shortest lapse; not rung, it never beats. */
+	if (h->beat_ms == NSHM_BEAT_ON_RING && !head_same_kernel(h))
+		return rung ? NSHM_LAPSE_MIN_NS : peer_timeout_ns;
 	if (head_same_kernel(h) || h->beat_ms == 0)
 		return peer_timeout_ns;
 	ns = (int64_t)h->beat_ms * 1000000 * NSHM_LAPSE_BEATS;

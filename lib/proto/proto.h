@@ -24,6 +24,12 @@
 #define NSHM_DEFAULT_PEER_TIMEOUT_MS 15000
 #define NSHM_HEARTBEAT_MS 50
 #define NSHM_IDLE_BEAT_MS 500
+/* line_live.beat_ms of an owner that sleeps until rung: idle, with a
+ * doorbell, it beats only when woken (nshm(7), DOORBELLS). A claimant
+ * that can ring it rings and judges it over NSHM_LAPSE_MIN_NS; one that
+ * cannot, as an owner that declared nothing (older programs read the
+ * value so too: the peer timeout). */
+#define NSHM_BEAT_ON_RING 0xffffffffu
 /* A claim whose owner cannot be checked by its pid (another kernel or pid
  * namespace) is dead once its heartbeat has stood still for
  * NSHM_LAPSE_BEATS of the periods the owner declares (line_live.beat_ms),
@@ -127,8 +133,9 @@ void watch_pin(struct peer_watch *w);
 int watch_update(struct peer_watch *w, const struct head_snap *h,
 		 int64_t timeout_ns);
 /* How long the heartbeat of h's owner must stand still before a claimant
- * may take its line over (nshm(7), CLAIMS AND LIVENESS). */
-int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns);
+ * may take its line over (nshm(7), CLAIMS AND LIVENESS); rung: the
+ * claimant rings an owner asleep until rung (NSHM_BEAT_ON_RING). */
+int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns, bool rung);
 /* Nanoseconds the watched heartbeat has stood still. */
 int64_t watch_still_ns(const struct peer_watch *w);
 
@@ -141,15 +148,21 @@ struct claim {
 	pthread_cond_t wake;
 	bool stop;
 	bool running;
-	/* Set by the side's waits: a long wait beats slowly (idle_beat_ms),
-	 * so an idle waiter costs few wake-ups. Relaxed: only a pace. */
-	_Atomic bool idle;
+	/* Set by the side's waits (claim_pace), under lock: a long wait beats
+	 * slowly (idle_beat_ms), so an idle waiter costs few wake-ups; one
+	 * that sleeps until rung beats only when woken (claim_beat). */
+	enum claim_pace { PACE_BUSY, PACE_IDLE, PACE_ON_RING } pace;
 	int idle_beat_ms;
 };
 /* Take line for s (its region and parameters) as role ("sender"). */
 int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role);
 bool claim_held(const struct claim *c);
 void claim_release(struct claim *c);
+/* The heartbeat's pace from now on; PACE_ON_RING declares
+ * NSHM_BEAT_ON_RING and stops the beat thread until the pace changes. */
+void claim_pace(struct claim *c, enum claim_pace pace);
+/* One beat from the caller's thread: a side asleep until rung was woken. */
+void claim_beat(struct claim *c);
 
 /* bell.c: how a side waits for its peer and wakes it: polling the
  * counters, or an interrupt doorbell (r->db) with polling as the floor. */
@@ -166,7 +179,10 @@ struct nshm_bell {
 	const struct line_head *peer;     /* fd bell: whom ring() wakes */
 	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
 	bool idle;                        /* set by wait_until: a long wait */
-	_Atomic bool *idle_flag;          /* the claim's, to slow its beat */
+	bool on_ring;                     /* fd bell: asleep until rung */
+	bool deep;                        /* idle, may sleep until rung (a
+					     receiver's waits: nshm_rx_begin) */
+	struct claim *claim;              /* ours, whose pace the waits set */
 };
 /* A wait this long is idle: the bell sleeps longer, the heartbeat slows. */
 #define NSHM_IDLE_AFTER_NS 2000000000LL
@@ -175,6 +191,8 @@ void bell_init_polling(struct nshm_bell *b);
  * owner ring() wakes (its `bell` field says how). */
 void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 		    const struct line_head *peer);
+/* Whether the owner of h, if it sleeps until rung, can be woken by us. */
+bool bell_reaches(const struct nshm_bell *b, const struct head_snap *h);
 
 /* wait.c: wait for a condition with deadline, cancel and peer checks. */
 /* What a condition says; wait_until returns 0 for WAIT_DONE, WAIT_OTHER

@@ -138,6 +138,8 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	rc = side_begin(&rx->s, r, p, &RX(r->base)->head, &TX(r->base)->head, "receiver");
 	if (rc < 0)
 		return rc;
+	/* Idle, this wait may sleep until rung (bell.c): senders ring. */
+	rx->s.bell.deep = true;
 	announce_ready(rx);
 	rx->s.bell.ring(&rx->s.bell);
 	deadline = p->timeout_ms > 0 ? rx->s.started_ns + p->timeout_ms * 1000000 : 0;

@@ -28,8 +28,8 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 		return side_fail(s, rc, NSHM_R_NONE, "reserved parameter fields are not zero");
 	nshm_bell_init(&s->bell, r, peer);
 	rc = claim_take(&s->claim, s, own, role);
-	/* A long wait slows our heartbeat (wait_until sets the flag). */
-	s->bell.idle_flag = &s->claim.idle;
+	/* A long wait slows our heartbeat (wait_until sets its pace). */
+	s->bell.claim = &s->claim;
 	return rc;
 }
 

@@ -17,6 +17,7 @@ static void side(struct nshm_side_stat *s, const struct head_snap *a,
 	s->same_host = head_same_kernel(b);
 	s->heartbeat = b->heartbeat;
 	s->bell = b->bell;
+	s->asleep = b->beat_ms == NSHM_BEAT_ON_RING;
 	s->alive = !s->claimed ? 0 : a->heartbeat != b->heartbeat ? 1
 		 : a->owner == b->owner ? 0 : -1;
 	s->state = state;
@@ -76,6 +77,15 @@ static uint64_t rate_of(const struct rate *q, uint64_t start_bytes, int64_t elap
 	return (uint64_t)((double)(q->b1 - start_bytes) * 1e9 / (double)elapsed);
 }
 
+/* A side asleep until rung beats when rung: ring it, if we can, so that
+ * its heartbeat moves while we sample. */
+static void wake(struct nshm_region *r, const struct head_snap *h)
+{
+	if (h->owner != 0 && h->beat_ms == NSHM_BEAT_ON_RING && h->bell != 0 &&
+	    r->db.fd >= 0 && r->db.ring)
+		(void)r->db.ring(r, h->bell - 1);
+}
+
 int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 {
 	struct tx_snap t0, t1;
@@ -90,6 +100,8 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	st->size = r->size;
 	snap_tx(r, &t0);
 	snap_rx(r, &x0);
+	wake(r, &t0.head);
+	wake(r, &x0.head);
 	t1 = t0;
 	x1 = x0;
 	start = nshm_now_ns();

@@ -116,6 +116,13 @@ static int cond_ready(void *arg)
 		return WAIT_MORE;
 	if (tx->rx.state != RX_READY || tx->rx.ready == 0 || tx->rx.head.magic == 0)
 		return WAIT_MORE;
+	/* It sleeps until rung: an offer we cannot ring about is never seen. */
+	if (!bell_reaches(&tx->s.bell, &tx->rx.head))
+		return side_fail(&tx->s, -EHOSTUNREACH, NSHM_R_NONE,
+				 "the receiver on %s sleeps until rung and this side has no "
+				 "doorbell to ring it (%s): run this program where it can reach "
+				 "nshm-server's socket, or load the guest module (nshm(7), "
+				 "DOORBELLS)", tx->s.r->path, nshm_region_doorbell(tx->s.r));
 	return WAIT_DONE;
 }
 
@@ -588,11 +595,11 @@ static int await_input(struct nshm_tx *tx, int fd)
 		if (!idle && nshm_now_ns() - start > NSHM_IDLE_AFTER_NS) {
 			/* A long wait: our heartbeat slows too (wait.c's rule). */
 			idle = true;
-			atomic_store_explicit(&tx->s.claim.idle, true, memory_order_relaxed);
+			claim_pace(&tx->s.claim, PACE_IDLE);
 		}
 	}
 	if (idle)
-		atomic_store_explicit(&tx->s.claim.idle, false, memory_order_relaxed);
+		claim_pace(&tx->s.claim, PACE_BUSY);
 	return rc;
 }
 

@@ -7,15 +7,17 @@
 #include "proto.h"
 
 /* A wait that goes on past NSHM_IDLE_AFTER_NS is idle: the bell may sleep
- * longer between looks and the claim's heartbeat slows, so a side that
- * waits for hours costs next to nothing; any result ends it. */
+ * longer between looks (with a doorbell, until rung) and the claim's
+ * heartbeat slows, so a side that waits for hours costs next to nothing;
+ * any result ends it. */
 static void set_idle(struct nshm_bell *b, bool idle)
 {
-	if (b->idle == idle)
+	if (b->idle == idle && !b->on_ring)
 		return;
 	b->idle = idle;
-	if (b->idle_flag)
-		atomic_store_explicit(b->idle_flag, idle, memory_order_relaxed);
+	b->on_ring = false;     /* the bell decides again on its next sleep */
+	if (b->claim)
+		claim_pace(b->claim, idle ? PACE_IDLE : PACE_BUSY);
 }
 
 int wait_until(struct nshm_bell *b, wait_cond cond, void *arg,
