@@ -70,7 +70,7 @@ WINGS     := util doorbell endpoint proto tree
 LIB_SRC   := $(foreach w,$(WINGS),$(wildcard lib/$(w)/*.c))
 LIB_OBJ   := $(LIB_SRC:lib/%.c=$(BUILD)/lib/%.o)
 LIB_PIC   := $(LIB_SRC:lib/%.c=$(BUILD)/pic/%.o)
-CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o
+CLI_OBJ   := $(BUILD)/cmd/cli.o $(BUILD)/cmd/send.o $(BUILD)/cmd/beneath.o $(BUILD)/cmd/fanout.o
 # A program's objects beyond its own and CLI_OBJ.
 MORE_OBJ_nshm-get := $(BUILD)/cmd/serve.o
 LIB_PROGS := nshm-put nshm-get nshm-stat

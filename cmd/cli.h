@@ -19,6 +19,7 @@ enum {
 	EXIT_ENDPOINT = 3,    /* the region cannot be used */
 	EXIT_REFUSED = 4,     /* refused: the destination exists, ... */
 	EXIT_TIMEOUT = 5,     /* no peer appeared within --timeout */
+	EXIT_PARTIAL = 6,     /* nshm-put to several targets: some got it, some not */
 	EXIT_INTERRUPTED = 130,
 };
 
@@ -117,6 +118,6 @@ static inline int cli_open(struct cli *c, const char *endpoint, struct nshm_regi
 
 enum { OPT_TIMEOUT = 256, OPT_PEER_TIMEOUT, OPT_MAP, OPT_JSON, OPT_NAME,
        OPT_SLOTS, OPT_CHUNK, OPT_WATCH_INTERVAL, OPT_SERVE, OPT_ALLOW_PULL,
-       OPT_PULL, OPT_MAX_BYTES, OPT_DIGEST };
+       OPT_PULL, OPT_MAX_BYTES, OPT_DIGEST, OPT_BUFFER };
 
 #endif

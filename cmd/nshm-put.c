@@ -11,18 +11,25 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "send.h"
+#include "fanout.h"
 #include "beneath.h"
 
 static const char usage[] =
 "usage: nshm-put [OPTIONS] FILE... TARGET[:SUBDIR]\n"
+"       nshm-put [OPTIONS] -T TARGET[:SUBDIR] [-T TARGET[:SUBDIR]]... FILE...\n"
 "Send FILE (or - for standard input) through the ivshmem region TARGET.\n"
 "Several FILEs, or a directory, are sent as one archive.\n"
+"Several -T targets get it at once, the source read once.\n"
 "TARGET: NAME (/dev/shm/NAME), a path with '/', pci or pci:DDDD:BB:DD.F\n"
 "SUBDIR: where under its directory the receiver places what arrives\n"
 "\n"
 "  -n, --name NAME         name to offer for standard input (default: stdin)\n"
-"  -t, --to SUBDIR         the same as TARGET:SUBDIR\n"
+"  -t, --to SUBDIR         the same as TARGET:SUBDIR (for every target)\n"
+"  -T, --target TARGET[:SUBDIR]\n"
+"                          send to TARGET (repeat it: several at once); then\n"
+"                          every operand is a FILE\n"
+"      --buffer SIZE       several targets: how far one may fall behind the\n"
+"                          fastest (default 32M)\n"
 "      --slots N           number of slots in the region (default 2)\n"
 "      --chunk SIZE        bytes per slot, e.g. 1M (default: up to 2M, fitted)\n"
 "      --timeout SECONDS   give up if no receiver appears (default: wait)\n"
@@ -32,14 +39,20 @@ CLI_USAGE_TRANSFER_TAIL
 "\n"
 "Exit status: 0 sent and verified, 1 transfer failed, 2 usage error,\n"
 "3 region unusable, 4 refused by the receiver, 5 no receiver in time,\n"
+"6 several targets: not every one got it (a line each says which),\n"
 "130 interrupted.\n";
+
+/* -T taken at most this often: each target is a thread and a region. */
+#define MAX_TARGETS 64
 
 struct put {
 	struct cli cli;
 	const char *name;
-	const char *target;
-	const char *subdir;      /* --to, or TARGET's :SUBDIR */
-	char endpoint[512];      /* TARGET without :SUBDIR */
+	const char *to;          /* --to SUBDIR */
+	const char *targets[MAX_TARGETS]; /* -T, or the last operand */
+	struct fanout_target t[MAX_TARGETS];
+	int ntargets;
+	uint64_t buffer;         /* --buffer */
 	char **files;
 	int nfiles;
 };
@@ -58,9 +71,9 @@ static size_t bdf_len(const char *s)
 /* TARGET[:SUBDIR], scp-like. A PCI address has colons of its own; any
  * other endpoint ends at the first colon (--to takes a SUBDIR for a path
  * with a colon in it). */
-static int split_target(struct put *p)
+static int split_target(struct put *p, struct fanout_target *ft)
 {
-	const char *t = p->target, *colon;
+	const char *t = ft->arg, *colon;
 	size_t len;
 
 	if (strncmp(t, "pci:", 4) == 0 && bdf_len(t + 4))
@@ -68,35 +81,56 @@ static int split_target(struct put *p)
 	else
 		colon = strchr(t, ':');
 	len = colon ? (size_t)(colon - t) : strlen(t);
-	if (len >= sizeof(p->endpoint)) {
+	if (len >= sizeof(ft->endpoint)) {
 		cli_err(&p->cli, "TARGET too long");
 		return EXIT_USAGE;
 	}
-	memcpy(p->endpoint, t, len);
-	p->endpoint[len] = '\0';
-	if (colon && p->subdir) {
+	memcpy(ft->endpoint, t, len);
+	ft->endpoint[len] = '\0';
+	if (colon && p->to) {
 		cli_err(&p->cli, "give SUBDIR once: TARGET:SUBDIR or --to SUBDIR");
 		return EXIT_USAGE;
 	}
-	if (colon)
-		p->subdir = colon + 1;
+	ft->subdir = colon ? colon + 1 : p->to;
 	return 0;
 }
 
 /* A SUBDIR the receiver will refuse is a usage error here, found by the
  * receiver's own rule (beneath_check) with its words. Whether a component
  * is a symbolic link there only the receiver can tell. */
-static int check_subdir(struct put *p)
+static int check_subdir(struct put *p, struct fanout_target *ft)
 {
 	char msg[NSHM_REQ_PATH_MAX + 256];
 
-	if (!p->subdir || !*p->subdir) {
-		p->subdir = NULL;   /* "vm1:" is DIR itself */
+	if (!ft->subdir || !*ft->subdir) {
+		ft->subdir = NULL;   /* "vm1:" is DIR itself */
 		return 0;
 	}
-	if (beneath_check("SUBDIR", p->subdir, false, msg, sizeof(msg)) < 0) {
+	if (beneath_check("SUBDIR", ft->subdir, false, msg, sizeof(msg)) < 0) {
 		cli_err(&p->cli, "%s", msg);
 		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Each TARGET split and checked; one named twice is a usage error (a
+ * region carries one transfer at a time; fanout.c also finds one region
+ * under two names). */
+static int check_targets(struct put *p)
+{
+	for (int i = 0; i < p->ntargets; i++) {
+		struct fanout_target *ft = &p->t[i];
+		int rc;
+
+		ft->arg = p->targets[i];
+		if ((rc = split_target(p, ft)) || (rc = check_subdir(p, ft)))
+			return rc;
+		for (int j = 0; j < i; j++)
+			if (strcmp(p->t[j].endpoint, ft->endpoint) == 0) {
+				cli_err(&p->cli, "target %s is named twice (%s, %s): name each "
+					"target once", ft->endpoint, p->t[j].arg, ft->arg);
+				return EXIT_USAGE;
+			}
 	}
 	return 0;
 }
@@ -106,6 +140,8 @@ static int parse_args(struct put *p, int argc, char **argv)
 	static const struct option longs[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "to", required_argument, NULL, 't' },
+		{ "target", required_argument, NULL, 'T' },
+		{ "buffer", required_argument, NULL, OPT_BUFFER },
 		{ "slots", required_argument, NULL, OPT_SLOTS },
 		{ "chunk", required_argument, NULL, OPT_CHUNK },
 		COMMON_LONG_OPTIONS,
@@ -114,7 +150,7 @@ static int parse_args(struct put *p, int argc, char **argv)
 	uint64_t v;
 	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "n:t:qhV", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "n:t:T:qhV", longs, NULL)) != -1) {
 		rc = cli_common_option(&p->cli, opt, optarg);
 		if (rc < 0)
 			return EXIT_USAGE;
@@ -131,7 +167,22 @@ static int parse_args(struct put *p, int argc, char **argv)
 			p->name = optarg;
 			break;
 		case 't':
-			p->subdir = optarg;
+			p->to = optarg;
+			break;
+		case 'T':
+			if (p->ntargets == MAX_TARGETS) {
+				cli_err(&p->cli, "at most %d targets", MAX_TARGETS);
+				return EXIT_USAGE;
+			}
+			p->targets[p->ntargets++] = optarg;
+			break;
+		case OPT_BUFFER:
+			if (parse_size(optarg, &v) || v < FANOUT_BUFFER_MIN || v > FANOUT_BUFFER_MAX) {
+				cli_err(&p->cli, "bad --buffer '%s': %uM to %uM", optarg,
+					FANOUT_BUFFER_MIN >> 20, FANOUT_BUFFER_MAX >> 20);
+				return EXIT_USAGE;
+			}
+			p->buffer = v;
 			break;
 		case OPT_SLOTS:
 			if (parse_size(optarg, &v) || v < 1 || v > NSHM_MAX_SLOTS) {
@@ -155,20 +206,25 @@ static int parse_args(struct put *p, int argc, char **argv)
 			return cli_std_option(&p->cli, opt, usage);
 		}
 	}
-	if (argc - optind < 2) {
-		cli_err(&p->cli, "need FILE... and TARGET (see --help)");
+	/* With -T every operand is a FILE: "FILE... vm1 vm2" could not tell
+	 * a target from a file of that name. */
+	if (argc - optind < (p->ntargets ? 1 : 2)) {
+		cli_err(&p->cli, p->ntargets ? "need FILE... (see --help)"
+				: "need FILE... and TARGET (see --help)");
 		return EXIT_USAGE;
 	}
 	p->files = argv + optind;
-	p->nfiles = argc - optind - 1;
-	p->target = argv[argc - 1];
-	rc = split_target(p);
-	return rc ? rc : check_subdir(p);
+	p->nfiles = argc - optind;
+	if (!p->ntargets) {
+		p->targets[p->ntargets++] = argv[argc - 1];
+		p->nfiles--;
+	}
+	return check_targets(p);
 }
 
 int main(int argc, char **argv)
 {
-	struct put p = { 0 };
+	static struct put p;
 	struct nshm_region *r = NULL;
 	int rc;
 
@@ -178,12 +234,16 @@ int main(int argc, char **argv)
 		return rc;
 	cli_signals();
 	cli_catch_sigbus(&p.cli, "the region", NULL, NULL);
-	rc = cli_open(&p.cli, p.endpoint, &r);
+	if (p.ntargets > 1)
+		return fanout_send(&p.cli, &(struct send_what){
+			.files = p.files, .nfiles = p.nfiles, .name = p.name },
+			p.t, p.ntargets, p.buffer ? p.buffer : FANOUT_BUFFER_DEFAULT);
+	rc = cli_open(&p.cli, p.t[0].endpoint, &r);
 	if (rc)
 		return rc;
 	rc = send_what(&p.cli, r, &(struct send_what){
 		.files = p.files, .nfiles = p.nfiles, .name = p.name,
-		.request = p.subdir ? NSHM_REQ_PUSH_TO : 0, .path = p.subdir });
+		.request = p.t[0].subdir ? NSHM_REQ_PUSH_TO : 0, .path = p.t[0].subdir });
 	nshm_close(r);
 	return cli_exit_status(rc);
 }

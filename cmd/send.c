@@ -15,8 +15,8 @@
 #include "tree/tree.h"
 
 /* What to offer for one file: its base name, size, mode and mtime. */
-static int describe(const struct send_what *w, const char *file, int fd,
-		    struct nshm_meta *m)
+int send_describe(const struct send_what *w, const char *file, int fd,
+		  struct nshm_meta *m)
 {
 	struct stat st;
 	char *copy;
@@ -84,7 +84,7 @@ static int send_file(struct cli *c, struct nshm_region *r, const struct send_wha
 		cli_err(c, "%s: %s", file, strerror(err));
 		return -err;
 	}
-	rc = describe(w, file, fd, &meta);
+	rc = send_describe(w, file, fd, &meta);
 	if (rc < 0)
 		goto out;
 	cli_set_label(c, meta.name);
@@ -102,7 +102,7 @@ out:
 	return rc;
 }
 
-static bool wants_archive(const struct send_what *w)
+bool send_wants_archive(const struct send_what *w)
 {
 	struct stat st;
 
@@ -114,14 +114,11 @@ static bool wants_archive(const struct send_what *w)
 	       S_ISDIR(st.st_mode);
 }
 
-/* Several files or a directory: one pax stream, extracted on the other side. */
-static int send_tree(struct cli *c, struct nshm_region *r, const struct send_what *w)
+/* The offer of a set of files: its name, the size of its regular files. */
+int send_tree_meta(struct cli *c, const struct send_what *w, struct nshm_meta *meta)
 {
-	struct nshm_tree_stats total, sent;
-	struct nshm_meta meta = { .archive = 1, .mode = 0755, .request = w->request,
-				  .path = w->path };
-	struct nshm_tx *tx = NULL;
-	char extra[96], *copy;
+	struct nshm_tree_stats total;
+	char *copy;
 	int rc;
 
 	for (int i = 0; i < w->nfiles; i++)
@@ -138,15 +135,32 @@ static int send_tree(struct cli *c, struct nshm_region *r, const struct send_wha
 	copy = strdup(w->files[0]);
 	if (!copy)
 		return -ENOMEM;
+	*meta = (struct nshm_meta){ .archive = 1, .mode = 0755, .request = w->request,
+				    .path = w->path };
 	if (w->name)
-		snprintf(meta.name, sizeof(meta.name), "%s", w->name);
+		snprintf(meta->name, sizeof(meta->name), "%s", w->name);
 	else if (w->nfiles == 1)
-		snprintf(meta.name, sizeof(meta.name), "%s", basename(copy));
+		snprintf(meta->name, sizeof(meta->name), "%s", basename(copy));
 	else
-		snprintf(meta.name, sizeof(meta.name), "%d-items", w->nfiles);
+		snprintf(meta->name, sizeof(meta->name), "%d-items", w->nfiles);
 	free(copy);
-	meta.size = total.bytes;
-	meta.mtime_sec = time(NULL);
+	meta->size = total.bytes;
+	meta->mtime_sec = time(NULL);
+	return 0;
+}
+
+/* Several files or a directory: one pax stream, extracted on the other side. */
+static int send_tree(struct cli *c, struct nshm_region *r, const struct send_what *w)
+{
+	struct nshm_tree_stats sent;
+	struct nshm_meta meta;
+	struct nshm_tx *tx = NULL;
+	char extra[96];
+	int rc;
+
+	rc = send_tree_meta(c, w, &meta);
+	if (rc < 0)
+		return rc;
 	rc = nshm_tx_begin(r, &meta, &c->params, &tx);
 	if (rc == 0) {
 		c->start_ns = cli_now_ns();
@@ -163,5 +177,5 @@ static int send_tree(struct cli *c, struct nshm_region *r, const struct send_wha
 
 int send_what(struct cli *c, struct nshm_region *r, const struct send_what *w)
 {
-	return wants_archive(w) ? send_tree(c, r, w) : send_file(c, r, w);
+	return send_wants_archive(w) ? send_tree(c, r, w) : send_file(c, r, w);
 }

@@ -21,4 +21,11 @@ struct send_what {
  * Failures are reported on stderr through c. */
 int send_what(struct cli *c, struct nshm_region *r, const struct send_what *w);
 
+/* The pieces fan-out (fanout.c) shares: what to offer for one file (fd
+ * open on it), or for a set of files; whether w is a set. */
+int send_describe(const struct send_what *w, const char *file, int fd,
+		  struct nshm_meta *m);
+int send_tree_meta(struct cli *c, const struct send_what *w, struct nshm_meta *meta);
+bool send_wants_archive(const struct send_what *w);
+
 #endif

@@ -32,9 +32,11 @@ end
 # The operands before the word being completed: FILE... TARGET.
 function __nshm_put_operands
     set -l argv (commandline -opc)[2..-1]
-    argparse -i 'n/name=' 't/to=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' 'digest=' \
+    argparse -i 'n/name=' 't/to=' 'T/target=+' 'buffer=' 'slots=' 'chunk=' 'timeout=' 'peer-timeout=' 'map=' 'digest=' \
         'q/quiet' 'json' 'h/help' 'V/version' -- $argv 2>/dev/null
     or return 0
+    # With -T every operand is a FILE.
+    set -q _flag_target; and return 0
     count $argv
 end
 
@@ -46,6 +48,8 @@ end
 
 complete -c nshm-put -s n -l name -x -d 'Name to offer for standard input'
 complete -c nshm-put -s t -l to -x -d 'Place the files under SUBDIR of the receiver''s directory'
+complete -c nshm-put -s T -l target -x -a '(__nshm_endpoints)' -d 'Send to TARGET (repeat it: several at once)'
+complete -c nshm-put -l buffer -x -d 'Several targets: how far one may fall behind (e.g. 32M)'
 complete -c nshm-put -l slots -x -d 'Number of slots in the region'
 complete -c nshm-put -l chunk -x -d 'Bytes per slot, e.g. 1M'
 complete -c nshm-put -l timeout -x -d 'Give up if no receiver appears (seconds)'

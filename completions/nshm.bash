@@ -101,8 +101,8 @@ _nshm()
 	local opts args
 	case $prog in
 	nshm-put)
-		opts='-n --name -t --to --slots --chunk --timeout --peer-timeout --map --digest -q --quiet --json -h --help -V --version'
-		args='-n --name -t --to --slots --chunk --timeout --peer-timeout --map'
+		opts='-n --name -t --to -T --target --buffer --slots --chunk --timeout --peer-timeout --map --digest -q --quiet --json -h --help -V --version'
+		args='-n --name -t --to -T --target --buffer --slots --chunk --timeout --peer-timeout --map'
 		;;
 	nshm-get)
 		opts='-s --source -f --force -p --preserve-owner --max-bytes --serve --allow-pull --pull --timeout --peer-timeout --map --digest -q --quiet --json -h --help -V --version'
@@ -130,6 +130,9 @@ _nshm()
 		# nshm-server's -s is --size.
 		[[ $prog == nshm-server ]] || _nshm_endpoints "$cur"
 		;;
+	-T | --target)
+		_nshm_endpoints "$cur"
+		;;
 	--socket)
 		_nshm_files "$cur"
 		;;
@@ -149,7 +152,7 @@ _nshm()
 		;;
 	--size)
 		;;
-	-n | --name | -t | --to | --max-bytes | --vectors | --slots | --chunk | --timeout | \
+	-n | --name | -t | --to | --buffer | --max-bytes | --vectors | --slots | --chunk | --timeout | \
 		--peer-timeout | -i | --interval)
 		;;
 	*)
@@ -162,9 +165,10 @@ _nshm()
 	fi
 
 	# Count the operands before this word (skipping option arguments).
-	local n=0 skip= dashdash=
+	local n=0 skip= dashdash= targets=
 	for ((i = 1; i < cword; i++)); do
 		w=${words[i]}
+		[[ -z $dashdash && ( $w == -T || $w == --target ) ]] && targets=1
 		if [[ -n $skip ]]; then
 			skip=
 			[[ $w == = ]] && skip=1
@@ -188,9 +192,9 @@ _nshm()
 	case $prog in
 	nshm-put)
 		# FILE... TARGET: the first operand is a file; any later one
-		# may be the target.
+		# may be the target. With -T every operand is a file.
 		_nshm_files "$cur"
-		((n >= 1)) && _nshm_endpoints "$cur"
+		((n >= 1)) && [[ -z $targets ]] && _nshm_endpoints "$cur"
 		;;
 	nshm-get)
 		((n == 0)) && _nshm_files "$cur"

@@ -23,7 +23,7 @@ mk() {
 
 @test "config: ISA-L off then on rebuilds every object, and each binary runs the CRC it was built with" {
 	local b=$T/b objs
-	objs=$(ls "$ROOT"/lib/*/*.c "$ROOT"/cmd/nshm-put.c "$ROOT"/cmd/nshm-get.c "$ROOT"/cmd/serve.c "$ROOT"/cmd/cli.c "$ROOT"/cmd/send.c "$ROOT"/cmd/beneath.c | wc -l)
+	objs=$(ls "$ROOT"/lib/*/*.c "$ROOT"/cmd/nshm-put.c "$ROOT"/cmd/nshm-get.c "$ROOT"/cmd/serve.c "$ROOT"/cmd/cli.c "$ROOT"/cmd/send.c "$ROOT"/cmd/beneath.c "$ROOT"/cmd/fanout.c | wc -l)
 
 	mk "$b" WITH_ISAL=no "$b/nshm-put" "$b/nshm-get"
 	grep -qx 'HAVE_ISAL=no' "$b/config.mk"

@@ -257,6 +257,13 @@ struct side *tx_side(struct nshm_tx *tx);
 struct side *rx_side(struct nshm_rx *rx);
 /* The receiver has accepted or refused the offer. */
 bool rx_answered(const struct nshm_rx *rx);
+/* tx.c: a sender without a region, for one reader feeding many regions
+ * (nshm-put's fan-out): what nshm_tx_write, nshm_tx_from_fd and
+ * nshm_tx_tree send goes to sink, and its failure (< 0) is theirs; len 0
+ * only asks whether the stream is still wanted. nshm_tx_close frees it. */
+typedef int (*tx_sink_fn)(void *arg, const void *buf, size_t len);
+int tx_open_sink(const struct nshm_meta *meta, const struct nshm_params *p,
+		 tx_sink_fn sink, void *arg, struct nshm_tx **out);
 
 /* Stores to the region: STORE for fields a later PUBLISH covers; PUBLISH
  * (release) makes everything stored before it visible to a peer that

@@ -39,6 +39,8 @@ struct nshm_tx {
 	bool archive;                 /* offered a set of files */
 	bool said_retry;              /* "went away without answering" said */
 	bool ended, done;
+	tx_sink_fn sink;              /* no region: the stream goes here */
+	void *sink_arg;
 };
 
 #define TXL(tx) TX((tx)->s.r->base)
@@ -295,6 +297,36 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		if (pause_ns < RETRY_PAUSE_MAX_NS)
 			pause_ns *= 2;
 	}
+}
+
+int tx_open_sink(const struct nshm_meta *meta, const struct nshm_params *p,
+		 tx_sink_fn sink, void *arg, struct nshm_tx **out)
+{
+	struct nshm_tx *tx = calloc(1, sizeof(*tx));
+
+	*out = tx;
+	if (!tx)
+		return -ENOMEM;
+	tx->s.p = *p;
+	tx->total = meta->size_known ? meta->size : 0;
+	tx->size_known = meta->size_known;
+	tx->archive = meta->archive;
+	tx->sink = sink;
+	tx->sink_arg = arg;
+	return 0;
+}
+
+/* A sink's word is final: its failure is the stream's. len 0 asks only
+ * whether anyone still wants the stream (an input that waits). */
+static int to_sink(struct nshm_tx *tx, const void *buf, size_t len)
+{
+	int rc = tx->sink(tx->sink_arg, buf, len);
+
+	if (rc < 0)
+		return side_fail(&tx->s, rc, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO,
+				 "%s", nshm_strerror(rc));
+	tx->s.bytes += len;
+	return 0;
 }
 
 int nshm_tx_begin(struct nshm_region *r, const struct nshm_meta *meta,
@@ -589,7 +621,7 @@ static int await_input(struct nshm_tx *tx, int fd)
 			rc = side_fail(&tx->s, -ECANCELED, NSHM_R_CANCELED, "interrupted");
 			break;
 		}
-		rc = check_session(tx);
+		rc = tx->sink ? to_sink(tx, NULL, 0) : check_session(tx);
 		if (rc < 0)
 			break;
 		if (!idle && nshm_now_ns() - start > NSHM_IDLE_AFTER_NS) {
@@ -663,6 +695,8 @@ int nshm_tx_write(struct nshm_tx *tx, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 
+	if (tx->sink)
+		return to_sink(tx, buf, len);
 	while (len > 0) {
 		size_t n;
 		int rc = wait_slot(tx);
