@@ -231,6 +231,45 @@ def cpu_table(results, how):
     return "\n".join(lines)
 
 
+def load_idle(path):
+    """idle.tsv: setting, method, window seconds, CPU ns, context switches
+    of each resident receiver measured while it waited for a sender."""
+    rows = []
+    if path and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                setting, method, secs, cpu_ns, switches = line.rstrip("\n").split("\t")
+                secs = float(secs)
+                rows.append(OrderedDict(setting=setting, method=method, window_s=secs,
+                                        cpu_ms=sig(int(cpu_ns) / 1e6, 3),
+                                        cpu_pct=sig(int(cpu_ns) / 1e9 / secs * 100, 2),
+                                        wakeups_per_s=sig(int(switches) / secs, 3)))
+    return rows
+
+
+def idle_table(idle, how):
+    """The residents' idle cost, per setting, in the table's method order."""
+    if not idle:
+        return ""
+    out = ["## Idle residents", "",
+           "A resident receiver waiting for the next sender, measured over "
+           f"{idle[0]['window_s']:g} s once it had waited 3 s (a wait is idle after 2 s): "
+           "CPU time of all its threads (`/proc/PID/task/*/schedstat`) and their context "
+           "switches, voluntary and not (`/proc/PID/task/*/status`), each a wake-up or a "
+           "preemption.", "",
+           "| setting | method | CPU (ms) | % of a core | wake-ups/s |", "|---|---|---:|---:|---:|"]
+    order = {}
+    for setting, methods in how.items():
+        for i, m in enumerate(methods):
+            order[(setting, m)] = i
+    for r in sorted(idle, key=lambda r: (r["setting"], order.get((r["setting"], r["method"]), 99))):
+        out.append(f"| {r['setting']} | {r['method']} | {num(r['cpu_ms'])} | "
+                   f"{num(r['cpu_pct'])} | {num(r['wakeups_per_s'])} |")
+    return "\n".join(out) + "\n"
+
+
 def write_csv(results, path):
     cols = ["setting", "method", "case", "kind", "bytes", "files", "runs", "verified_runs",
             "status", "median_s", "min_s", "max_s", "unit", "median", "min", "max",
@@ -243,7 +282,7 @@ def write_csv(results, path):
                         for c in cols])
 
 
-def write_json(f, meta, how, results):
+def write_json(f, meta, how, results, idle=()):
     """results: setting -> method -> case -> figures; one method a line, so
     that it reads and diffs well and stays a few KB when committed.  value
     is [median, min, max] in unit (seconds are in results.csv)."""
@@ -272,7 +311,9 @@ def write_json(f, meta, how, results):
             out.append(f"   {json.dumps(m)}: {json.dumps(cases, ensure_ascii=False)}"
                        + ("," if j < len(items) - 1 else ""))
         out.append("  }" + ("," if i < len(settings) - 1 else ""))
-    out.append("}}")
+    out.append("}" + (',' if idle else "}"))
+    if idle:
+        out.append(' "idle": ' + json.dumps(list(idle), ensure_ascii=False) + "}")
     f.write("\n".join(out) + "\n")
 
 
@@ -465,6 +506,7 @@ def main():
     ap.add_argument("--meta", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--results-md")
+    ap.add_argument("--idle", help="idle.tsv of bench/run's idle_cost")
     a = ap.parse_args()
 
     with open(a.samples, newline="", encoding="utf-8") as f:
@@ -479,13 +521,16 @@ def main():
                     if any(r["setting"] == st and "host_cpu_s_per_gib" in r for r in results)]
     if cpu_settings:
         table_md += "\n" + cpu_md
+    idle = load_idle(a.idle)
+    if idle:
+        table_md += "\n" + idle_table(idle, how)
 
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "table.md"), "w", encoding="utf-8") as f:
         f.write(table_md)
     write_csv(results, os.path.join(a.out, "results.csv"))
     with open(os.path.join(a.out, "results.json"), "w", encoding="utf-8") as f:
-        write_json(f, meta, how, results)
+        write_json(f, meta, how, results, idle)
     for old in os.listdir(a.out):  # a chart of a setting not run this time is stale
         if old.startswith("chart") and old.endswith(".png"):
             os.remove(os.path.join(a.out, old))

@@ -312,7 +312,9 @@ static void *ringer_main(void *arg)
 
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	pthread_mutex_lock(&c->ring_lock);
-	while (!c->ringer_stop) {
+	/* Rings asked before the stop still go out (a program's last word:
+	 * its peer may be asleep until rung); stop_ringer bounds this. */
+	while (!c->ringer_stop || c->nring > 0) {
 		uint32_t id;
 
 		if (c->nring == 0) {
@@ -345,16 +347,32 @@ static int start_ringer(struct ivclient *c)
 	return -rc;
 }
 
+/* A ringer that is not stuck in a write stops on its own at once; only
+ * one that is (it lost the race for a full counter) is cancelled. Not
+ * cancelled every time: glibc loads libgcc_s for a cancellation, about a
+ * millisecond at every program's exit. */
+#define RINGER_STOP_NS 50000000L
+
 static void stop_ringer(struct ivclient *c)
 {
+	struct timespec until;
+
 	if (!c->ringer_on)
 		return;
 	pthread_mutex_lock(&c->ring_lock);
 	c->ringer_stop = true;
 	pthread_cond_signal(&c->ring_cond);
 	pthread_mutex_unlock(&c->ring_lock);
-	pthread_cancel(c->ringer);      /* a write that lost the race ends here */
-	pthread_join(c->ringer, NULL);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += RINGER_STOP_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_timedjoin_np(c->ringer, NULL, &until) != 0) {
+		pthread_cancel(c->ringer);   /* a write that lost the race ends here */
+		pthread_join(c->ringer, NULL);
+	}
 	c->ringer_on = false;
 }
 

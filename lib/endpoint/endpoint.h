@@ -20,6 +20,11 @@ struct nshm_region {
 	char path[256];
 	char mapping[160];     /* for nshm-stat: cache type and how it was mapped */
 	struct nshm_doorbell db;
+	/* A receiver's chunk buffer, kept between transfers while the region
+	 * stays open (a resident's next transfer finds its pages touched):
+	 * lib/proto/rx.c takes it and gives it back; nshm_close frees it. */
+	void *spare_buf;
+	size_t spare_len;
 };
 
 /* Value of owner_id.bell for this region: our peer ID + 1, 0 without a

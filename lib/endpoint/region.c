@@ -278,6 +278,7 @@ void nshm_close(struct nshm_region *r)
 	if (r->db.close)
 		r->db.close(r);
 	munmap(r->base, r->size);
+	free(r->spare_buf);
 	free(r);
 }
 

@@ -29,6 +29,7 @@ struct nshm_rx {
 	uint32_t nslots, chunk;
 	uint64_t k;                   /* next chunk to take */
 	unsigned char *buf;           /* private copy of one chunk */
+	size_t buf_len;               /* its size (>= chunk: a kept one) */
 	bool accepted, ended, completed;
 	char req_path[NSHM_REQ_PATH_MAX + 1];  /* meta.path of a request */
 };
@@ -90,6 +91,44 @@ static int take_request(struct nshm_rx *rx, struct nshm_meta *meta)
 	return 0;
 }
 
+/* A chunk's private buffer: the one the region kept from the last
+ * transfer if it is large enough (its pages are touched already: a fresh
+ * 2 MiB costs milliseconds of page faults in a VM), else a new one. */
+static int take_buffer(struct nshm_rx *rx)
+{
+	struct nshm_region *r = rx->s.r;
+
+	if (r->spare_buf && r->spare_len >= rx->chunk) {
+		rx->buf = r->spare_buf;
+		rx->buf_len = r->spare_len;
+		r->spare_buf = NULL;
+		return 0;
+	}
+	if (posix_memalign((void **)&rx->buf, 4096, rx->chunk) != 0) {
+		rx->buf = NULL;
+		return -ENOMEM;
+	}
+	rx->buf_len = rx->chunk;
+	return 0;
+}
+
+/* Kept for the region's next transfer, the larger one if there are two. */
+static void give_buffer(struct nshm_rx *rx)
+{
+	struct nshm_region *r = rx->s.r;
+
+	if (!rx->buf)
+		return;
+	if (r->spare_buf && r->spare_len >= rx->buf_len) {
+		free(rx->buf);
+	} else {
+		free(r->spare_buf);
+		r->spare_buf = rx->buf;
+		r->spare_len = rx->buf_len;
+	}
+	rx->buf = NULL;
+}
+
 static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 {
 	struct offer_snap o;
@@ -115,8 +154,7 @@ static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 	rx->nslots = rx->tx.nslots;
 	rx->chunk = rx->tx.chunk;
 	rx->meta = *meta;
-	if (posix_memalign((void **)&rx->buf, 4096, rx->chunk) != 0) {
-		rx->buf = NULL;
+	if (take_buffer(rx) < 0) {
 		nshm_rx_refuse(rx, NSHM_R_IO);
 		return -ENOMEM;
 	}
@@ -471,7 +509,7 @@ void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 		await_seen(rx);
 	}
 	claim_release(&rx->s.claim);
-	free(rx->buf);
+	give_buffer(rx);
 	free(rx);
 }
 
