@@ -30,7 +30,7 @@
 # after boot); on the host, the method's processes, the servers and QEMU's
 # threads other than its vCPUs (see "CPU" in bench/run).
 
-VM_METHODS=(nshm netcat scp scp-aes128gcm hpnscp hpnscp-none curl 9p 9p-msize512k virtiofs qemu-ga virtio-serial cp)
+VM_METHODS=(nshm nshm-resident nshm-resident-bell nshm-resident-kmod netcat scp scp-aes128gcm hpnscp hpnscp-none curl 9p 9p-msize512k virtiofs qemu-ga virtio-serial cp)
 # A subset, comma-separated, to measure one change quickly (a full run is
 # what RESULTS.md shows).
 [[ -n ${NSHM_BENCH_VM_METHODS:-} ]] && IFS=, read -ra VM_METHODS <<<"$NSHM_BENCH_VM_METHODS"
@@ -50,6 +50,20 @@ VM_NC_PORT=5900
 G_SRC=/tmp/b/src
 G_DST=/tmp/b/dst
 
+# The guest residents (nshm-get --serve), each on an ivshmem device of its own
+# at a fixed PCI address, each serving into /tmp/b/res-METHOD:
+#   nshm-resident       ivshmem-plain (00:10.0): polls (sysfs resource2)
+#   nshm-resident-bell  ivshmem-doorbell served by the host's nshm-server
+#                       (00:11.0), the guest without the module: it polls, the
+#                       host's nshm-put has eventfds
+#   nshm-resident-kmod  the same device once the guest module (kmod/) is
+#                       loaded: write-back mapping and MSI-X interrupts, asleep
+#                       until rung while idle (measured after the others, as
+#                       the module binds every ivshmem device)
+# The nshm row's own ivshmem-plain is the third device.
+G_RES_BDF=0000:00:10.0
+G_BELL_BDF=0000:00:11.0
+
 # Before bench/run enters its network namespace (apt needs the network):
 # QEMU and friends, and the guest kernel and modules into the harness's cache.
 vm_prepare() {
@@ -67,6 +81,14 @@ vm_prepare() {
 		vm_kernel_modules "$kdir" $VM_MODULES >/dev/null || exit 1
 		vm_kernel_image "$kdir" >/dev/null
 	) || log "vm: could not prepare QEMU or the guest kernel; the vm setting will fail"
+	# nshm.ko against the guest kernel's headers (apt, before the namespace).
+	local ko
+	# shellcheck source=../tests/vm/lib.sh
+	if ko=$(set +eEu; trap - ERR; . "$lib" && vm__kmod 2>&1); then
+		export NSHM_BENCH_KO=${ko##*$'\n'}
+	else
+		log "vm: no nshm.ko: ${ko##*$'\n'}; nshm-resident-kmod will fail"
+	fi
 	# qemu-ga for the guest, from Debian's package (not installed on the host).
 	local qga
 	if qga=$(set +eEu; trap - ERR; . "$lib" && vm_deb_file qemu-guest-agent /usr/sbin/qemu-ga 2>&1); then
@@ -75,6 +97,23 @@ vm_prepare() {
 		log "vm: no qemu-ga: ${qga##*$'\n'}; qemu-ga will fail"
 	fi
 	return 0
+}
+
+# vm__kmod: print nshm.ko built against the guest kernel's headers, in the
+# VM cache (built again when kmod/ changed). Needs lib.sh sourced.
+vm__kmod() {
+	local kdir base hdr out f
+	kdir=$(vm_kernel_dir) || return 1
+	base=$(basename "$kdir")
+	hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
+	out=$(vm_cache_dir)/bench-kmod-${base%%_*}
+	mkdir -p "$out"
+	for f in nshm.c nshm_uapi.h Kbuild Makefile; do
+		cmp -s "$ROOT/kmod/$f" "$out/$f" || { cp "$ROOT/kmod/$f" "$out/$f"; rm -f "$out/nshm.ko"; }
+	done
+	[[ -f $out/nshm.ko ]] || make -C "$out" KDIR="$hdr" >"$out/build.log" 2>&1 ||
+		{ tail -n 5 "$out/build.log" >&2; return 1; }
+	printf '%s\n' "$out/nshm.ko"
 }
 
 vm_bench() {
@@ -107,7 +146,7 @@ vm__main() {
 	# Only this subshell cleans up: a background child that dies (bash runs
 	# the EXIT trap in forked children too) must not take the guest with it.
 	VM_MAIN_PID=$BASHPID
-	trap '[[ $BASHPID == "$VM_MAIN_PID" ]] && { vm_cleanup; [[ -n ${VFSD_PID:-} ]] && kill "$VFSD_PID" 2>/dev/null; }' EXIT
+	trap '[[ $BASHPID == "$VM_MAIN_PID" ]] && { vm_cleanup; [[ -n ${VFSD_PID:-} ]] && kill "$VFSD_PID" 2>/dev/null; [[ -n ${BELL_SRV_PID:-} ]] && kill "$BELL_SRV_PID" 2>/dev/null; }' EXIT
 	if [[ -z ${SCP:-} ]]; then # set by start_sshd in the host setting
 		SCP=scp
 		command -v hpnscp >/dev/null && SCP=hpnscp
@@ -126,11 +165,26 @@ vm__main() {
 	((VM_RUNS > RUNS)) && VM_RUNS=$RUNS
 	echo "$VM_RUNS" >"$WORK/vm-runs"
 	vm__boot || return 1
+	# Every method but the module's, which is measured after them.
+	VM_CASE_METHODS=()
+	for s in "${VM_METHODS[@]}"; do [[ $s == nshm-resident-kmod ]] || VM_CASE_METHODS+=("$s"); done
+	vm__sizes "${sizes[@]}"
+	vm__idle nshm-resident nshm-resident-bell
+	if [[ " ${VM_METHODS[*]} " == *" nshm-resident-kmod "* ]] && vm__kmod_resident; then
+		VM_CASE_METHODS=(nshm-resident-kmod)
+		vm__sizes "${sizes[@]}"
+		vm__idle nshm-resident-kmod
+	fi
+	vm_shutdown "$VM"
+	return 0
+}
+
+vm__sizes() { # BYTES...: every case of VM_CASE_METHODS
 	local bytes name case expected
-	for bytes in "${sizes[@]}"; do
+	for bytes in "$@"; do
 		case=$(human "$bytes")
 		name=v$bytes.bin
-		log "vm: $case x $VM_RUNS runs"
+		log "vm: $case x $VM_RUNS runs (${VM_CASE_METHODS[*]})"
 		"$BIN/mkdata" "$bytes" "$bytes" >"$WORK/src/$name"
 		expected=$(crc32_file "$WORK/src/$name")
 		# The same generator and seed in the guest: its copy is identical,
@@ -142,8 +196,71 @@ vm__main() {
 		vm_exec "$VM" 30 "rm -f $G_SRC/$name" >/dev/null
 		rm -f "$WORK/src/$name"
 	done
-	vm_shutdown "$VM"
-	return 0
+}
+
+# The host's nshm-server for the doorbell device (it makes the memory).
+NSHM_RUN=/run/nshm
+vm__bell_server() {
+	local i
+	[[ -x $NSHM_SERVER ]] || { log "vm: no $NSHM_SERVER"; return 1; }
+	mkdir -p "$NSHM_RUN"
+	printf '%s\n' "$SHM_BELL" >>"$VM_RUN/shm.list"
+	rm -f "/dev/shm/$SHM_BELL"
+	server "$NSHM_SERVER" --size "$VM_REGION" "$SHM_BELL" >"$WORK/vm-nshm-server.log" 2>&1
+	BELL_SRV_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		grep -q '^serving ' "$WORK/vm-nshm-server.log" && return 0
+		sleep 0.05
+	done
+	log "vm: nshm-server did not come up: $(cat "$WORK/vm-nshm-server.log")"
+	return 1
+}
+
+vm__res_bdf() { # METHOD: the guest device its resident serves on
+	case $1 in nshm-resident) echo "$G_RES_BDF" ;; *) echo "$G_BELL_BDF" ;; esac
+}
+
+# vm__residents METHOD...: start each guest resident (a job that never
+# ends; its pid in /tmp/res-METHOD.pid) and wait until its line is ready.
+vm__residents() {
+	local m bdf i
+	for m in "$@"; do
+		[[ " ${VM_METHODS[*]} " == *" $m "* ]] || continue
+		bdf=$(vm__res_bdf "$m")
+		vm_start "$VM" "mkdir -p /tmp/b/res-$m; nshm-get -q -f --serve -s pci:$bdf /tmp/b/res-$m 2>/tmp/res-$m.err & echo \$! >/tmp/res-$m.pid; wait" >/dev/null
+		for ((i = 0; i < 60; i++)); do
+			vm_exec "$VM" 30 "nshm-stat pci:$bdf | grep -q '^receiver  ready'" >/dev/null 2>&1 && break
+			sleep 0.2
+		done
+		vm_exec "$VM" 30 "echo '$m:'; nshm-stat pci:$bdf; cat /tmp/res-$m.err" >>"$WORK/resident.log" 2>&1
+	done
+}
+
+# The guest module: loaded (it binds every ivshmem device), the doorbell
+# resident stopped and the module's one started on the same device.
+vm__kmod_resident() {
+	local out
+	out=$(vm_exec "$VM" 60 "insmod /lib/nshm.ko && ls /dev/nshm*" 2>&1) ||
+		{ log "vm: insmod nshm.ko failed: $out"; return 1; }
+	vm_exec "$VM" 30 "kill \$(cat /tmp/res-nshm-resident-bell.pid)" >/dev/null 2>&1
+	vm__residents nshm-resident-kmod
+	out=$(vm_exec "$VM" 30 "nshm-stat pci:$G_BELL_BDF | sed -n 's/^mapping *\(.*\)/mapping \1,/p; s/^doorbell *\(.*\)/doorbell \1,/p'" 2>/dev/null | tr '\n' ' ')
+	out=${out%, }
+	echo "${out%,}" >"$WORK/vm-kmod-note"
+}
+
+# vm__idle METHOD...: each guest resident's cost while it waits, over
+# IDLE_WINDOW_S once it has waited IDLE_AFTER_S: the guest's CPU time of all
+# its threads (schedstat, ns) and their context switches, into idle.tsv.
+vm__idle() {
+	local m names='' out
+	for m in "$@"; do [[ " ${VM_METHODS[*]} " == *" $m "* ]] && names+=" $m"; done
+	[[ -n $names ]] || return 0
+	log "vm: residents idle, ${IDLE_WINDOW_S} s:$names"
+	# shellcheck disable=SC2016 # the guest's shell expands these
+	local cost='c=$(cat /proc/$p/task/*/schedstat | awk "{ s += \$1 } END { printf \"%d\", s }"); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { s += \$2 } END { print s }")'
+	out=$(vm_exec "$VM" $((IDLE_AFTER_S + IDLE_WINDOW_S + 60)) "sleep $IDLE_AFTER_S; for m in$names; do p=\$(cat /tmp/res-\$m.pid); $cost; echo \$m \$c \$w; done; sleep $IDLE_WINDOW_S; for m in$names; do p=\$(cat /tmp/res-\$m.pid); $cost; echo \$m \$c \$w; done" 2>>"$WORK/methods.log")
+	awk -v s="$IDLE_WINDOW_S" '{ if ($1 in c) printf "vm\t%s\t%s\t%d\t%d\n", $1, s, $2 - c[$1], $3 - w[$1]; else { c[$1] = $2; w[$1] = $3 } }' <<<"$out" >>"$WORK/idle.tsv"
 }
 
 # Everything a guest needs for every method, in one boot.
@@ -161,6 +278,7 @@ vm__boot() {
 		done
 	fi
 	# shellcheck disable=SC2086 # two paths without spaces
+	[[ -n ${NSHM_BENCH_KO:-} && -f $NSHM_BENCH_KO ]] && extra_progs+=("$NSHM_BENCH_KO=/lib/nshm.ko")
 	vm_initramfs "$VM_RUN/guest.cpio" -m "$VM_MODULES" \
 		$progs "$BIN/mkdata" "$BIN/curl-get" /usr/sbin/sshd "$sftp" "${extra_progs[@]}" || return 1
 
@@ -201,6 +319,12 @@ vm__boot() {
 
 	SHM=$(vm_shm_name bench)
 	vm_shm_create "$SHM" "$VM_REGION" || return 1
+	# The residents' devices: a plain one, and a doorbell one that the
+	# host's nshm-server serves (it makes that memory itself).
+	SHM_RES=$(vm_shm_name res)
+	vm_shm_create "$SHM_RES" "$VM_REGION" || return 1
+	SHM_BELL=$(vm_shm_name bell)
+	vm__bell_server || return 1
 
 	# virtiofsd serves one guest and exits when it disconnects.
 	local sock=$VM_RUN/vfs.sock
@@ -230,6 +354,10 @@ vm__boot() {
 		-device virtserialport,chardev=qga,name=org.qemu.guest_agent.0
 		-chardev "socket,id=vsp,path=$VM_RUN/vsp.sock,server=on,wait=off"
 		-device virtserialport,chardev=vsp,name=nshm.bench
+		-object "memory-backend-file,id=hres,size=$VM_REGION,mem-path=/dev/shm/$SHM_RES,share=on"
+		-device "ivshmem-plain,memdev=hres,addr=${G_RES_BDF#0000:00:}"
+		-chardev "socket,path=$NSHM_RUN/$SHM_BELL.sock,id=ivs"
+		-device "ivshmem-doorbell,chardev=ivs,vectors=2,addr=${G_BELL_BDF#0000:00:}"
 	)
 	VM=$(vm_boot bench --shm "$SHM" "$VM_REGION" -- "${extra[@]}") || return 1
 	VM_ACCEL=$(vm_accel)
@@ -256,6 +384,9 @@ true"
 	[[ -n $out ]] && printf 'vm setup: %s\n' "$out" >>"$WORK/methods.log"
 	QEMU_PID=$(cat "$VM/qemu.pid")
 	log "vm: booted ($VM_ACCEL)"
+	G_BDF=$(vm_exec "$VM" 30 "for d in /sys/bus/pci/devices/*; do [ \$(cat \$d/device) = 0x1110 ] && [ \${d##*/} != $G_RES_BDF ] && [ \${d##*/} != $G_BELL_BDF ] && echo \${d##*/}; done" 2>/dev/null | head -1)
+	[[ -n $G_BDF ]] || log "vm: the nshm row's device was not found; nshm will fail"
+	vm__residents nshm-resident nshm-resident-bell
 	vm__baseline
 	local cpu_model bar2
 	cpu_model=$(vm_exec "$VM" 30 "grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'" 2>/dev/null)
@@ -271,7 +402,7 @@ true"
 # debugfs), read while nshm-stat has it mapped.
 vm__bar2_type() {
 	local cmd out
-	cmd="for x in /sys/bus/pci/devices/*; do [ \"\$(cat \$x/device)\" = 0x1110 ] && d=\$x; done; a=\$(sed -n 3p \$d/resource | cut -d' ' -f1); (timeout 5 nshm-stat -w -i 1 pci >/dev/null 2>&1 &); sleep 2; f=/sys/kernel/debug/x86/pat_memtype_list; if [ -r \$f ]; then grep -m1 \"\$a\" \$f || echo \"BAR2 \$a not in \$f\"; else echo \"no \$f (PAT off?)\"; fi"
+	cmd="d=/sys/bus/pci/devices/$G_BDF; a=\$(sed -n 3p \$d/resource | cut -d' ' -f1); (timeout 5 nshm-stat -w -i 1 pci:$G_BDF >/dev/null 2>&1 &); sleep 2; f=/sys/kernel/debug/x86/pat_memtype_list; if [ -r \$f ]; then grep -m1 \"\$a\" \$f || echo \"BAR2 \$a not in \$f\"; else echo \"no \$f (PAT off?)\"; fi"
 	out=$(vm_exec "$VM" 30 "$cmd" 2>&1) || out="probe failed: $out"
 	# "PAT: [mem 0x...-0x...] uncached-minus" -> "uncached-minus ([mem ...])"
 	if [[ $out =~ \[mem\ ([^]]*)\]\ (.*)$ ]]; then
@@ -357,8 +488,12 @@ vm__one() { # METHOD NAME BYTES: one timed transfer into $G_DST; returns its sta
 	case $method in
 	nshm)
 		vm__host "$NSHM_PUT" -q "$src" "$SHM"
-		id=$(vm_start "$VM" "nshm-get -q -f -s pci $G_DST/$name")
+		id=$(vm_start "$VM" "nshm-get -q -f -s pci:$G_BDF $G_DST/$name")
 		;;
+	# Only nshm-put starts: it ends once the guest's resident has verified
+	# and placed the file.
+	nshm-resident) vm__host "$NSHM_PUT" -q "$src" "$SHM_RES" ;;
+	nshm-resident-bell | nshm-resident-kmod) vm__host "$NSHM_PUT" -q "$src" "$SHM_BELL" ;;
 	netcat)
 		# The host serves the file; the guest pulls it: a refused
 		# connect (listener not bound yet) is retried, bounded.
@@ -411,18 +546,20 @@ vm__case() { # CASE NAME BYTES EXPECTED
 	VM_HPN_OPTS[5]=$VM_HPN_PORT # the value after -P
 	local qga_max
 	qga_max=$(to_bytes "$VM_QGA_MAX")
-	for m in "${VM_METHODS[@]}"; do
+	for m in "${VM_CASE_METHODS[@]}"; do
 		not_built "$m" && record vm "$m" "$case" file "$bytes" 1 1 '' 'not built' '' '' "$HPN_WHY"
 		[[ $m == qemu-ga ]] && ((bytes > qga_max)) &&
 			record vm "$m" "$case" file "$bytes" 1 1 '' 'not run' '' '' "only up to $VM_QGA_MAX (NSHM_BENCH_QGA_MAX): at about 1.3 MB/s a run would take minutes"
 	done
 	for ((run = first; run <= VM_RUNS; run++)); do
-		for m in "${VM_METHODS[@]}"; do
+		for m in "${VM_CASE_METHODS[@]}"; do
 			not_built "$m" && continue
 			[[ $m == qemu-ga ]] && ((bytes > qga_max)) && continue
 			# Untimed: an empty destination; for virtiofs (cache=auto) an
 			# empty guest page cache, or later runs would read guest RAM.
-			local prep="rm -rf $G_DST && mkdir -p $G_DST"
+			local prep="rm -rf $G_DST && mkdir -p $G_DST" dst=$G_DST
+			# A resident keeps its directory (opened once): emptied only.
+			[[ $m == nshm-resident* ]] && dst=/tmp/b/res-$m prep+=" && rm -f $dst/*"
 			[[ $m == virtiofs ]] && prep+=" && sync && echo 3 >/proc/sys/vm/drop_caches"
 			out=$(vm_exec "$VM" 30 "$prep; head -1 /proc/stat" 2>/dev/null)
 			vm__busy g0 "$out" || g0=
@@ -438,7 +575,7 @@ vm__case() { # CASE NAME BYTES EXPECTED
 			qemu_io_ms q1 "$QEMU_PID"
 			got= g1=
 			if ((rc == 0)); then
-				out=$(vm_exec "$VM" 120 "head -1 /proc/stat; crc32 <$G_DST/$name" 2>/dev/null) || out=
+				out=$(vm_exec "$VM" 120 "head -1 /proc/stat; crc32 <$dst/$name" 2>/dev/null) || out=
 				vm__busy g1 "${out%%$'\n'*}" || g1=
 				got=${out##*$'\n'}
 			fi

@@ -5,7 +5,7 @@
 # checked against its source.  It keeps bench/run from rotting; the figures
 # themselves are not judged here.  Takes a few seconds.
 
-METHODS=(nshm netcat scp scp-aes128gcm hpnscp hpnscp-none curl cp dd memcpy)
+METHODS=(nshm nshm-resident nshm-resident-bell netcat scp scp-aes128gcm hpnscp hpnscp-none curl cp dd memcpy)
 
 # Cases a method may fail without failing this test, as "method:kind" (kind:
 # file, files, latency).  None now: nshm's several-files mode (libarchive)
@@ -97,6 +97,16 @@ allowed() {
 	grep -q '^host,nshm,1 MiB,file,.*,ok,' "$out/results.csv"
 }
 
+@test "each host resident's idle cost is measured: 0 wake-ups with doorbells, under 10 a second polling" {
+	[[ -s $SMOKE_OUT/idle.tsv ]] || { show_run; false; }
+	grep -q '^## Idle residents' "$SMOKE_OUT/table.md"
+	# idle.tsv: setting, method, seconds, CPU ns, context switches.
+	awk -F'\t' '$1 == "host" && $2 == "nshm-resident-bell" { found = 1; if ($5 != 0) exit 1 }
+		END { exit !found }' "$SMOKE_OUT/idle.tsv" || { cat "$SMOKE_OUT/idle.tsv"; false; }
+	awk -F'\t' '$1 == "host" && $2 == "nshm-resident" { found = 1; if ($5 >= 10 * $3) exit 1 }
+		END { exit !found }' "$SMOKE_OUT/idle.tsv" || { cat "$SMOKE_OUT/idle.tsv"; false; }
+}
+
 @test "CSV, JSON and chart are written" {
 	[[ -s $SMOKE_OUT/results.csv && -s $SMOKE_OUT/samples.csv && -s $SMOKE_OUT/table.md ]]
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["results"] and d["meta"]["smoke"]' \
@@ -118,9 +128,16 @@ allowed() {
 	if ((rc != 0)); then
 		cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"; false
 	fi
-	for m in nshm netcat scp scp-aes128gcm curl 9p 9p-msize512k virtiofs qemu-ga virtio-serial cp; do
+	for m in nshm nshm-resident nshm-resident-bell nshm-resident-kmod netcat scp scp-aes128gcm curl 9p \
+		9p-msize512k virtiofs qemu-ga virtio-serial cp; do
 		grep -q "^vm,$m,.*,file,.*,ok," "$out/results.csv" || { echo "vm $m not verified"; bad=1; }
 	done
+	# Each guest resident's idle cost; the module's wakes 0 times while idle.
+	for m in nshm-resident nshm-resident-bell nshm-resident-kmod; do
+		grep -q "^vm	$m	" "$out/idle.tsv" || { echo "vm $m: no idle cost"; bad=1; }
+	done
+	awk -F'\t' '$2 == "nshm-resident-kmod" && $5 != 0 { exit 1 }' "$out/idle.tsv" ||
+		{ echo "the module's resident woke while idle: $(cat "$out/idle.tsv")"; bad=1; }
 	# HPN-SSH: verified when a build was in the cache, else "not built".
 	for m in hpnscp hpnscp-none; do
 		grep -Eq "^vm,$m,.*,file,.*,(ok|not built)," "$out/results.csv" || { echo "vm $m neither verified nor 'not built'"; bad=1; }
