@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "beneath.h"
-#include "proto/proto.h"
+#include "util/util.h"
 
 #define RESOLVE_PEER (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 
@@ -155,8 +155,5 @@ int beneath_open(int rootfd, const char *path, struct stat *st, char *msg, size_
 
 enum nshm_reason beneath_reason(int rc)
 {
-	return rc == -ENOENT ? NSHM_R_NOTFOUND
-	     : rc == -EACCES || rc == -EPERM || rc == -EROFS ? NSHM_R_PERM
-	     : rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
-	     : rc == -ENXIO || rc == -ENOSYS ? NSHM_R_UNSUPPORTED : NSHM_R_BADNAME;
+	return nshm_errno_reason(-rc, NSHM_R_BADNAME);
 }

@@ -57,13 +57,13 @@ struct target {
 	int dirfd;
 	char name[NAME_MAX + 1];
 	char final[PATH_MAX];   /* for messages */
-	char tmp[16];
+	char tmp[NSHM_TEMP_LEN];
 	int fd;
 };
 
 /* The temporary file a SIGBUS (the region shrank) leaves behind. */
 static int bus_dirfd = -1;
-static char bus_tmp[16];
+static char bus_tmp[NSHM_TEMP_LEN];
 
 static bool is_dir(const char *path)
 {
@@ -177,29 +177,6 @@ static int parse_args(struct get *g, int argc, char **argv)
 	return check_args(g);
 }
 
-/* ".nshm-XXXXXX" in dirfd, created with O_EXCL (which decides, not the
- * name); its name in tmp (16 bytes). */
-static int temp_in(int dirfd, char *tmp)
-{
-	static const char az[] = "abcdefghijklmnopqrstuvwxyz"
-				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
-	for (int tries = 0; tries < 16; tries++) {
-		uint64_t r = nshm_random64();
-		int fd;
-
-		memcpy(tmp, ".nshm-", 6);
-		for (int i = 0; i < 6; i++, r /= 62)
-			tmp[6 + i] = az[r % 62];
-		tmp[12] = '\0';
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    0600);
-		if (fd >= 0 || errno != EEXIST)
-			return fd < 0 ? -errno : fd;
-	}
-	return -EEXIST;
-}
-
 /* The directory a file goes in and its name there: this transfer's
  * directory (an fd) and the offered name, or DEST, the user's own path,
  * opened once here: a directory, or a file name in its parent. */
@@ -233,12 +210,6 @@ static int target_dir(struct get *g, const char *name, struct target *t)
 	return t->dirfd < 0 ? -errno : 0;
 }
 
-static enum nshm_reason io_reason(int err)
-{
-	return err == EACCES || err == EPERM || err == EROFS ? NSHM_R_PERM
-	     : err == ENOSPC || err == EDQUOT ? NSHM_R_NOSPACE : NSHM_R_IO;
-}
-
 /* Decide the final name and open a temporary file beside it; a reason to
  * refuse the offer on failure. */
 static enum nshm_reason open_target(struct get *g, const char *name, struct target *t)
@@ -255,7 +226,7 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 	}
 	if ((rc = target_dir(g, name, t)) < 0) {
 		cli_err(&g->cli, "%s: %s", g->where, strerror(-rc));
-		return rc == -ENAMETOOLONG ? NSHM_R_BADNAME : io_reason(-rc);
+		return rc == -ENAMETOOLONG ? NSHM_R_BADNAME : nshm_errno_reason(-rc, NSHM_R_IO);
 	}
 	if (fstatat(t->dirfd, t->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		if (S_ISDIR(st.st_mode)) {
@@ -267,12 +238,12 @@ static enum nshm_reason open_target(struct get *g, const char *name, struct targ
 			return NSHM_R_EXISTS;
 		}
 	}
-	t->fd = temp_in(t->dirfd, t->tmp);
+	t->fd = nshm_temp_open(t->dirfd, t->tmp, 0600, NULL);
 	if (t->fd < 0) {
 		rc = t->fd;
 		cli_err(&g->cli, "cannot create a file beside %s: %s", t->final, strerror(-rc));
 		t->tmp[0] = '\0';
-		return io_reason(-rc);
+		return nshm_errno_reason(-rc, NSHM_R_IO);
 	}
 	bus_dirfd = t->dirfd;
 	memcpy(bus_tmp, t->tmp, sizeof(bus_tmp));
@@ -313,54 +284,17 @@ static enum nshm_reason place_target(struct get *g, const struct nshm_meta *m,
 		return NSHM_R_IO;
 	}
 	t->fd = -1;
-	rc = renameat2(t->dirfd, t->tmp, t->dirfd, t->name, g->force ? 0 : RENAME_NOREPLACE);
-	if (rc != 0 && errno == EINVAL && !g->force) {
-		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
-		rc = linkat(t->dirfd, t->tmp, t->dirfd, t->name, 0);
-		if (rc == 0)
-			unlinkat(t->dirfd, t->tmp, 0);
-	}
+	rc = nshm_publish(t->dirfd, t->tmp, t->name, g->force);
 	if (rc != 0) {
-		int err = errno;
+		int err = -rc;
 
 		cli_err(&g->cli, "%s: %s", t->final, err == EEXIST
 			? "appeared meanwhile (use --force to replace it)" : strerror(err));
-		return err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO;
+		return nshm_errno_reason(err, NSHM_R_IO);
 	}
 	t->tmp[0] = bus_tmp[0] = '\0';
 	drop_target(t);
 	return NSHM_R_NONE;
-}
-
-/* nshm_rx_to_fd under --max-bytes: chunk by chunk, failing once the
- * stream passes the limit (a sender of unknown size may send anything). */
-static int receive_capped(struct get *g, struct nshm_rx *rx, int fd)
-{
-	uint64_t max = g->cli.params.max_bytes;
-	const void *buf;
-	ssize_t n;
-
-	while ((n = nshm_rx_chunk(rx, &buf)) > 0) {
-		const char *p = buf;
-
-		if (nshm_rx_bytes(rx) > max) {
-			cli_progress_done(&g->cli);
-			cli_err(&g->cli, "the stream passes the limit of %llu bytes (--max-bytes)",
-				(unsigned long long)max);
-			return -EFBIG;
-		}
-		while (n > 0) {
-			ssize_t w = write(fd, p, (size_t)n);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0)
-				return -errno;
-			p += w;
-			n -= w;
-		}
-	}
-	return (int)n;
 }
 
 static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_meta *m)
@@ -385,7 +319,7 @@ static int receive_file(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	}
 	nshm_rx_accept(rx);
 	g->cli.start_ns = cli_now_ns();
-	rc = max ? receive_capped(g, rx, t.fd) : nshm_rx_to_fd(rx, t.fd);
+	rc = nshm_rx_to_fd(rx, t.fd);
 	if (rc < 0) {
 		cli_progress_done(&g->cli);
 		cli_err(&g->cli, "%s: %s", m->name, *nshm_rx_why(rx) ? nshm_rx_why(rx)
@@ -451,7 +385,7 @@ static int receive_tree(struct get *g, struct nshm_rx *rx, const struct nshm_met
 	if (g->wherefd < 0 && strcmp(g->where, "-") == 0)
 		return receive_file(g, rx, m);
 	if ((fd = tree_dir(g)) < 0) {
-		get_refuse(g, rx, fd == -EEXIST ? NSHM_R_EXISTS : io_reason(-fd));
+		get_refuse(g, rx, nshm_errno_reason(-fd, NSHM_R_IO));
 		return fd;
 	}
 	/* nshm_rx_tree accepts the offer, or refuses it when this machine

@@ -11,8 +11,6 @@
 
 #include "util/util.h"
 
-struct nshm_region;
-
 /* The region's interrupt doorbell, if it has one (see man/nshm.7,
  * "Doorbells"). Only a wake-up: the counters in the region stay the truth,
  * so a lost, late, spurious or repeated ring costs time, never data. */
@@ -22,22 +20,22 @@ struct nshm_doorbell {
 	const char *kind;  /* for --verbose/nshm-stat: "eventfd (nshm-server)",
 			      "MSI-X (/dev/nshm0)", "polling" */
 	/* Wake peer_id's vector 0; 0 or -errno. Must not block. */
-	int (*ring)(struct nshm_region *r, uint32_t peer_id);
+	int (*ring)(struct nshm_doorbell *db, uint32_t peer_id);
 	/* Consume pending wake-ups once fd polled readable. */
-	void (*drain)(struct nshm_region *r);
-	void (*close)(struct nshm_region *r);
+	void (*drain)(struct nshm_doorbell *db);
+	void (*close)(struct nshm_doorbell *db);
 	/* Did the server say peer_id left (a VM's QEMU gone)? NULL: no way to
 	 * know. A hint only: see watch_update. */
-	bool (*gone)(struct nshm_region *r, uint32_t peer_id);
+	bool (*gone)(struct nshm_doorbell *db, uint32_t peer_id);
 	/* Can a peer that arrives now still ring us (nshm-server still
 	 * serving our ID)? NULL: always. Only then may we sleep until rung. */
-	bool (*reachable)(struct nshm_region *r);
+	bool (*reachable)(struct nshm_doorbell *db);
 	void *ctx;
 };
 
 /* ivclient.c: a NAME endpoint's doorbell through nshm-server's socket
  * (nshm_run_dir()/NAME.sock) when it serves the object open as fd; leaves
- * r->db alone (polling) on any failure. */
-void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd);
+ * db alone (polling) on any failure. */
+void nshm_ivclient_attach(struct nshm_doorbell *db, const char *name, int fd);
 
 #endif

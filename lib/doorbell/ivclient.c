@@ -50,7 +50,6 @@
 #include <unistd.h>
 
 #include "doorbell.h"
-#include "endpoint/endpoint.h"
 #include "ivproto.h"
 
 #define HANDSHAKE_NS 2000000000LL
@@ -378,9 +377,9 @@ static void stop_ringer(struct ivclient *c)
 
 /* Queues a ring for the ringer; never waits on a descriptor. A ring already
  * pending for the peer covers this one. */
-static int iv_ring(struct nshm_region *r, uint32_t peer_id)
+static int iv_ring(struct nshm_doorbell *db, uint32_t peer_id)
 {
-	struct ivclient *c = r->db.ctx;
+	struct ivclient *c = db->ctx;
 	unsigned i;
 	int rc = 0;
 
@@ -419,9 +418,9 @@ static void take_count(int fd)
 		(void)!read(fd, &v, sizeof(v));
 }
 
-static void iv_drain(struct nshm_region *r)
+static void iv_drain(struct nshm_doorbell *db)
 {
-	struct ivclient *c = r->db.ctx;
+	struct ivclient *c = db->ctx;
 
 	pthread_mutex_lock(&c->lock);
 	/* One read of an eventfd takes its whole count. */
@@ -431,9 +430,9 @@ static void iv_drain(struct nshm_region *r)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static bool iv_gone(struct nshm_region *r, uint32_t peer_id)
+static bool iv_gone(struct nshm_doorbell *db, uint32_t peer_id)
 {
-	struct ivclient *c = r->db.ctx;
+	struct ivclient *c = db->ctx;
 	bool gone;
 
 	pthread_mutex_lock(&c->lock);
@@ -445,9 +444,9 @@ static bool iv_gone(struct nshm_region *r, uint32_t peer_id)
 }
 
 /* Newcomers learn our ID and eventfd from the server: while we hear it. */
-static bool iv_reachable(struct nshm_region *r)
+static bool iv_reachable(struct nshm_doorbell *db)
 {
-	struct ivclient *c = r->db.ctx;
+	struct ivclient *c = db->ctx;
 	bool up;
 
 	pthread_mutex_lock(&c->lock);
@@ -473,17 +472,17 @@ static void free_client(struct ivclient *c)
 	free(c);
 }
 
-static void iv_close(struct nshm_region *r)
+static void iv_close(struct nshm_doorbell *db)
 {
-	free_client(r->db.ctx);
-	r->db.ctx = NULL;
-	r->db.fd = -1;
-	r->db.kind = "polling";
-	r->db.ring = NULL;
-	r->db.drain = NULL;
-	r->db.close = NULL;
-	r->db.gone = NULL;
-	r->db.reachable = NULL;
+	free_client(db->ctx);
+	db->ctx = NULL;
+	db->fd = -1;
+	db->kind = "polling";
+	db->ring = NULL;
+	db->drain = NULL;
+	db->close = NULL;
+	db->gone = NULL;
+	db->reachable = NULL;
 }
 
 /* 0 connected, -ENOENT no server here, other -errno: one that failed. */
@@ -509,7 +508,7 @@ static int connect_server(const char *name, int *out)
 	return 0;
 }
 
-void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
+void nshm_ivclient_attach(struct nshm_doorbell *db, const char *name, int fd)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct ivclient *c;
@@ -530,7 +529,7 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 	if (rc < 0) {
 		c->sock = -1;
 		if (rc != -ENOENT)
-			r->db.kind = "polling (nshm-server's socket does not answer)";
+			db->kind = "polling (nshm-server's socket does not answer)";
 		goto fail;
 	}
 	c->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -540,23 +539,23 @@ void nshm_ivclient_attach(struct nshm_region *r, const char *name, int fd)
 		rc = epoll_ctl(c->ep, EPOLL_CTL_ADD, c->sock, &ev) == 0 ? 0 : -errno;
 	}
 	if (rc < 0) {
-		r->db.kind = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
+		db->kind = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
 			   : "polling (nshm-server's answer did not validate)";
 		goto fail;
 	}
 	if (start_ringer(c) < 0) {
-		r->db.kind = "polling (no thread for the doorbell)";
+		db->kind = "polling (no thread for the doorbell)";
 		goto fail;
 	}
-	r->db.fd = c->ep;
-	r->db.self_id = c->id;
-	r->db.kind = "eventfd (nshm-server)";
-	r->db.ring = iv_ring;
-	r->db.drain = iv_drain;
-	r->db.close = iv_close;
-	r->db.gone = iv_gone;
-	r->db.reachable = iv_reachable;
-	r->db.ctx = c;
+	db->fd = c->ep;
+	db->self_id = c->id;
+	db->kind = "eventfd (nshm-server)";
+	db->ring = iv_ring;
+	db->drain = iv_drain;
+	db->close = iv_close;
+	db->gone = iv_gone;
+	db->reachable = iv_reachable;
+	db->ctx = c;
 	return;
 fail:
 	free_client(c);

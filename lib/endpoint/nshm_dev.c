@@ -80,32 +80,32 @@ const char *nshm_cache_name(uint32_t cache)
 	}
 }
 
-static int dev_ring(struct nshm_region *r, uint32_t peer_id)
+static int dev_ring(struct nshm_doorbell *db, uint32_t peer_id)
 {
 	struct nshm_ring ring = { .peer = peer_id, .vector = 0 };
-	const struct dev_bell *ctx = r->db.ctx;
+	const struct dev_bell *ctx = db->ctx;
 
 	if (peer_id > 0xffff)
 		return -EINVAL;
-	return ioctl(r->db.fd, ctx->ioc->ring, &ring) == 0 ? 0 : -errno;
+	return ioctl(db->fd, ctx->ioc->ring, &ring) == 0 ? 0 : -errno;
 }
 
 /* The fd is non-blocking: a spurious poll() wake-up drains nothing. */
-static void dev_drain(struct nshm_region *r)
+static void dev_drain(struct nshm_doorbell *db)
 {
 	uint64_t count;
 
-	while (read(r->db.fd, &count, sizeof(count)) < 0 && errno == EINTR)
+	while (read(db->fd, &count, sizeof(count)) < 0 && errno == EINTR)
 		;
 }
 
-static void dev_close(struct nshm_region *r)
+static void dev_close(struct nshm_doorbell *db)
 {
-	if (r->db.fd >= 0)
-		close(r->db.fd);
-	r->db.fd = -1;
-	free(r->db.ctx);
-	r->db.ctx = NULL;
+	if (db->fd >= 0)
+		close(db->fd);
+	db->fd = -1;
+	free(db->ctx);
+	db->ctx = NULL;
 }
 
 /* Map through fd with cache type `want`; *got is what the kernel gave. */

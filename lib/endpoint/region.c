@@ -263,7 +263,7 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	/* A NAME served by nshm-server: its eventfds, if it serves this very
 	 * object (else, or on any failure, polling stays). */
 	if (!strchr(ep, '/') && strncmp(path, "/dev/shm/", 9) == 0)
-		nshm_ivclient_attach(r, ep, fd);
+		nshm_ivclient_attach(&r->db, ep, fd);
 	*out = r;
 	rc = 0;
 out:
@@ -276,7 +276,7 @@ void nshm_close(struct nshm_region *r)
 	if (!r)
 		return;
 	if (r->db.close)
-		r->db.close(r);
+		r->db.close(&r->db);
 	munmap(r->base, r->size);
 	free(r->spare_buf);
 	free(r);

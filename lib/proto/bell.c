@@ -135,7 +135,7 @@ static void fd_ring(struct nshm_bell *b)
 	/* A failed ring (peer unknown to us, its doorbell gone) is a late
 	 * wake-up for the peer, which polls as its floor: nothing to do. */
 	if (h.owner != 0 && h.bell != 0)
-		(void)b->r->db.ring(b->r, h.bell - 1);
+		(void)b->r->db.ring(&b->r->db, h.bell - 1);
 }
 
 static int64_t fd_cap(const struct nshm_bell *b, const struct head_snap *h)
@@ -152,7 +152,7 @@ static bool may_sleep_on_ring(const struct nshm_bell *b, const struct head_snap 
 	struct nshm_region *r = b->r;
 
 	return b->idle && b->deep && h->owner == 0 && b->claim &&
-	       (!r->db.reachable || r->db.reachable(r));
+	       (!r->db.reachable || r->db.reachable(&r->db));
 }
 
 static void set_on_ring(struct nshm_bell *b, bool on)
@@ -220,7 +220,7 @@ static void fd_wait(struct nshm_bell *b, int64_t max_ns)
 			b->sleep_ns *= 2;
 		return;
 	}
-	b->r->db.drain(b->r);
+	b->r->db.drain(&b->r->db);
 	/* Woken while asleep: whoever rang may be asking if we live. */
 	if (b->on_ring)
 		claim_beat(b->claim);

@@ -21,7 +21,9 @@
 #define ASK_EVERY_NS 200000000LL
 
 struct take_ctx {
-	struct side *s;
+	struct nshm_region *r;
+	const struct nshm_params *p;
+	struct finding *f;      /* what went wrong, for the side to record */
 	const char *role;
 	unsigned *said;
 	struct line_head *line;
@@ -54,7 +56,7 @@ static bool ask_holder(struct take_ctx *t)
 /* Once, on the terminal: whose claim we wait for and for how long. */
 static void say_waiting(struct take_ctx *t, int64_t lapse)
 {
-	const struct nshm_params *p = &t->s->p;
+	const struct nshm_params *p = t->p;
 	int64_t still = watch_still_ns(&t->watch);
 	char msg[NSHM_WHY_LEN];
 
@@ -63,7 +65,7 @@ static void say_waiting(struct take_ctx *t, int64_t lapse)
 	(*t->said)++;
 	snprintf(msg, sizeof(msg), "waiting for the previous %s's claim on %s (pid %u%s): "
 		 "its heartbeat has stood still for %.1f s; taken over at %.1f s",
-		 t->role, t->s->r->path, t->h.pid,
+		 t->role, t->r->path, t->h.pid,
 		 head_same_kernel(&t->h) ? ", still running" : " on the other side",
 		 (double)still / 1e9, (double)lapse / 1e9);
 	p->waiting(p->arg, msg);
@@ -243,27 +245,24 @@ static int idle_beat_ms(const struct nshm_params *p)
 }
 
 /* The line has a holder: is it alive (busy), dead (t->stale), or not
- * judged within the deadline? 0 to go on, < 0 a failure recorded in s. */
-static int judge(struct side *s, struct take_ctx *t, const char *role,
-		 int64_t deadline, unsigned *said)
+ * judged within the deadline? 0 to go on, < 0 a failure said in t->f. */
+static int judge(struct take_ctx *t, int64_t deadline, unsigned *said)
 {
-	const struct nshm_params *p = &s->p;
+	const struct nshm_params *p = t->p;
 	const char *where = head_same_kernel(&t->h) ? "" : " on the other side";
 	struct nshm_bell bell;
 	int rc;
 
 	bell_init_polling(&bell);
 	watch_reset(&t->watch, &t->h);
-	t->s = s;
-	t->role = role;
 	t->said = said;
 	/* --timeout bounds this wait too: a holder on the other side takes
 	 * the peer timeout to be judged dead. */
 	rc = wait_until(&bell, judge_holder, t, deadline, p->cancel);
 	if (rc == -ETIMEDOUT)
-		return side_fail(s, rc, NSHM_R_TIMEOUT, "%s is held by a %s (pid %u%s) that "
-				 "could not be judged alive or dead within --timeout",
-				 s->r->path, role, t->h.pid, where);
+		return finding_set(t->f, rc, NSHM_R_TIMEOUT, "%s is held by a %s (pid %u%s) "
+				   "that could not be judged alive or dead within --timeout",
+				   t->r->path, t->role, t->h.pid, where);
 	if (rc < 0 || !t->busy)
 		return rc;
 	if ((p->flags & NSHM_P_WAIT_BUSY) && !(p->cancel && *p->cancel) &&
@@ -272,26 +271,27 @@ static int judge(struct side *s, struct take_ctx *t, const char *role,
 		nshm_sleep_ns(BUSY_RETRY_NS);
 		return 0;
 	}
-	return side_fail(s, -NSHM_EBUSY, NSHM_R_NONE, "%s is busy: another %s (pid %u%s) "
-			 "is using it", s->r->path, role, t->h.pid, where);
+	return finding_set(t->f, -NSHM_EBUSY, NSHM_R_NONE, "%s is busy: another %s (pid %u%s) "
+			   "is using it", t->r->path, t->role, t->h.pid, where);
 }
 
-int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role)
+int claim_take(struct claim *c, struct nshm_region *r, const struct nshm_params *p,
+	       struct line_head *line, const char *role, struct finding *f)
 {
-	int64_t deadline = s->p.timeout_ms > 0 ? nshm_now_ns() + s->p.timeout_ms * 1000000 : 0;
+	int64_t deadline = p->timeout_ms > 0 ? nshm_now_ns() + p->timeout_ms * 1000000 : 0;
 	unsigned said = 0;
 	int rc;
 
 	memset(c, 0, sizeof(*c));
 	c->line = line;
-	c->idle_beat_ms = idle_beat_ms(&s->p);
+	c->idle_beat_ms = idle_beat_ms(p);
 	c->token = nshm_random64();
 	for (;;) {
-		struct take_ctx t = { .line = line,
-				      .timeout_ns = peer_timeout_ns(&s->p) };
+		struct take_ctx t = { .r = r, .p = p, .f = f, .role = role, .line = line,
+				      .timeout_ns = peer_timeout_ns(p) };
 
 		snap_head(line, &t.h);
-		rc = validate_head(&t.h, s);
+		rc = validate_head(&t.h, f);
 		if (rc < 0)
 			return rc;
 		if (t.h.owner == 0) {
@@ -299,17 +299,17 @@ int claim_take(struct claim *c, struct side *s, struct line_head *line, const ch
 				break;
 			continue;
 		}
-		rc = judge(s, &t, role, deadline, &said);
+		rc = judge(&t, deadline, &said);
 		if (rc < 0)
 			return rc;
 		if (t.stale && cas_owner(line, t.stale, c->token))
 			break;
 	}
-	write_identity(line, c->token, s->r);
+	write_identity(line, c->token, r);
 	rc = start_beat(c);
 	if (rc != 0) {
 		cas_owner(line, c->token, 0);
-		return side_fail(s, -rc, NSHM_R_NONE, "cannot start the heartbeat thread");
+		return finding_set(f, -rc, NSHM_R_NONE, "cannot start the heartbeat thread");
 	}
 	c->running = true;
 	return 0;

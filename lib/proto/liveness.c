@@ -20,11 +20,23 @@
  * never condemns a peer that still beats. */
 #define GONE_SILENCE_NS 3000000000LL
 
+/* The one meaning of "same kernel": the owner wrote our boot ID and our
+ * pid namespace, so its pid is one we can ask about (kill, /proc). Liveness
+ * (pid_gone, lapse_ns), claims and messages ("on the other side") all ask
+ * here. */
+bool head_same_kernel(const struct head_snap *h)
+{
+	const struct nshm_self *me = nshm_self();
+
+	return me->boot[0] != 0 && h->boot[0] == me->boot[0] &&
+	       h->boot[1] == me->boot[1] && h->pidns == me->pidns;
+}
+
 static bool bell_gone(const struct peer_watch *w, const struct head_snap *h)
 {
 	struct nshm_region *r = w->r;
 
-	return r && h->bell != 0 && r->db.gone && r->db.gone(r, h->bell - 1);
+	return r && h->bell != 0 && r->db.gone && r->db.gone(&r->db, h->bell - 1);
 }
 
 void watch_reset(struct peer_watch *w, const struct head_snap *h)

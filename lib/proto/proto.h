@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -101,23 +102,27 @@ void snap_tx_last_word(const struct nshm_region *r, struct tx_snap *s);
 void snap_rx_last_word(const struct nshm_region *r, struct rx_snap *s);
 uint64_t peek_tx_produced(const struct nshm_region *r);
 uint64_t peek_rx_consumed(const struct nshm_region *r);
-/* validate.c */
-struct side;
-/* The validators record what failed in s (side_fail). */
-int validate_head(const struct head_snap *h, struct side *s);
+/* validate.c: the checks on what was copied out of the region. A check
+ * never records a failure on a side: it says what it found in a finding
+ * (the reason the peer is told, the message for a person) and returns the
+ * code; the engine records it (side_record). */
+struct finding {
+	uint32_t reason;        /* enum nshm_reason */
+	char why[NSHM_WHY_LEN];
+};
+/* Fill f; returns rc. */
+int finding_set(struct finding *f, int rc, uint32_t reason, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int finding_vset(struct finding *f, int rc, uint32_t reason, const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
+int validate_head(const struct head_snap *h, struct finding *f);
 int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
 int validate_offer(const struct offer_snap *o, uint64_t session,
-		   struct nshm_meta *meta, struct side *s);
+		   struct nshm_meta *meta, struct finding *f);
 int validate_name(const char *name, size_t len);
-/* A request's path: components that are not empty, "." or "..", without
- * control bytes; absolute only for a pull (it is taken under ROOT). */
-int validate_request(const struct request_snap *q, uint64_t session, struct side *s);
-int validate_rel_path(const char *path, size_t len, bool allow_abs);
-/* The one syntactic rule for a path from a peer (a request's path, a push's
- * SUBDIR, a pull's PATH), shared by sender and receiver (cmd/beneath.c):
- * NULL if it passes, else why not. */
-const char *rel_path_problem(const char *path, size_t len, bool allow_abs);
-bool head_same_kernel(const struct head_snap *h);
+/* A request's path: rel_path_problem's rule (util.h); absolute only for a
+ * pull (it is taken under ROOT). */
+int validate_request(const struct request_snap *q, uint64_t session, struct finding *f);
 
 /* liveness.c: is the owner of a line alive? */
 struct peer_watch {
@@ -127,6 +132,9 @@ struct peer_watch {
 	bool pinned;            /* in a session: another owner is a dead peer */
 	struct nshm_region *r;  /* set once (side_begin): its doorbell's hints */
 };
+/* The owner of h runs on our kernel, in our pid namespace: its pid means
+ * something here. */
+bool head_same_kernel(const struct head_snap *h);
 void watch_reset(struct peer_watch *w, const struct head_snap *h);
 void watch_pin(struct peer_watch *w);
 /* 1 alive, 0 unknown yet, -1 dead (pid gone or silent past timeout). */
@@ -154,8 +162,10 @@ struct claim {
 	enum claim_pace { PACE_BUSY, PACE_IDLE, PACE_ON_RING } pace;
 	int idle_beat_ms;
 };
-/* Take line for s (its region and parameters) as role ("sender"). */
-int claim_take(struct claim *c, struct side *s, struct line_head *line, const char *role);
+/* Take line of region r as role ("sender"), with p's timeouts: 0, or the
+ * code with what went wrong in f. */
+int claim_take(struct claim *c, struct nshm_region *r, const struct nshm_params *p,
+	       struct line_head *line, const char *role, struct finding *f);
 bool claim_held(const struct claim *c);
 void claim_release(struct claim *c);
 /* The heartbeat's pace from now on; PACE_ON_RING declares
@@ -224,11 +234,10 @@ struct side {
 	uint64_t session;             /* the offer in force */
 	uint64_t bytes;               /* stream bytes sent or verified */
 	uint32_t crc;                 /* their CRC-32 */
-	uint32_t reason;              /* enum nshm_reason of the failure */
+	struct finding fail;          /* the failure: reason and message */
 	int64_t started_ns;
 	bool announced;               /* "waiting for ..." said */
 	bool said_silent;             /* "the peer has been silent" said */
-	char why[NSHM_WHY_LEN];       /* the failure, for a person */
 	bool digesting;               /* NSHM_P_DIGEST: sha over the bytes */
 	struct nshm_sha256 sha;       /* of what we sent or verified, in order */
 };
@@ -245,6 +254,8 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 /* The one way a failure is recorded: its reason and message; returns rc. */
 int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* A check's finding (validate_*, claim_take) recorded on s; returns rc. */
+int side_record(struct side *s, int rc, const struct finding *f);
 /* The digest of a stream that ended (ended: sent, or verified). */
 int side_digest_final(struct side *s, bool ended, unsigned char out[32]);
 /* Tell the caller, once and only after a moment, what we wait for. */

@@ -41,12 +41,13 @@ struct nshm_rx {
 static int cond_offer(void *arg)
 {
 	struct nshm_rx *rx = arg;
+	struct finding f;
 	int rc;
 
 	snap_tx(rx->s.r, &rx->tx);
-	rc = validate_head(&rx->tx.head, &rx->s);
+	rc = validate_head(&rx->tx.head, &f);
 	if (rc < 0)
-		return rc;
+		return side_record(&rx->s, rc, &f);
 	if (!claim_held(&rx->s.claim))
 		return side_fail(&rx->s, -NSHM_ELOST, NSHM_R_PROTO,
 				 "another receiver took %s over", rx->s.r->path);
@@ -76,11 +77,13 @@ static void announce_ready(struct nshm_rx *rx)
 static int take_request(struct nshm_rx *rx, struct nshm_meta *meta)
 {
 	struct request_snap q;
+	struct finding f;
 	int rc;
 
 	snap_request(rx->s.r, &q);
-	rc = validate_request(&q, rx->s.session, &rx->s);
+	rc = validate_request(&q, rx->s.session, &f);
 	if (rc < 0) {
+		side_record(&rx->s, rc, &f);
 		nshm_rx_refuse(rx, NSHM_R_BADNAME);
 		return rc;
 	}
@@ -132,11 +135,14 @@ static void give_buffer(struct nshm_rx *rx)
 static int take_offer(struct nshm_rx *rx, struct nshm_meta *meta)
 {
 	struct offer_snap o;
+	struct finding f;
 	int rc;
 
 	snap_offer(rx->s.r, &o);
 	rx->s.session = rx->tx.session;
-	rc = validate_offer(&o, rx->s.session, meta, &rx->s);
+	rc = validate_offer(&o, rx->s.session, meta, &f);
+	if (rc < 0)
+		side_record(&rx->s, rc, &f);
 	if (rc == 0 && validate_layout(rx->tx.nslots, rx->tx.chunk, rx->s.r->size) != 0) {
 		rc = side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
 			       "the sender's layout (%u slots of %u bytes) does not fit %s",
@@ -370,8 +376,7 @@ ssize_t nshm_rx_chunk(struct nshm_rx *rx, const void **buf)
 
 static int write_failed(struct nshm_rx *rx, int rc)
 {
-	return side_fail(&rx->s, rc, rc == -ENOSPC || rc == -EDQUOT ? NSHM_R_NOSPACE
-			 : rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO,
+	return side_fail(&rx->s, rc, nshm_errno_reason(-rc, NSHM_R_IO),
 			 "writing the output: %s", nshm_strerror(rc));
 }
 
@@ -515,8 +520,8 @@ void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 
 uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->s.bytes; }
 uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->s.crc; }
-uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->s.reason; }
-const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->s.why; }
+uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->s.fail.reason; }
+const char *nshm_rx_why(const struct nshm_rx *rx) { return rx->s.fail.why; }
 
 
 struct side *rx_side(struct nshm_rx *rx) { return &rx->s; }

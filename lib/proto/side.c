@@ -16,6 +16,7 @@
 int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *p,
 	       struct line_head *own, const struct line_head *peer, const char *role)
 {
+	struct finding f;
 	int rc;
 
 	s->r = r;
@@ -27,10 +28,10 @@ int side_begin(struct side *s, struct nshm_region *r, const struct nshm_params *
 	if ((rc = nshm_check_params(p)) < 0)
 		return side_fail(s, rc, NSHM_R_NONE, "reserved parameter fields are not zero");
 	nshm_bell_init(&s->bell, r, peer);
-	rc = claim_take(&s->claim, s, own, role);
+	rc = claim_take(&s->claim, r, &s->p, own, role, &f);
 	/* A long wait slows our heartbeat (wait_until sets its pace). */
 	s->bell.claim = &s->claim;
-	return rc;
+	return rc < 0 ? side_record(s, rc, &f) : rc;
 }
 
 int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
@@ -38,9 +39,14 @@ int side_fail(struct side *s, int rc, uint32_t reason, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	rc = finding_vset(&s->fail, rc, reason, fmt, ap);
 	va_end(ap);
-	s->reason = reason;
+	return rc;
+}
+
+int side_record(struct side *s, int rc, const struct finding *f)
+{
+	s->fail = *f;
 	return rc;
 }
 

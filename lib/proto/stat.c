@@ -8,7 +8,7 @@
 static void side(struct nshm_side_stat *s, const struct head_snap *a,
 		 const struct head_snap *b, uint32_t state, uint32_t reason)
 {
-	struct side scratch = { 0 };   /* for the validators' messages */
+	struct finding scratch;       /* the validators' messages, unread */
 
 	s->present = validate_head(b, &scratch) == 0;
 	s->version = b->version;
@@ -92,7 +92,7 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	struct rx_snap x0, x1;
 	struct offer_snap o;
 	struct nshm_meta m;
-	struct side scratch = { 0 };   /* for the validators' messages */
+	struct finding scratch;       /* the validators' messages, unread */
 	struct rate q = { 0 };
 	int64_t start, now, want = (int64_t)(interval_ms > 0 ? interval_ms : 1) * 1000000;
 

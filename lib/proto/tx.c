@@ -87,9 +87,10 @@ static int plan_layout(struct nshm_tx *tx)
 
 static int check_rx_head(struct nshm_tx *tx)
 {
-	int rc = validate_head(&tx->rx.head, &tx->s);
+	struct finding f;
+	int rc = validate_head(&tx->rx.head, &f);
 
-	return rc < 0 ? rc : 0;
+	return rc < 0 ? side_record(&tx->s, rc, &f) : 0;
 }
 
 static int lost(struct nshm_tx *tx)
@@ -779,8 +780,8 @@ void nshm_tx_close(struct nshm_tx *tx, enum nshm_reason why)
 
 uint64_t nshm_tx_bytes(const struct nshm_tx *tx) { return tx->s.bytes; }
 uint32_t nshm_tx_crc(const struct nshm_tx *tx) { return tx->s.crc; }
-uint32_t nshm_tx_reason(const struct nshm_tx *tx) { return tx->s.reason; }
-const char *nshm_tx_why(const struct nshm_tx *tx) { return tx->s.why; }
+uint32_t nshm_tx_reason(const struct nshm_tx *tx) { return tx->s.fail.reason; }
+const char *nshm_tx_why(const struct nshm_tx *tx) { return tx->s.fail.why; }
 
 
 struct side *tx_side(struct nshm_tx *tx) { return &tx->s; }

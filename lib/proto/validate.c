@@ -1,25 +1,44 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Checks on values copied out of the region: nothing from the peer is used
  * before it passes here. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "proto.h"
 
+int finding_vset(struct finding *f, int rc, uint32_t reason, const char *fmt, va_list ap)
+{
+	vsnprintf(f->why, sizeof(f->why), fmt, ap);
+	f->reason = reason;
+	return rc;
+}
+
+int finding_set(struct finding *f, int rc, uint32_t reason, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	rc = finding_vset(f, rc, reason, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* 0 when the line is nshm's and our version, 1 when it holds nothing yet
  * (all zero, a fresh region), else -NSHM_EMAGIC / -NSHM_EVERSION. */
-int validate_head(const struct head_snap *h, struct side *s)
+int validate_head(const struct head_snap *h, struct finding *f)
 {
 	/* No magic yet: a fresh region, or a claimant between its stores of
 	 * version and magic (both relaxed): not nshm's to judge yet. */
 	if (h->magic == 0)
 		return 1;
 	if (h->magic != NSHM_MAGIC) {
-		return side_fail(s, -NSHM_EMAGIC, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EMAGIC, NSHM_R_PROTO,
 				 "the region holds something that is not nshm (magic 0x%08x); "
 			 "zero it or use another region", h->magic);
 	}
 	if (h->version != NSHM_VERSION) {
-		return side_fail(s, -NSHM_EVERSION, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EVERSION, NSHM_R_PROTO,
 				 "the peer speaks nshm protocol version %u, this program version %u",
 			 h->version, NSHM_VERSION);
 	}
@@ -58,83 +77,49 @@ int validate_name(const char *name, size_t len)
 	return 0;
 }
 
-const char *rel_path_problem(const char *path, size_t len, bool allow_abs)
-{
-	const char *p = path;
-
-	if (len == 0 || strlen(path) != len)
-		return "it is empty or holds a NUL byte";
-	if (len > NSHM_REQ_PATH_MAX)
-		return "it is too long";
-	if (*p == '/') {
-		if (!allow_abs)
-			return "it is absolute";
-		while (*p == '/')
-			p++;
-	}
-	while (*p) {
-		size_t n = strcspn(p, "/");
-
-		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-			return "it has a '.' or '..' component";
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-				return "it holds a control byte";
-		p += n;
-		while (*p == '/')
-			p++;
-	}
-	return NULL;
-}
-
-int validate_rel_path(const char *path, size_t len, bool allow_abs)
-{
-	return rel_path_problem(path, len, allow_abs) ? -1 : 0;
-}
-
-int validate_request(const struct request_snap *q, uint64_t session, struct side *s)
+int validate_request(const struct request_snap *q, uint64_t session, struct finding *f)
 {
 	const char *why;
 
 	if (q->session != session) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "request changed while it was read");
 	}
 	if (q->kind != NSHM_REQ_PUSH_TO && q->kind != NSHM_REQ_PULL &&
 	    q->kind != NSHM_REQ_REPLY) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the sender made an unknown request (%u)", q->kind);
 	}
 	if (q->path_len > NSHM_REQ_PATH_MAX)
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the sender asked for a path longer than %d bytes",
 				 NSHM_REQ_PATH_MAX);
 	why = rel_path_problem(q->path, q->path_len, q->kind != NSHM_REQ_PUSH_TO);
 	if (why)
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the sender asked for an unsafe path: %s", why);
 	return 0;
 }
 
 int validate_offer(const struct offer_snap *o, uint64_t session,
-		   struct nshm_meta *meta, struct side *s)
+		   struct nshm_meta *meta, struct finding *f)
 {
 	if (o->session != session) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "offer changed while it was read");
 	}
 	if (o->flags & ~NSHM_OFFER_FLAGS) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "offer has unknown flags 0x%x", o->flags);
 	}
 	if (o->mtime_nsec >= 1000000000u) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "offer has a bad mtime");
 	}
 	memset(meta, 0, sizeof(*meta));
 	if (o->name_len > NSHM_NAME_MAX ||
 	    validate_name(o->name, o->name_len) != 0) {
-		return side_fail(s, -NSHM_EPROTO, NSHM_R_PROTO,
+		return finding_set(f, -NSHM_EPROTO, NSHM_R_PROTO,
 				 "the sender offered an unsafe file name");
 	}
 	memcpy(meta->name, o->name, o->name_len);
@@ -146,12 +131,4 @@ int validate_offer(const struct offer_snap *o, uint64_t session,
 	meta->mtime_sec = o->mtime_sec;
 	meta->mtime_nsec = o->mtime_nsec;
 	return 0;
-}
-
-bool head_same_kernel(const struct head_snap *h)
-{
-	const struct nshm_self *me = nshm_self();
-
-	return me->boot[0] != 0 && h->boot[0] == me->boot[0] &&
-	       h->boot[1] == me->boot[1] && h->pidns == me->pidns;
 }

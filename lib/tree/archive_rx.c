@@ -318,29 +318,23 @@ static int disk_failed(struct extract *x, struct archive *disk, const char *name
 	if (x->rc)
 		return x->rc;
 	return side_fail(rx_side(x->rx), err == EEXIST ? -EEXIST : -EIO,
-			err == EEXIST ? NSHM_R_EXISTS : err == ENOSPC ? NSHM_R_NOSPACE
-			: NSHM_R_IO, "%s: %s%s", shown(name, esc, sizeof(esc)),
+			nshm_errno_reason(err, NSHM_R_IO), "%s: %s%s", shown(name, esc, sizeof(esc)),
 			archive_error_string(disk),
 			err == EEXIST ? " (use --force to replace it)" : "");
 }
 
 /* "dir/.nshm-XXXXXX" beside final, a name that does not exist yet. */
-static int temp_beside(const char *final, char *out, size_t outlen)
+static int temp_beside(struct extract *x, const char *final, char *out, size_t outlen)
 {
 	const char *slash = strrchr(final, '/');
 	struct stat st;
 
 	for (int tries = 0; tries < 16; tries++) {
-		static const char az[] = "abcdefghijklmnopqrstuvwxyz"
-					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-		uint64_t r = nshm_random64();
-		char sfx[7];
+		char tmp[NSHM_TEMP_LEN];
 		int n;
 
-		for (int i = 0; i < 6; i++, r /= 62)
-			sfx[i] = az[r % 62];
-		sfx[6] = '\0';
-		n = snprintf(out, outlen, "%.*s/.nshm-%s", (int)(slash - final), final, sfx);
+		nshm_temp_name(tmp, &x->rnd);
+		n = snprintf(out, outlen, "%.*s/%s", (int)(slash - final), final, tmp);
 		if (n < 0 || (size_t)n >= outlen)
 			return -ENAMETOOLONG;
 		if (lstat(out, &st) != 0 && errno == ENOENT)
@@ -357,19 +351,12 @@ static int put_in_place(struct extract *x, const char *tmp, const char *final,
 	bool force = x->flags & NSHM_EXTRACT_FORCE;
 	struct stat st;
 	char esc[160];
-	int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, final, force ? 0 : RENAME_NOREPLACE);
+	int rc = nshm_publish(AT_FDCWD, tmp, final, force);
 
-	if (rc != 0 && errno == EINVAL && !force) {
-		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
-		rc = link(tmp, final);
-		if (rc == 0)
-			unlink(tmp);
-	}
 	if (rc != 0) {
-		int err = errno;
+		int err = -rc;
 
-		return side_fail(rx_side(x->rx), err == EEXIST ? -EEXIST : -err,
-				err == EEXIST ? NSHM_R_EXISTS : NSHM_R_IO, "%s: %s",
+		return side_fail(rx_side(x->rx), rc, nshm_errno_reason(err, NSHM_R_IO), "%s: %s",
 				shown(name, esc, sizeof(esc)), err == EEXIST
 				? "appeared meanwhile (use --force to replace it)"
 				: err == EISDIR ? "is a directory" : strerror(err));
@@ -385,7 +372,7 @@ static int write_file(struct extract *x, struct archive *a, struct archive *disk
 		      struct archive_entry *e, const char *final, const char *name)
 {
 	char esc[160];
-	int r, rc = temp_beside(final, x->current, sizeof(x->current));
+	int r, rc = temp_beside(x, final, x->current, sizeof(x->current));
 
 	if (rc < 0) {
 		x->current[0] = '\0';
@@ -598,56 +585,18 @@ static int parent_fd(struct extract *x, const char *final, const char **base)
 static int temp_at(struct extract *x, int dfd, const char *final, const char *base,
 		   mode_t mode, char *tmp)
 {
-	static const char az[] = "abcdefghijklmnopqrstuvwxyz"
-				 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	int n, fd = nshm_temp_open(dfd, tmp, mode, &x->rnd);
 
-	for (int tries = 0; tries < 16; tries++) {
-		uint64_t r;
-		int fd, n;
-
-		/* xorshift64: cheap names; a taken one costs a retry. */
-		x->rnd ^= x->rnd << 13;
-		x->rnd ^= x->rnd >> 7;
-		x->rnd ^= x->rnd << 17;
-		r = x->rnd;
-		memcpy(tmp, ".nshm-", 6);
-		for (int i = 0; i < 6; i++, r /= 62)
-			tmp[6 + i] = az[r % 62];
-		tmp[12] = '\0';
-		fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-		if (fd < 0 && errno == EEXIST)
-			continue;
-		if (fd < 0)
-			return -errno;
-		n = snprintf(x->current, sizeof(x->current), "%.*s%s", (int)(base - final),
-			     final, tmp);
-		if (n < 0 || (size_t)n >= sizeof(x->current)) {
-			unlinkat(dfd, tmp, 0);
-			close(fd);
-			x->current[0] = '\0';
-			return -ENAMETOOLONG;
-		}
+	if (fd < 0)
 		return fd;
+	n = snprintf(x->current, sizeof(x->current), "%.*s%s", (int)(base - final), final, tmp);
+	if (n < 0 || (size_t)n >= sizeof(x->current)) {
+		unlinkat(dfd, tmp, 0);
+		close(fd);
+		x->current[0] = '\0';
+		return -ENAMETOOLONG;
 	}
-	return -EEXIST;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
+	return fd;
 }
 
 static int fast_failed(struct extract *x, int err, const char *name, const char *what)
@@ -656,9 +605,8 @@ static int fast_failed(struct extract *x, int err, const char *name, const char 
 
 	if (x->rc)
 		return x->rc;
-	return side_fail(rx_side(x->rx), -err, err == ENOSPC || err == EDQUOT ? NSHM_R_NOSPACE
-			 : NSHM_R_IO, "%s: %s%s", shown(name, esc, sizeof(esc)), what,
-			 strerror(err));
+	return side_fail(rx_side(x->rx), -err, nshm_errno_reason(err, NSHM_R_IO), "%s: %s%s",
+			 shown(name, esc, sizeof(esc)), what, strerror(err));
 }
 
 /* The entry's data at its offsets (a sparse entry's come with gaps: holes),
@@ -678,7 +626,7 @@ static int write_data(struct extract *x, struct archive *a, int fd, int64_t size
 			len = (size_t)(size - off);
 		if (len == 0)
 			continue;
-		if ((rc = pwrite_all(fd, buf, len, off)) < 0)
+		if ((rc = nshm_pwrite_all(fd, buf, len, off, NULL)) < 0)
 			return fast_failed(x, -rc, name, "");
 		if (off + (la_int64_t)len > end)
 			end = off + (la_int64_t)len;
@@ -718,17 +666,10 @@ static int rename_at(struct extract *x, int dfd, const char *tmp, const char *ba
 {
 	bool force = x->flags & NSHM_EXTRACT_FORCE;
 	char esc[160];
-	int rc = renameat2(dfd, tmp, dfd, base, force ? 0 : RENAME_NOREPLACE), err;
+	int err = -nshm_publish(dfd, tmp, base, force);
 
-	if (rc != 0 && errno == EINVAL && !force) {
-		/* No RENAME_NOREPLACE on this file system: link() refuses too. */
-		rc = linkat(dfd, tmp, dfd, base, 0);
-		if (rc == 0)
-			unlinkat(dfd, tmp, 0);
-	}
-	if (rc == 0)
+	if (err == 0)
 		return 0;
-	err = errno;
 	if (err == EEXIST)
 		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
 				 "%s exists (use --force to replace it)",
@@ -743,7 +684,7 @@ static int rename_at(struct extract *x, int dfd, const char *tmp, const char *ba
 static int write_fast(struct extract *x, struct archive *a, struct archive_entry *e,
 		      int dfd, const char *final, const char *base, const char *name)
 {
-	char tmp[16];
+	char tmp[NSHM_TEMP_LEN];
 	struct stat st;
 	int rc, fd = temp_at(x, dfd, final, base, archive_entry_perm(e) & 0777, tmp);
 

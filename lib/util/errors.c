@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Names for codes and states, for messages a person reads. */
+#include <errno.h>
 #include <string.h>
 
 #include "util.h"
@@ -64,4 +65,24 @@ const char *nshm_rx_state_name(uint32_t s)
 					 "done", "failed", "aborted" };
 
 	return s < sizeof(n) / sizeof(n[0]) ? n[s] : "invalid";
+}
+
+uint32_t nshm_errno_reason(int err, uint32_t otherwise)
+{
+	switch (err) {
+	case EEXIST:
+		return NSHM_R_EXISTS;
+	case ENOSPC: case EDQUOT:
+		return NSHM_R_NOSPACE;
+	case EACCES: case EPERM: case EROFS:
+		return NSHM_R_PERM;
+	case ENOENT:
+		return NSHM_R_NOTFOUND;
+	case ENXIO: case ENOSYS:   /* a FIFO without a reader, a kernel without it */
+		return NSHM_R_UNSUPPORTED;
+	case ECANCELED:
+		return NSHM_R_CANCELED;
+	default:
+		return otherwise;
+	}
 }

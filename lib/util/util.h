@@ -6,8 +6,10 @@
 #define NSHM_UTIL_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "nshm.h"
 
@@ -44,8 +46,39 @@ int nshm_check_meta(const struct nshm_meta *m);
 #endif
 const char *nshm_run_dir(void);
 
-/* io.c */
-int nshm_write_all(int fd, const void *buf, size_t len,
-		   volatile sig_atomic_t *cancel);
+/* io.c: the one full-write loop: short counts retried, EINTR too unless
+ * *cancel is set (then -ECANCELED); at off, or at the file position when
+ * off < 0. 0 or -errno. */
+int nshm_pwrite_all(int fd, const void *buf, size_t len, off_t off,
+		    volatile sig_atomic_t *cancel);
+static inline int nshm_write_all(int fd, const void *buf, size_t len,
+				 volatile sig_atomic_t *cancel)
+{
+	return nshm_pwrite_all(fd, buf, len, -1, cancel);
+}
+
+/* publish.c: a temporary name, then the final one (fsync policy there). */
+#define NSHM_TEMP_PREFIX ".nshm-"
+#define NSHM_TEMP_LEN 13          /* ".nshm-XXXXXX" and its NUL */
+/* ".nshm-" and six random characters: from *seed (xorshift64, cheap; not
+ * zero) or, seed NULL, nshm_random64. */
+void nshm_temp_name(char tmp[NSHM_TEMP_LEN], uint64_t *seed);
+/* A new file of that name in dirfd (O_EXCL, O_NOFOLLOW), its name in tmp:
+ * the fd, or -errno (-EEXIST after 16 taken names). */
+int nshm_temp_open(int dirfd, char tmp[NSHM_TEMP_LEN], mode_t mode, uint64_t *seed);
+/* tmp, in dirfd, to name: never over anything that exists unless replace
+ * (RENAME_NOREPLACE; link and unlink where a file system has no such
+ * rename). 0 or -errno: -EEXIST, or with replace -EISDIR over a directory. */
+int nshm_publish(int dirfd, const char *tmp, const char *name, bool replace);
+
+/* relpath.c: the one syntactic rule for a path from a peer (a request's
+ * path, a push's SUBDIR, a pull's PATH), shared by sender and receiver:
+ * components that are not empty, "." or "..", without control bytes;
+ * absolute only if allow_abs. NULL if it passes, else why not. */
+const char *rel_path_problem(const char *path, size_t len, bool allow_abs);
+
+/* errors.c: the one errno -> reason table (what a peer is told a local
+ * failure was): err a positive errno; otherwise for the rest. */
+uint32_t nshm_errno_reason(int err, uint32_t otherwise);
 
 #endif

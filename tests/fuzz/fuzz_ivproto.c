@@ -250,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct in in = { data, size };
 	struct action acts[MAX_MSGS];
-	struct nshm_region r;
+	struct nshm_doorbell db;
 	struct ivclient *c;
 	int sv[2], rc, base, top;
 	unsigned nact;
@@ -292,21 +292,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		CHECK(c->nown > 0);
 		CHECK(epoll_ctl(c->ep, EPOLL_CTL_ADD, c->sock, &ev) == 0);
-		memset(&r, 0, sizeof(r));
-		r.db.fd = c->ep;
-		r.db.ctx = c;
+		memset(&db, 0, sizeof(db));
+		db.fd = c->ep;
+		db.ctx = c;
 		/* What follows the handshake, as the waits read it. */
 		for (unsigned i = 0; i < nact; i++) {
 			if (acts[i].ring) {
-				int rr = iv_ring(&r, acts[i].id);
+				int rr = iv_ring(&db, acts[i].id);
 
 				CHECK(rr == 0 || rr == -ENOENT);
 			} else {
-				(void)iv_gone(&r, acts[i].id);
+				(void)iv_gone(&db, acts[i].id);
 			}
 			check_client(c);
 		}
-		iv_drain(&r);
+		iv_drain(&db);
 		check_client(c);
 	}
 	free_client(c);

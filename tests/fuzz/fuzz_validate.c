@@ -54,7 +54,7 @@ static void check_why(const char *why)
 static void fuzz_head(struct in *in)
 {
 	struct head_snap h;
-	static struct side sd;
+	static struct finding sd;
 	char *why = sd.why;
 	int rc;
 
@@ -105,7 +105,7 @@ static void fuzz_offer(struct in *in)
 {
 	struct offer_snap o;
 	struct nshm_meta meta;
-	static struct side sd;
+	static struct finding sd;
 	char *why = sd.why;
 	uint8_t sel = in_u8(in);
 	uint64_t session;
@@ -213,7 +213,7 @@ static void fuzz_request(struct in *in)
 	struct nshm_region r = { .base = region, .size = sizeof(region) };
 	struct request *q = REQUEST(region);
 	struct request_snap snap;
-	static struct side sd;
+	static struct finding sd;
 	uint8_t sel = in_u8(in);
 	uint64_t session = in_u64(in);
 	size_t n;

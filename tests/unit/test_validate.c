@@ -46,8 +46,8 @@ static void documented_offsets(void)
 int main(void)
 {
 	documented_offsets();
-	struct side sd = { 0 };
-	char *why = sd.why;   /* what the validators say, through the side */
+	struct finding sd = { 0 };
+	char *why = sd.why;   /* what the validators say */
 	struct head_snap h;
 	struct offer_snap o;
 	struct nshm_meta m;
