@@ -147,7 +147,7 @@ int64_t lapse_ns(const struct head_snap *h, int64_t peer_timeout_ns, bool rung);
 /* Nanoseconds the watched heartbeat has stood still. */
 int64_t watch_still_ns(const struct peer_watch *w);
 
-/* claim.c: hold our own line, with a heartbeat thread. */
+/* claim.c takes our own line, beat.c holds it with a heartbeat thread. */
 struct claim {
 	struct line_head *line;
 	uint64_t token;
@@ -166,6 +166,11 @@ struct claim {
  * code with what went wrong in f. */
 int claim_take(struct claim *c, struct nshm_region *r, const struct nshm_params *p,
 	       struct line_head *line, const char *role, struct finding *f);
+/* beat.c: holding it. Write our identity and start the heartbeat: 0 or
+ * -errno (the line given back). */
+int claim_hold(struct claim *c, const struct nshm_region *r);
+/* The only arbiter between claimants (seq_cst compare-and-swap). */
+bool claim_cas(struct line_head *l, uint64_t from, uint64_t to);
 bool claim_held(const struct claim *c);
 void claim_release(struct claim *c);
 /* The heartbeat's pace from now on; PACE_ON_RING declares

@@ -83,7 +83,7 @@ static void wake(struct nshm_region *r, const struct head_snap *h)
 {
 	if (h->owner != 0 && h->beat_ms == NSHM_BEAT_ON_RING && h->bell != 0 &&
 	    r->db.fd >= 0 && r->db.ring)
-		(void)r->db.ring(r, h->bell - 1);
+		(void)r->db.ring(&r->db, h->bell - 1);
 }
 
 int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
