@@ -73,7 +73,7 @@ SCRIBBLE=${SCRIBBLE:-$BATS_TEST_DIRNAME/../build/fuzz/scribble}
 # region_wait COND [--timeout-ms N] [--signal SIG --pid PID]: until the
 # region ($REGION) shows COND, as tests/fuzz/scribble.c's `wait` reads it:
 # tx-state=N, rx-state=N, produced>=N, consumed>=N, tx-claimed,
-# rx-claimed, full. Builds the scribbler if needed (one cc run).
+# rx-claimed (the claim whole: token and liveness record), full. Builds the scribbler if needed (one cc run).
 region_wait() {
 	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
 		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers >&2 || return 1

@@ -278,10 +278,17 @@ static int holds(const char *cond)
 		return rd64(&t->produced) >= v;
 	if (!strncmp(cond, "consumed>=", 10))
 		return rd64(&x->consumed) >= v;
+	/* Claimed means the claim is whole: the owner's token is in the line
+	 * and in its liveness record (written just after the CAS). A peer
+	 * killed between the two declared no heartbeat, and is judged by the
+	 * peer timeout, not its lapse: a test that kills at "claimed" means
+	 * the whole claim. */
 	if (!strcmp(cond, "tx-claimed"))
-		return rd64(&t->head.owner) != 0;
+		return rd64(&t->head.owner) != 0 &&
+		       rd64(&t->live.owner) == rd64(&t->head.owner);
 	if (!strcmp(cond, "rx-claimed"))
-		return rd64(&x->head.owner) != 0;
+		return rd64(&x->head.owner) != 0 &&
+		       rd64(&x->live.owner) == rd64(&x->head.owner);
 	if (!strcmp(cond, "full")) {
 		uint64_t p = rd64(&t->produced), c = rd64(&x->consumed);
 		uint32_t n = rd32(&t->nslots);
