@@ -74,7 +74,7 @@ count warnings warnings_tap
 
 if build; then
 	unit_suites build unit
-	for f in tests/*.bats; do
+	for f in tests/*.bats tests/vm/*.bats tests/guest/*.bats; do
 		bats_suite bats "$f"
 	done
 fi

@@ -9,7 +9,7 @@
 #                                and stamp (the source's hash)
 #   tests/deb-build.sh --hash    print the source's hash (what stamp holds)
 #   tests/deb-build.sh --current OUT   build into OUT unless its stamp is
-#                                this tree's hash (tests/deb*.bats)
+#                                this tree's hash (tests/deb.bats, tests/guest/guest-deb.bats)
 #
 # The copy holds the files git knows (tracked and new, less ignored ones),
 # or, outside a git checkout, the tree less build directories.
@@ -33,7 +33,7 @@ sources() {
 # less the bats suites (no package holds them, no autopkgtest runs them):
 # editing tests/deb.bats does not rebuild the packages it checks.
 source_hash() {
-	sources | grep -zv '^tests/[^/]*\.bats$' | tar --null --no-recursion -T - --mtime=@0 --owner=0 --group=0 \
+	sources | grep -zv '^tests/.*\.bats$' | tar --null --no-recursion -T - --mtime=@0 --owner=0 --group=0 \
 		--numeric-owner --sort=name -cf - | sha256sum | cut -d' ' -f1
 }
 

@@ -9,7 +9,7 @@
 # install, dkms builds the packaged module for Debian 12's kernels, and
 # the autopkgtests pass (autopkgtest ... -- null: on this machine; packages
 # it installs are purged afterwards unless they were installed before).
-# What the packages do in a running systemd guest: tests/guest-deb.bats.
+# What the packages do in a running systemd guest: tests/guest/guest-deb.bats.
 
 ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 OUT=${NSHM_DEB_DIR:-$ROOT/build/deb}
@@ -215,7 +215,7 @@ not() {
 	grep -q 'attr-match=vendor=0x1af4 --attr-match=device=0x1110' "$c/postinst"
 	grep -q '/run/systemd/system' "$c/postinst"
 	grep -q "deb-systemd-invoke stop 'nshm-receiver@\*.service'" "$c/prerm"
-	# What they do in a running guest: tests/guest-deb.bats. Here, without
+	# What they do in a running guest: tests/guest/guest-deb.bats. Here, without
 	# systemd, configure does nothing and fails on nothing.
 	[ -d /run/systemd/system ] || sh "$c/postinst" configure
 }

@@ -19,7 +19,7 @@ need=(
 	"mmdebstrap:mmdebstrap" "mke2fs:e2fsprogs"
 	"libvirtd:libvirt-daemon-system" "virsh:libvirt-clients"
 	"/usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so:libvirt-daemon-driver-qemu"
-	# make deb, tests/deb.bats, tests/guest-deb.bats
+	# make deb, tests/deb.bats, tests/guest/guest-deb.bats
 	"dpkg-buildpackage:dpkg-dev" "dh:debhelper" "dh_dkms:dh-dkms" "dkms:dkms" "lintian:lintian"
 	"autopkgtest:autopkgtest" "fakeroot:fakeroot"
 )

@@ -4,7 +4,7 @@
 # series: 6.1 (linux-image-amd64) and 6.12 (bookworm-security). The newest installed headers of
 # each are used; when a series has none they are installed (as root) for the kernel the VM
 # tests boot (tests/vm/lib.sh: vm_kernel_package, vm_headers). About 5-15 s per series.
-# The guest tests (tests/vm-kmod.bats) load and use what this builds.
+# The guest tests (tests/vm/vm-kmod.bats) load and use what this builds.
 
 setup_file() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"

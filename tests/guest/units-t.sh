@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # shellcheck shell=bash disable=SC2154,SC2034  # st() sets the variables by eval
-# The guest's side of tests/guest-units.bats, copied to /root/t.sh in the guest and sourced by
+# The guest's side of tests/guest/guest-units.bats, copied to /root/t.sh in the guest and sourced by
 # each of its commands: one command per step, since every command and every systemctl costs
 # time under emulation.
 

@@ -8,7 +8,7 @@
  * between record and change). kernel_apply() plays the kernel's part: it
  * turns the commands written so far into the next table. The kernel's own
  * answers (ENOSPC, merging) are the guest tests' business
- * (tests/vm-kmod.bats). */
+ * (tests/vm/vm-kmod.bats). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
 # shellcheck shell=bash
 # tests/vm/lib.sh - boot a throw-away QEMU/KVM guest with an ivshmem device and drive it.
 #
-# Sourced by tests/vm.bats, tests/vm/demo.sh and tests/vm/measure-map.sh. It only defines
+# Sourced by tests/vm/vm.bats, tests/vm/demo.sh and tests/vm/measure-map.sh. It only defines
 # functions and never changes shell options, so that bats' own error handling stays in charge.
 #
 # How the pieces talk to each other:

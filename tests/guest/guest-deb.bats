@@ -22,7 +22,7 @@
 # its inputs); then about 2 min under TCG.
 
 bats_require_minimum_version 1.5.0
-ROOT=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 OUT=${NSHM_DEB_DIR:-$ROOT/build/deb}
 VER=$(sed -nE 's/^#define NSHM_LIB_VERSION "([0-9.]+)"$/\1/p' "$ROOT/lib/nshm.h")
 MAJOR=${VER%%.*}

@@ -4,14 +4,14 @@
 # A real QEMU ivshmem-doorbell device served by nshm-server, with a guest that has no module:
 # the guest polls (sysfs resource2), the host side joins the server and sleeps on eventfds.
 # Transfers both ways, and a server that loses its QEMU (killed) and gets it back (booted
-# again). The module's side (MSI-X) is tests/vm-kmod.bats's. Harness: tests/vm/lib.sh.
+# again). The module's side (MSI-X) is tests/vm/vm-kmod.bats's. Harness: tests/vm/lib.sh.
 #
 # Skips: only when QEMU (or the guest kernel) cannot be installed, and never when CI=true.
 
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   export VM_T0
   VM_T0=$(vm_now)
   vm_run_init
@@ -37,7 +37,7 @@ setup_file() {
 }
 
 teardown_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   [[ -n ${VM:-} ]] && vm_shutdown "$VM"
   server_stop
   # The server's lock file stays by design (nshm-server(8)); this run's name is its own.
@@ -90,8 +90,8 @@ client_id() {
 }
 
 setup() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   vm_case_begin "VM tests cannot run: $VM_SKIP" || return 1
   [[ -n $VM_NOPROGS ]] && { echo "$VM_NOPROGS" >&2; return 1; }
   [[ -n ${VM:-} ]] || { cat "$VM_RUN/server.log" >&2; echo "the guest did not boot" >&2; return 1; }

@@ -18,7 +18,7 @@ bats_require_minimum_version 1.5.0
 LV_URI=qemu:///system
 
 setup_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   export VM_T0 VM_SKIP="" KO="" SHM VM DOM
   VM_T0=$(vm_now)
   vm_run_init
@@ -54,7 +54,7 @@ setup_file() {
 }
 
 teardown_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   [[ -n ${DOM:-} ]] && virsh -c "$LV_URI" destroy "$DOM" >/dev/null 2>&1
   lv_server_stop
   lv_daemons_stop
@@ -209,8 +209,8 @@ EOF
 }
 
 setup() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   vm_case_begin "libvirt tests cannot run: $VM_SKIP" || return 1
   [[ -n ${VM:-} ]] || { cat "$VM_RUN/server.log" "$VM_RUN/vm-lv/virsh.out" >&2; echo "the domain did not boot" >&2; return 1; }
   B=$(vm_build_dir)

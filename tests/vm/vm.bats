@@ -13,7 +13,7 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
   # shellcheck source=tests/vm/lib.sh
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   export VM_T0
   VM_T0=$(vm_now)
   vm_run_init
@@ -44,7 +44,7 @@ setup_file() {
 }
 
 teardown_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   [[ -n ${VM:-} ]] && vm_shutdown "$VM"
   [[ -n ${VM_T0:-} ]] && vm_note "vm.bats total: $(vm_since "$VM_T0") s"
   vm_cleanup
@@ -57,8 +57,8 @@ vm__banner() {
 }
 
 setup() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   vm_case_begin "VM tests cannot run (see the banner above)" || return 1
 }
 

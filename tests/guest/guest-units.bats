@@ -14,7 +14,7 @@
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-  source "$BATS_TEST_DIRNAME/guest/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   export VM_T0
   VM_T0=$(vm_now)
   vm_run_init
@@ -38,7 +38,7 @@ setup_file() {
   # What make install runs after installing into a running system (DESTDIR empty): the guest
   # has no make, so it gets the recipe's text to run.
   make -s -n --no-print-directory -C "$VM_REPO_DIR" install-activate DESTDIR= >"$root/root/install-activate.sh"
-  cp "$BATS_TEST_DIRNAME/guest/units-t.sh" "$root/root/t.sh"
+  cp "$BATS_TEST_DIRNAME/units-t.sh" "$root/root/t.sh"
   guest_image "$root" "$VM_RUN/disk.img" || return 1
   rm -rf "$root"
   SHM=$(vm_shm_name units)
@@ -53,15 +53,15 @@ setup_file() {
 }
 
 teardown_file() {
-  source "$BATS_TEST_DIRNAME/guest/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   [[ -n ${VM:-} ]] && guest_shutdown "$VM"
   [[ -n ${VM_T0:-} ]] && vm_note "guest-units.bats total: $(vm_since "$VM_T0") s"
   guest_cleanup
 }
 
 setup() {
-  source "$BATS_TEST_DIRNAME/guest/lib.sh"
-  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/../vm/case.bash"
   vm_case_begin "guest tests cannot run (see the banner above)" || return 1
   NSHM_PUT=$(vm_build_dir)/nshm-put
   UNIT="nshm-receiver@pci:$ADDR.service"

@@ -19,7 +19,7 @@
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   export VM_T0 VM_SKIP="" KO="" K612_PKG="" K612_SKIP=""
   VM_T0=$(vm_now)
   vm_run_init
@@ -63,7 +63,7 @@ setup_file() {
 }
 
 teardown_file() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
+  source "$BATS_TEST_DIRNAME/lib.sh"
   server_stop
   [[ -n ${VM_T0:-} ]] && vm_note "vm-kmod.bats total: $(vm_since "$VM_T0") s"
   vm_cleanup
@@ -103,8 +103,8 @@ kmod_build_old() {
 }
 
 setup() {
-  source "$BATS_TEST_DIRNAME/vm/lib.sh"
-  source "$BATS_TEST_DIRNAME/vm/case.bash"
+  source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   vm_case_begin "$VM_SKIP" || return 1
   NSHM_GET=$(vm_build_dir)/nshm-get
   NSHM_PUT=$(vm_build_dir)/nshm-put
