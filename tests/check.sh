@@ -11,10 +11,11 @@ LOG=${NSHM_CHECK_LOG:-build/check.log}
 mkdir -p build
 : >"$LOG"
 
-# count SUITE CMD...: run a TAP producer, echo its lines, add up results.
+# count SUITE CMD...: run a TAP producer, echo its lines, add up results;
+# the suite's wall time closes its line (tests/README.md's figures).
 count() {
 	local suite=$1; shift
-	local out rc p f s
+	local out rc p f s t0=$SECONDS
 	echo "== $suite" | tee -a "$LOG"
 	out=$("$@" 2>&1)
 	rc=$?
@@ -27,17 +28,19 @@ count() {
 		echo "  [$suite] exited $rc without a failing test: counted as one failure"
 		f=1
 	fi
-	echo "  $suite: $p passed, $f failed, $s skipped"
+	echo "  $suite: $p passed, $f failed, $s skipped ($((SECONDS - t0)) s)"
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
 build() {
+	local t0=$SECONDS
 	if ! make -s -j"$JOBS" "$@" all unit >>"$LOG" 2>&1; then
 		echo "build failed: make $*; see $LOG" >&2
 		tail -30 "$LOG" >&2
 		failed=$((failed + 1))
 		return 1
 	fi
+	echo "== build: make $* all unit ($((SECONDS - t0)) s)"
 }
 
 unit_suites() {
@@ -91,6 +94,7 @@ fi
 # Memcheck over the unit tests and one real transfer: leaks and bad reads.
 count valgrind bash tests/fuzz/valgrind.sh
 
+echo "== make check: $SECONDS s in all"
 line="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
 echo "$line"
