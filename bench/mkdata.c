@@ -19,6 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "size.h"
+
 #define BUF (1u << 20)
 
 static uint64_t state;
@@ -29,29 +31,6 @@ static uint64_t next(void)
 	state ^= state << 25;
 	state ^= state >> 27;
 	return state * 0x2545F4914F6CDD1DULL;
-}
-
-static int parse_size(const char *s, unsigned long long *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	if (*end)
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int write_all(int fd, const unsigned char *p, size_t n)

@@ -609,19 +609,38 @@ zsh_complete() {
 	NSHM_COMPDIR=$COMP timeout 20 zsh -f "$T/zrun.zsh" "$T/zinit.zsh" "$1"
 }
 
-@test "completions (zsh): options, endpoints, pci devices, files, --map" {
-	need_programs
-	fake_endpoints
-	run zsh_complete 'nshm-put somefile '
+# offers_endpoints SHELL: after a file, nshm-put is offered the endpoints
+# (the region, pci, this PCI device and no other) and files; as its first
+# word only files. SHELL_complete is the completer.
+offers_endpoints() {
+	run "$1_complete" 'nshm-put somefile '
 	[ "$status" -eq 0 ]
 	grep -qx "$SHM" <<<"$output"
 	grep -qx pci <<<"$output"
 	grep -qx "pci:$PCI" <<<"$output"
 	not grep -qx pci:0000:00:01.0 <<<"$output"
 	grep -qx somefile <<<"$output"
-	run zsh_complete 'nshm-put '
+	run "$1_complete" 'nshm-put '
 	grep -qx somefile <<<"$output"
 	not grep -qx pci <<<"$output"
+}
+
+# offers_every_option SHELL: "PROG -" is offered every option of PROG --help.
+offers_every_option() {
+	local p o
+	for p in "${PROGS[@]}"; do
+		"$BIN/$p" --help >"$T/$p.help"
+		run "$1_complete" "$p -"
+		for o in $(help_options "$T/$p.help"); do
+			grep -qx -- "$o" <<<"$output" || { echo "$1: $p $o not offered" >&2; return 1; }
+		done
+	done
+}
+
+@test "completions (zsh): options, endpoints, pci devices, files, --map" {
+	need_programs
+	fake_endpoints
+	offers_endpoints zsh
 	run zsh_complete 'nshm-get --source '
 	grep -qx "$SHM" <<<"$output"
 	grep -qx "pci:$PCI" <<<"$output"
@@ -629,14 +648,7 @@ zsh_complete() {
 	[ "$output" = "pci:$PCI" ]
 	run zsh_complete 'nshm-stat --map '
 	[ "$(echo $output)" = "uc wc wb" ]
-	local p o
-	for p in "${PROGS[@]}"; do
-		"$BIN/$p" --help >"$T/$p.help"
-		run zsh_complete "$p -"
-		for o in $(help_options "$T/$p.help"); do
-			grep -qx -- "$o" <<<"$output" || { echo "zsh: $p $o not offered" >&2; return 1; }
-		done
-	done
+	offers_every_option zsh
 }
 
 # fish_complete LINE: what fish offers for LINE (candidates only).
@@ -648,16 +660,7 @@ fish_complete() {
 @test "completions (fish): options, endpoints, pci devices, files, --map" {
 	need_programs
 	fake_endpoints
-	run fish_complete 'nshm-put somefile '
-	[ "$status" -eq 0 ]
-	grep -qx "$SHM" <<<"$output"
-	grep -qx pci <<<"$output"
-	grep -qx "pci:$PCI" <<<"$output"
-	not grep -qx pci:0000:00:01.0 <<<"$output"
-	grep -qx somefile <<<"$output"
-	run fish_complete 'nshm-put '
-	grep -qx somefile <<<"$output"
-	not grep -qx pci <<<"$output"
+	offers_endpoints fish
 	run fish_complete 'nshm-get -s '
 	grep -qx "$SHM" <<<"$output"
 	grep -qx "pci:$PCI" <<<"$output"
@@ -667,12 +670,5 @@ fish_complete() {
 	not grep -qx somefile <<<"$output"
 	run fish_complete 'nshm-get --map '
 	[ "$(echo $output)" = "uc wb wc" ] # fish sorts
-	local p o
-	for p in "${PROGS[@]}"; do
-		"$BIN/$p" --help >"$T/$p.help"
-		run fish_complete "$p -"
-		for o in $(help_options "$T/$p.help"); do
-			grep -qx -- "$o" <<<"$output" || { echo "fish: $p $o not offered" >&2; return 1; }
-		done
-	done
+	offers_every_option fish
 }

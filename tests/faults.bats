@@ -10,27 +10,16 @@
 # flips bytes in slots.
 load helpers
 
-SCRIBBLE=$BATS_TEST_DIRNAME/../build/fuzz/scribble
-
-setup_file() {
-	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
-		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers
-	fi
-}
+setup_file() { scribbler_build; }
 
 setup() {
 	setup_region 4M
-	R=/dev/shm/$REGION
 	MOUNTS=()
 	mkdir -p "$T/dst"
 }
 
 teardown() {
-	local m p
-	# A stopped process would not die of the region going away.
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -CONT "$p" 2>/dev/null
-	done
+	local m
 	for m in "${MOUNTS[@]:-}"; do
 		[ -n "$m" ] && umount -l "$m" 2>/dev/null
 	done
@@ -72,10 +61,6 @@ running() {
 	kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
-wait_for() {
-	"$SCRIBBLE" wait "$R" "$@"
-}
-
 # The region works again: a fresh pair moves a file through it.
 transfer_ok() {
 	head -c 300000 /dev/urandom >"$T/again"
@@ -106,7 +91,7 @@ no_wrong_file() {
 
 @test "kill -9 of a receiver waiting for a sender: the region works after" {
 	start get "$GET" -s "$REGION" "$T/dst"
-	wait_for rx-state=1 --timeout-ms 10000
+	region_wait rx-state=1 --timeout-ms 10000
 	kill -9 "$get_PID"
 	finish get
 	[ "$get_RC" = 137 ]
@@ -114,9 +99,11 @@ no_wrong_file() {
 	transfer_ok
 }
 
+# The SIGINT twins of the kill -9 cases (exit 130, not 137): the same steps on purpose, one
+# case per signal so that a failure names it.
 @test "SIGINT to a receiver waiting for a sender: exit 130, the region works after" {
 	start get "$GET" -s "$REGION" "$T/dst"
-	wait_for rx-state=1 --timeout-ms 10000
+	region_wait rx-state=1 --timeout-ms 10000
 	kill -INT "$get_PID"
 	finish get 10
 	[ "$get_RC" = 130 ]
@@ -127,7 +114,7 @@ no_wrong_file() {
 @test "kill -9 of a sender waiting for a receiver: the region works after" {
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" "$T/src" "$REGION"
-	wait_for tx-claimed --timeout-ms 10000
+	region_wait tx-claimed --timeout-ms 10000
 	wait_blocked "$put_PID" sleep    # in its wait for a receiver
 	kill -9 "$put_PID"
 	finish put
@@ -138,7 +125,7 @@ no_wrong_file() {
 @test "SIGINT to a sender waiting for a receiver: exit 130, the region works after" {
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" "$T/src" "$REGION"
-	wait_for tx-claimed --timeout-ms 10000
+	region_wait tx-claimed --timeout-ms 10000
 	wait_blocked "$put_PID" sleep    # in its wait for a receiver
 	kill -INT "$put_PID"
 	finish put 10
@@ -156,7 +143,7 @@ no_wrong_file() {
 	IN=$T/fifo start put "$PUT" --chunk 64K --name slow - "$REGION"
 	"$SCRIBBLE" cat "$T/src" --piece 16384 --gap-us 5000 >"$T/fifo" &
 	PIDS+=($!)
-	wait_for consumed\>=3 --timeout-ms 20000
+	region_wait consumed\>=3 --timeout-ms 20000
 	kill -INT "$get_PID"
 	finish get 10
 	[ "$get_RC" = 130 ]
@@ -187,11 +174,11 @@ verdict_setup() {
 	IN=$T/verdict.pipe start put "$PUT" --peer-timeout 30 --chunk 64K --slots 2 -n src - "$REGION"
 	exec 6>"$T/verdict.pipe"
 	cat "$T/src" >&6
-	wait_for consumed'>='2 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	region_wait consumed'>='2 --signal STOP --pid "$get_PID" --timeout-ms 20000
 	wait_stopped "$get_PID"
 	[ "$("$SCRIBBLE" wait "$R" tx-state=2 --timeout-ms 0 2>/dev/null; echo $?)" = 1 ]
 	exec 6>&-
-	wait_for tx-state=2 --timeout-ms 20000
+	region_wait tx-state=2 --timeout-ms 20000
 	wait_blocked "$put_PID" sleep    # in its verdict wait
 }
 
@@ -306,7 +293,7 @@ truncate_setup() {
 	IN=$T/fifo start put "$PUT" --chunk 64K --name big - "$REGION"
 	"$SCRIBBLE" cat "$T/src" --piece 16384 --gap-us 5000 >"$T/fifo" 2>/dev/null &
 	PIDS+=($!)
-	wait_for consumed\>=3 --timeout-ms 20000
+	region_wait consumed\>=3 --timeout-ms 20000
 	truncate -s 0 "$R"
 }
 
@@ -335,8 +322,8 @@ truncate_setup() {
 	head -c 16M /dev/urandom >"$T/src"
 	start get "$GET" --peer-timeout 30 -s "$REGION" "$T/dst"
 	start put "$PUT" --peer-timeout 30 --chunk 64K --slots 2 "$T/src" "$REGION"
-	wait_for consumed\>=1 --signal STOP --pid "$get_PID" --timeout-ms 20000
-	wait_for full --timeout-ms 10000
+	region_wait consumed\>=1 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	region_wait full --timeout-ms 10000
 	truncate -s 0 "$T/src"
 	kill -CONT "$get_PID"
 	finish put 20
@@ -358,8 +345,8 @@ truncate_setup() {
 	PIDS+=($!)
 	# Stop the receiver mid-stream, let the sender fill every slot, flip a
 	# bit in a published chunk the receiver has not started on, resume.
-	wait_for consumed\>=1 --signal STOP --pid "$get_PID" --timeout-ms 20000
-	wait_for full --timeout-ms 10000
+	region_wait consumed\>=1 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	region_wait full --timeout-ms 10000
 	"$SCRIBBLE" corrupt-published "$R"
 	kill -CONT "$get_PID"
 	finish get
@@ -379,7 +366,7 @@ truncate_setup() {
 	IN=$T/fifo start put "$PUT" --chunk 64K --slots 1 --name filling - "$REGION"
 	exec 7>"$T/fifo"
 	head -c 10000 "$T/src" >&7
-	wait_for rx-state=2 --timeout-ms 10000
+	region_wait rx-state=2 --timeout-ms 10000
 	# Blocked reading its empty input: it has put the 10000 bytes into
 	# slot 0 and waits for more.
 	wait_blocked "$put_PID" read:0 poll
@@ -448,7 +435,7 @@ truncate_setup() {
 	"$SCRIBBLE" forge "$R" rx --state 1
 	head -c 100000 /dev/urandom >"$T/src"
 	start put "$PUT" -q --timeout 20 --peer-timeout 1 "$T/src" "$REGION"
-	wait_for tx-claimed --timeout-ms 10000
+	region_wait tx-claimed --timeout-ms 10000
 	wait_blocked "$put_PID" sleep    # waiting on the dead receiver
 	start get "$GET" -q --timeout 20 --peer-timeout 1 -s "$REGION" "$T/dst"
 	finish get 25
@@ -477,10 +464,10 @@ truncate_setup() {
 	# (catching the moment it stands otherwise was a race).
 	exec 5>"$T/pipe"
 	head -c 65536 "$T/src" >&5
-	wait_for produced'>='1 --signal STOP --pid "$get_PID" --timeout-ms 20000
+	region_wait produced'>='1 --signal STOP --pid "$get_PID" --timeout-ms 20000
 	tail -c +65537 "$T/src" >&5
 	exec 5>&-
-	wait_for tx-state=2 --timeout-ms 20000
+	region_wait tx-state=2 --timeout-ms 20000
 	"$SCRIBBLE" set "$R" tx.state 0
 	kill -CONT "$get_PID"
 	finish get 15
@@ -499,7 +486,7 @@ truncate_setup() {
 	# The receiver has freed all 16 chunks and waits for more; the sender
 	# waits for input. Set the count back: before the fix, the sender then
 	# waited for a slot and the receiver for a chunk, both alive, forever.
-	wait_for consumed'>='16 --timeout-ms 20000
+	region_wait consumed'>='16 --timeout-ms 20000
 	"$SCRIBBLE" set "$R" rx.consumed 0
 	# Bounded: a sender that waits for a slot stops reading its input.
 	timeout 5 head -c 1048576 /dev/urandom >&5 || true

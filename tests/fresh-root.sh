@@ -228,7 +228,7 @@ fi
 t=$SECONDS
 inroot check.log make check && check_rc=0 || check_rc=$?
 echo "== make check: exit $check_rc, $((SECONDS - t)) s"
-grep -E '^ +\[.*(not ok|exited|build failed)|^build failed|^[0-9]+ passed, [0-9]+ failed' "$logs/check.log" |
+grep -E '^ +\[.*(not ok|exited|build failed)|^build failed|^== make check: |^[0-9]+ passed, [0-9]+ failed' "$logs/check.log" |
 	sed 's/^/  /' | tail -60
 # The root's own copy of the full log (each test's output).
 cp "$root/root/nshm/build/check.log" "$logs/check-full.log" 2>/dev/null || true

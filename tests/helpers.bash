@@ -8,17 +8,24 @@ PUT=$BIN/nshm-put
 GET=$BIN/nshm-get
 STAT=$BIN/nshm-stat
 
+# setup_region [SIZE]: REGION (its name) and R (its path), T (the test's
+# directory), PIDS (bg's jobs, reaped by teardown_region).
 setup_region() {
 	REGION=nshm-bats-$$-${BATS_TEST_NUMBER}
+	R=/dev/shm/$REGION
 	region_create "$REGION" "${1:-4M}"
 	T=$BATS_TEST_TMPDIR
 	PIDS=()
 }
 
+# teardown_region: every job in PIDS and its children killed (a stopped one
+# continued first: faults.bats and peers.bats stop programs mid-transfer),
+# every process naming the region, and the region.
 teardown_region() {
 	local p
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] || continue
+		kill -CONT "$p" 2>/dev/null || true
 		pkill -9 -P "$p" 2>/dev/null || true
 		kill -9 "$p" 2>/dev/null || true
 	done
@@ -70,14 +77,23 @@ child_of() {
 
 SCRIBBLE=${SCRIBBLE:-$BATS_TEST_DIRNAME/../build/fuzz/scribble}
 
+# scribbler_build: $SCRIBBLE, built (one cc run) when it is missing or
+# older than its source; a suite that uses it calls this in setup_file.
+scribbler_build() {
+	local src
+	src=$(dirname "${BASH_SOURCE[0]}")/fuzz/scribble.c
+	if [ ! -x "$SCRIBBLE" ] || [ "$src" -nt "$SCRIBBLE" ]; then
+		bash "$(dirname "${BASH_SOURCE[0]}")/fuzz/build.sh" helpers >&2 || return 1
+	fi
+}
+
 # region_wait COND [--timeout-ms N] [--signal SIG --pid PID]: until the
 # region ($REGION) shows COND, as tests/fuzz/scribble.c's `wait` reads it:
 # tx-state=N, rx-state=N, produced>=N, consumed>=N, tx-claimed,
-# rx-claimed (the claim whole: token and liveness record), full. Builds the scribbler if needed (one cc run).
+# rx-claimed (the claim whole: token and liveness record), full. Builds
+# the scribbler if needed.
 region_wait() {
-	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
-		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers >&2 || return 1
-	fi
+	scribbler_build || return 1
 	"$SCRIBBLE" wait "/dev/shm/$REGION" "$@"
 }
 

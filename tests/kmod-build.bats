@@ -6,7 +6,7 @@
 # tests boot (tests/vm/lib.sh: vm_kernel_package, vm_headers). About 5-15 s per series.
 # The guest tests (tests/vm/vm-kmod.bats) load and use what this builds.
 
-setup_file() {
+setup() {
   source "$BATS_TEST_DIRNAME/vm/lib.sh"
 }
 
@@ -25,16 +25,14 @@ headers() {
   printf '%s\n' "$hdr"
 }
 
-# build_against HDR: build a copy of kmod/ (so that parallel runs and the tree stay clean).
+# build_against HDR: vm_kmod_build (a copy of kmod/ built in build/kmod/, which the VM suites
+# then load instead of building it again), its whole log shown and read.
 build_against() {
-  local hdr=$1 out=$BATS_TEST_TMPDIR/kmod
-  mkdir -p "$out"
-  cp "$BATS_TEST_DIRNAME"/../kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$out/"
-  run make -C "$out" KDIR="$hdr" W=1 KCFLAGS=-Werror
-  echo "$output"
-  [ "$status" -eq 0 ]
-  ! grep -E 'warning:|error:' <<<"$output"
-  [ "$(modinfo -F vermagic "$out/nshm.ko" | cut -d' ' -f1)" = "${hdr#/usr/src/linux-headers-}" ]
+  local hdr=$1 ko
+  ko=$(vm_kmod_build "$hdr")
+  cat "$(dirname "$ko")/build.log"
+  ! grep -E 'warning:|error:' "$(dirname "$ko")/build.log"
+  [ "$(modinfo -F vermagic "$ko" | cut -d' ' -f1)" = "${hdr#/usr/src/linux-headers-}" ]
 }
 
 @test "kmod builds -Werror clean (W=1) against Debian 12's 6.1 headers" {

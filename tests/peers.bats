@@ -10,17 +10,10 @@
 # a terminal), never slept for.
 load helpers
 
-SCRIBBLE=$BATS_TEST_DIRNAME/../build/fuzz/scribble
-
-setup_file() {
-	if [ ! -x "$SCRIBBLE" ] || [ "$BATS_TEST_DIRNAME/fuzz/scribble.c" -nt "$SCRIBBLE" ]; then
-		bash "$BATS_TEST_DIRNAME/fuzz/build.sh" helpers
-	fi
-}
+setup_file() { scribbler_build; }
 
 setup() {
 	setup_region 4M
-	R=/dev/shm/$REGION
 	mkdir -p "$T/dst"
 	LOAD=()
 	unshare --pid --fork true 2>/dev/null || skip "no pid namespaces here (unshare --pid)"
@@ -31,14 +24,7 @@ teardown() {
 	for p in "${LOAD[@]:-}"; do
 		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
 	done
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -CONT "$p" 2>/dev/null
-	done
 	teardown_region
-}
-
-wait_for() {
-	"$SCRIBBLE" wait "$R" "$@"
 }
 
 # elsewhere NAME CMD...: CMD in a pid namespace of its own (bg job NAME);
@@ -102,7 +88,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	mkfifo "$T/in"
 	elsewhere old "${FROM[@]}" "$T/in" "$PUT" -q -n old - "$REGION"
 	exec 5>"$T/in"
-	wait_for tx-claimed
+	region_wait tx-claimed
 	kill -9 "$old_PROG"
 	[ "$(wait_rc old)" != 0 ]   # unshare says how its child ended its own way
 	echo data >"$T/src"
@@ -121,7 +107,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 
 @test "a receiver stopped in another pid namespace for less than its lapse is not robbed" {
 	elsewhere old "$GET" -q --timeout 30 -s "$REGION" "$T/dst"
-	wait_for rx-state=1
+	region_wait rx-state=1
 	kill -STOP "$old_PROG"
 	on_tty new "$GET" --timeout 30 -s "$REGION" "$T/dst"
 	# The new receiver has watched a still heartbeat for 0.6 s: go on.
@@ -142,7 +128,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	mkfifo "$T/in"
 	elsewhere old "${FROM[@]}" "$T/in" "$PUT" -q -n old - "$REGION"
 	exec 5>"$T/in"
-	wait_for tx-claimed
+	region_wait tx-claimed
 	for i in 1 2 3 4 5 6; do
 		sh -c 'while :; do :; done' 5>&- &
 		LOAD+=($!)
@@ -185,7 +171,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	grep -q "sets of files need libarchive" "$T/get.err"
 	# Sender first.
 	bg put "$PUT" --timeout 20 "$T/tree" "$REGION"
-	wait_for tx-claimed
+	region_wait tx-claimed
 	run "${NO_LIBARCHIVE[@]}" "$GET" --timeout 10 -s "$REGION" "$T/dst"
 	[ "$status" -eq 1 ]
 	[[ $output == *"sets of files need libarchive"* ]]
@@ -215,6 +201,8 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	[ "$get_rc" != 0 ]
 }
 
+# The same steps as the case above with a set of files: the tree receiver's no-space path
+# (exit 1, "failed"), not the file receiver's refusal (exit 4).
 @test "a set of files fills the receiver's disk: the sender hears no space, exits 1" {
 	mkdir "$T/small" "$T/tree"
 	mount -t tmpfs -o size=1M tmpfs "$T/small" || skip "cannot mount a tmpfs here"
@@ -247,9 +235,9 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	echo data >"$T/src"
 	bg get "$GET" -q --timeout 20 -s "$REGION" "$T/dst"
 	# Stopped while ready, killed once the offer to it is out.
-	wait_for rx-state=1 --signal STOP --pid "$(prog_of "$get_PID")"
+	region_wait rx-state=1 --signal STOP --pid "$(prog_of "$get_PID")"
 	on_tty put "$PUT" --timeout 20 "$T/src" "$REGION"
-	wait_for tx-state=1
+	region_wait tx-state=1
 	kill -9 "$(prog_of "$get_PID")"
 	until_true 10 grep -q "went away without answering; waiting for another" "$T/put.out"
 	bg get2 "$GET" -q --timeout 20 -s "$REGION" "$T/dst"
@@ -265,7 +253,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	printf 'a little\n' >&5
 	# A receiver elsewhere: only its heartbeat can tell it died.
 	elsewhere get "$GET" -q -s "$REGION" "$T/dst"
-	wait_for rx-state=2
+	region_wait rx-state=2
 	kill -9 "$get_PROG"
 	local t0=$EPOCHREALTIME t1
 	[ "$(wait_rc put 10)" = 1 ]
@@ -283,7 +271,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	exec 5>"$T/in"
 	printf 'a little\n' >&5
 	elsewhere get "$GET" -q -s "$REGION" "$T/dst"
-	wait_for rx-state=2
+	region_wait rx-state=2
 	kill -9 "$get_PROG"
 	[ "$(wait_rc put 10)" = 1 ]
 	exec 5>&-
@@ -297,7 +285,7 @@ NO_LIBARCHIVE=(unshare -m sh -c 'mount --bind /dev/null "$0" && exec "$@"' "$(li
 	# 64 KiB every 20 ms: 3.3 MB/s at most; the receiver's count moves
 	# 2 MiB at a time, about every 0.6 s.
 	bg feed sh -c "'$SCRIBBLE' cat '$T/src' --piece 65536 --gap-us 20000 | '$PUT' -q --timeout 20 -n s - '$REGION'"
-	wait_for consumed\>=1
+	region_wait consumed\>=1
 	run "$STAT" --json "$REGION"
 	echo "$output"
 	[ "$status" -eq 0 ]

@@ -157,6 +157,7 @@ cost() {
 	until_true 10 grep -q ' left; 0 clients' "$T/server.out"
 }
 
+# The mirror of the case above without a server: the same transfer, no eventfd write.
 @test "server: without a server both sides poll, and say so" {
 	command -v strace >/dev/null || skip "strace not installed (tests/deps.sh installs it)"
 	truncate -s 4M "/dev/shm/$NAME"

@@ -371,6 +371,7 @@ partial() {
 	[ "$(find "$T/dst" -name '.nshm-*' | wc -l)" -le 1 ]
 }
 
+# As the case above, the fault being the region truncated instead of the receiver killed.
 @test "#10.10 the region truncated mid-entry: no partial file under a final name" {
 	echo first >"$T/first"
 	head -c 200M /dev/zero >"$T/big"

@@ -61,26 +61,7 @@ guest_note() { vm_note "$@"; }
 # ---------------------------------------------------------------------------------------------
 # Host tools
 
-guest_require_tools() {
-  local missing=()
-  guest__missing_tools missing
-  ((${#missing[@]} == 0)) && return 0
-  local install="apt-get install -y --no-install-recommends ${GUEST_HOST_PACKAGES[*]}"
-  if [[ $(id -u) == 0 && ${NSHM_VM_NO_INSTALL:-0} != 1 ]] && command -v apt-get >/dev/null; then
-    printf 'guest: installing missing tools (%s): %s\n' "${missing[*]}" "$install" >&2
-    if ! (export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends "${GUEST_HOST_PACKAGES[@]}") \
-      >"${TMPDIR:-/tmp}/nshm-guest-apt.log" 2>&1; then
-      printf 'guest: apt-get failed, see %s\n' "${TMPDIR:-/tmp}/nshm-guest-apt.log" >&2
-    fi
-    missing=()
-    guest__missing_tools missing
-  fi
-  if ((${#missing[@]})); then
-    printf 'guest: missing: %s\nguest: as root, run: apt-get update && %s\n' "${missing[*]}" "$install" >&2
-    return 1
-  fi
-}
+guest_require_tools() { vm__require guest guest__missing_tools "${GUEST_HOST_PACKAGES[@]}"; }
 
 guest__missing_tools() {
   local -n _gout=$1
@@ -311,16 +292,8 @@ guest_boot() {
     -serial stdio -serial "pipe:$vmdir/ctl"
     -qmp "unix:$vmdir/qmp.sock,server=on,wait=off"
   )
-  if [[ $accel == kvm ]]; then
-    args+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
-  elif [[ -n ${NSHM_VM_TCG_CPU:-} ]]; then
-    args+=(-cpu "$NSHM_VM_TCG_CPU")
-  fi
-  if [[ -n $shm ]]; then
-    # shellcheck disable=SC2054  # QEMU's option values are comma-separated
-    args+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
-      -device ivshmem-plain,memdev=hm,id=iv0)
-  fi
+  # id=iv0: the device's name for QMP.
+  vm__qemu_cpu_shm args "$accel" "$shm" "$size" ,id=iv0
   args+=("${extra[@]}")
   printf '%q ' "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" >"$vmdir/cmdline"
   t0=$(vm_now)
@@ -332,7 +305,7 @@ guest_boot() {
   timeout -k 5 "${NSHM_GUEST_MAX_LIFE:-1800}" cat "$vmdir/ctl.out" >>"$vmdir/chan.log" 3>&- &
   echo $! >"$vmdir/reader.pid"
   if ! guest__wait_chan "$vmdir" '@@G-READY' "${NSHM_GUEST_BOOT_TIMEOUT:-240}"; then
-    guest__dump "$vmdir"
+    vm__dump "$vmdir"
     guest_kill "$vmdir"
     return 1
   fi
@@ -340,30 +313,8 @@ guest_boot() {
   printf '%s\n' "$vmdir"
 }
 
-guest__dump() {
-  printf 'guest: --- %s/cmdline\n%s\n' "$1" "$(cat "$1/cmdline" 2>/dev/null)" >&2
-  printf 'guest: --- qemu stderr\n%s\n' "$(tail -n 20 "$1/qemu.err" 2>/dev/null)" >&2
-  printf 'guest: --- console (last 40 lines)\n%s\n' "$(tr -d '\r' <"$1/console.log" | tail -n 40)" >&2
-}
-
 # guest__wait_chan VMDIR REGEX TIMEOUT: poll the channel log until a line matches.
-guest__wait_chan() {
-  local vmdir=$1 re=$2 limit=$3 t0
-  t0=$(date +%s)
-  while :; do
-    grep -aqE -- "$re" "$vmdir/chan.log" 2>/dev/null && return 0
-    if ! vm_alive "$vmdir"; then
-      grep -aqE -- "$re" "$vmdir/chan.log" 2>/dev/null && return 0
-      printf 'guest: %s exited while waiting for /%s/\n' "$(basename "$vmdir")" "$re" >&2
-      return 1
-    fi
-    if (($(date +%s) - t0 >= limit)); then
-      printf 'guest: timed out after %s s waiting for /%s/ from %s\n' "$limit" "$re" "$(basename "$vmdir")" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
-}
+guest__wait_chan() { vm__wait_marker "$1" "$2" "$3" chan.log; }
 
 guest_kill() {
   local vmdir=$1 pid

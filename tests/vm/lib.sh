@@ -72,26 +72,30 @@ vm_since() { awk -v a="$1" -v b="$(vm_now)" 'BEGIN { printf "%.2f", b - a }'; }
 
 # Make sure the host has what the harness needs; install it with apt when we are root.
 # Returns 1 (with the exact command printed) when something is still missing.
-vm_require_tools() {
-  local missing=() cmd
-  vm__missing_tools missing
-  if ((${#missing[@]} == 0)); then
-    return 0
-  fi
-  local install="apt-get update && apt-get install -y --no-install-recommends ${VM_PACKAGES[*]}"
+vm_require_tools() { vm__require vm vm__missing_tools "${VM_PACKAGES[@]}"; }
+
+# vm__require WHO MISSING-FN PACKAGE...: MISSING-FN ARRAYNAME appends what is missing; when
+# anything is, the PACKAGEs are installed with apt as root (never with NSHM_VM_NO_INSTALL=1),
+# and what is still missing is said with the command that would install it. tests/guest/lib.sh
+# uses it for its own list.
+vm__require() {
+  local who=$1 check=$2 missing=()
+  shift 2
+  "$check" missing
+  ((${#missing[@]} == 0)) && return 0
+  local install="apt-get update && apt-get install -y --no-install-recommends $*"
+  local log=${TMPDIR:-/tmp}/nshm-$who-apt.log
   if [[ $(id -u) == 0 && ${NSHM_VM_NO_INSTALL:-0} != 1 ]] && command -v apt-get >/dev/null; then
-    printf 'vm: installing missing tools (%s): %s\n' "${missing[*]}" "$install" >&2
+    printf '%s: installing missing tools (%s): %s\n' "$who" "${missing[*]}" "$install" >&2
     # -qq and a log file: apt's progress output would flood the TAP stream.
-    if ! (export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq && apt-get install -y -qq --no-install-recommends "${VM_PACKAGES[@]}") \
-      >"${TMPDIR:-/tmp}/nshm-vm-apt.log" 2>&1; then
-      printf 'vm: apt-get failed, see %s\n' "${TMPDIR:-/tmp}/nshm-vm-apt.log" >&2
-    fi
+    (export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq --no-install-recommends "$@") >"$log" 2>&1 ||
+      printf '%s: apt-get failed, see %s\n' "$who" "$log" >&2
     missing=()
-    vm__missing_tools missing
+    "$check" missing
   fi
   if ((${#missing[@]})); then
-    printf 'vm: missing: %s\nvm: as root, run: %s\n' "${missing[*]}" "$install" >&2
+    printf '%s: missing: %s\n%s: as root, run: %s\n' "$who" "${missing[*]}" "$who" "$install" >&2
     return 1
   fi
 }
@@ -170,6 +174,34 @@ vm_headers() {
       { cat "${TMPDIR:-/tmp}/nshm-headers-apt.log" >&2; return 1; }
   fi
   printf '%s\n' "$hdr"
+}
+
+# vm_kmod_build [HDR]: nshm.ko from kmod/, built against the kernel headers in HDR (default:
+# those of the kernel the harness boots, linux-image-amd64's or VM_KERNEL_PKG's) -Werror clean
+# with W=1, a warning in nshm.c failing it too; prints its path (beside it, build.log). Built
+# once per sources, headers and flags: kept in BUILD/kmod/HEADERS-HASH, so that the suites
+# that need it (kmod-build.bats, vm-kmod.bats, libvirt.bats) pay for one build per kernel.
+vm_kmod_build() {
+  local hdr=${1:-} kdir base key out tmp
+  if [[ -z $hdr ]]; then
+    kdir=$(vm_kernel_dir) || return 1
+    base=$(basename "$kdir")
+    hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
+  fi
+  key=$({ printf '%s\n' "$hdr" "W=1 KCFLAGS=-Werror"
+    cat "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile}; } | sha256sum | cut -c1-16)
+  out=$(vm_build_dir)/kmod/$(basename "$hdr")-$key
+  if [[ ! -f $out/nshm.ko ]]; then
+    tmp=$out.tmp.$$
+    rm -rf "$tmp" && mkdir -p "$tmp" || return 1
+    cp "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$tmp/"
+    make -C "$tmp" KDIR="$hdr" W=1 KCFLAGS=-Werror >"$tmp/build.log" 2>&1 ||
+      { cat "$tmp/build.log" >&2; rm -rf "$tmp"; return 1; }
+    if grep -E "nshm\.c:[0-9]+:[0-9]+: warning" "$tmp/build.log" >&2; then rm -rf "$tmp"; return 1; fi
+    # Another run may have put the same one there meanwhile: either is the same module.
+    mv -T "$tmp" "$out" 2>/dev/null || rm -rf "$tmp"
+  fi
+  printf '%s\n' "$out/nshm.ko"
 }
 
 # vm_kernel_dir: print the cache directory of the current kernel, fetching it when needed.
@@ -614,16 +646,7 @@ vm__qemu_start() {
     # ttyS0: the console, to stdout (a log file); ttyS1: commands from the host.
     -serial stdio -serial "pipe:$vmdir/ctl"
   )
-  if [[ $accel == kvm ]]; then
-    args+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
-  elif [[ -n ${NSHM_VM_TCG_CPU:-} ]]; then
-    args+=(-cpu "$NSHM_VM_TCG_CPU")
-  fi
-  if [[ -n $shm ]]; then
-    # shellcheck disable=SC2054  # QEMU's option values are comma-separated
-    args+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
-      -device ivshmem-plain,memdev=hm)
-  fi
+  vm__qemu_cpu_shm args "$accel" "$shm" "$size"
   args+=("${VM_QEMU_EXTRA[@]}")
   printf '%q ' "${NSHM_VM_QEMU:-qemu-system-x86_64}" "${args[@]}" >"$vmdir/cmdline"
   # `timeout` is a last-resort limit should every cleanup path fail; fd 3 is closed because bats
@@ -675,6 +698,24 @@ vm_boot() {
   printf '%s\n' "$vmdir"
 }
 
+# vm__qemu_cpu_shm ARRAY ACCEL SHM SIZE [,DEVICE-OPTION...]: append to ARRAY the -cpu for
+# ACCEL (KVM: NSHM_VM_KVM_CPU, default host; TCG: QEMU's own unless NSHM_VM_TCG_CPU) and, when
+# SHM is not empty, an ivshmem-plain device on /dev/shm/SHM of SIZE. Both harnesses boot so.
+vm__qemu_cpu_shm() {
+  local -n _qa=$1
+  local accel=$2 shm=$3 size=$4 devopt=${5:-}
+  if [[ $accel == kvm ]]; then
+    _qa+=(-cpu "${NSHM_VM_KVM_CPU:-host}")
+  elif [[ -n ${NSHM_VM_TCG_CPU:-} ]]; then
+    _qa+=(-cpu "$NSHM_VM_TCG_CPU")
+  fi
+  if [[ -n $shm ]]; then
+    # shellcheck disable=SC2054  # QEMU's option values are comma-separated
+    _qa+=(-object "memory-backend-file,id=hm,size=$size,mem-path=/dev/shm/$shm,share=on"
+      -device "ivshmem-plain,memdev=hm$devopt")
+  fi
+}
+
 # Show what the guest printed, for a failure message.
 vm__dump() {
   printf 'vm: --- %s/cmdline\n%s\n' "$1" "$(cat "$1/cmdline" 2>/dev/null)" >&2
@@ -682,16 +723,17 @@ vm__dump() {
   printf 'vm: --- console (last 40 lines)\n%s\n' "$(tr -d '\r' <"$1/console.log" | tail -n 40)" >&2
 }
 
-# vm__wait_marker VMDIR REGEX TIMEOUT: poll the console log until a line matches (return 0),
-# QEMU exits or the time is up (return 1).
+# vm__wait_marker VMDIR REGEX TIMEOUT [LOG]: poll VMDIR/LOG (default console.log; the guest
+# harness's channel is chan.log) until a line matches (return 0), QEMU exits or the time is
+# up (return 1).
 vm__wait_marker() {
-  local vmdir=$1 re=$2 limit=$3 t0
+  local vmdir=$1 re=$2 limit=$3 log=$1/${4:-console.log} t0
   t0=$(date +%s)
   while :; do
-    grep -aqE -- "$re" "$vmdir/console.log" 2>/dev/null && return 0
+    grep -aqE -- "$re" "$log" 2>/dev/null && return 0
     if ! vm_alive "$vmdir"; then
       # One last look: the line may have arrived just before QEMU exited.
-      grep -aqE -- "$re" "$vmdir/console.log" 2>/dev/null && return 0
+      grep -aqE -- "$re" "$log" 2>/dev/null && return 0
       printf 'vm: guest %s exited while waiting for /%s/\n' "$(basename "$vmdir")" "$re" >&2
       return 1
     fi

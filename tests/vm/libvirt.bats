@@ -19,26 +19,21 @@ LV_URI=qemu:///system
 
 setup_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
-  export VM_T0 VM_SKIP="" KO="" SHM VM DOM
-  VM_T0=$(vm_now)
-  vm_run_init
+  source "$BATS_TEST_DIRNAME/case.bash"
+  export KO="" SHM VM DOM
+  vm_suite_init
   # libvirt's QEMU (libvirt-qemu) reads the kernel, the initramfs and the serial pipes here.
   chmod 0755 "$VM_RUN"
-  if ! lv_install 2>"$VM_RUN/lv.err"; then
+  if [[ -n $VM_SKIP ]]; then
+    :
+  elif ! lv_install 2>"$VM_RUN/lv.err"; then
     VM_SKIP="libvirt cannot be installed: $(tr '\n' ' ' <"$VM_RUN/lv.err")"
-  elif ! vm_require_tools 2>"$VM_RUN/tools.err"; then
-    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
-  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
-    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
-  elif ! KO=$(lv_kmod 2>"$VM_RUN/kmod.err"); then
+  elif ! KO=$(vm_kmod_build 2>"$VM_RUN/kmod.err"); then
     VM_SKIP="nshm.ko cannot be built: $(tail -n 5 "$VM_RUN/kmod.err" | tr '\n' ' ')"
   elif ! lv_daemons 2>"$VM_RUN/daemons.err"; then
     VM_SKIP="libvirtd does not start: $(tail -n 5 "$VM_RUN/daemons.err" | tr '\n' ' ')"
   fi
-  if [[ -n $VM_SKIP ]]; then
-    printf '# LIBVIRT TESTS SKIPPED: %s\n' "$VM_SKIP" >&3
-    return 0
-  fi
+  [[ -z $VM_SKIP ]] || { vm_suite_banner "LIBVIRT TESTS"; return 0; }
   local b vmdir=$VM_RUN/vm-lv
   b=$(vm_build_dir)
   # In the VM's directory: QEMU's command line names it (vm_alive checks that).
@@ -55,12 +50,11 @@ setup_file() {
 
 teardown_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   [[ -n ${DOM:-} ]] && virsh -c "$LV_URI" destroy "$DOM" >/dev/null 2>&1
-  lv_server_stop
+  vm_server_stop
   lv_daemons_stop
-  [[ -n ${VM_T0:-} ]] && vm_note "libvirt.bats total: $(vm_since "$VM_T0") s"
-  vm_cleanup
-  [[ -n ${SHM:-} ]] && rm -f "/run/nshm/$SHM.sock.lock"
+  vm_suite_end
   true
 }
 
@@ -72,18 +66,6 @@ lv_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu >"$VM_RUN/lv-apt.log" 2>&1 ||
     { tail -n 5 "$VM_RUN/lv-apt.log"; return 1; }
-}
-
-# lv_kmod: nshm.ko for the guest kernel (as vm-kmod.bats builds it); prints its path.
-lv_kmod() {
-  local kdir base hdr out=$VM_RUN/kmod
-  kdir=$(vm_kernel_dir) || return 1
-  base=$(basename "$kdir")
-  hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
-  mkdir -p "$out"
-  cp "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$out/"
-  make -C "$out" KDIR="$hdr" >"$out/build.log" 2>&1 || { cat "$out/build.log"; return 1; }
-  printf '%s\n' "$out/nshm.ko"
 }
 
 lv_answers() { timeout 10 virsh -c "$LV_URI" version >/dev/null 2>&1; }
@@ -130,33 +112,13 @@ readme_shmem() {
     sed "s/vm1/$SHM/g"
 }
 
-# nshm-server as the README starts it (4 MiB: small is quick to clear); log and pid in VM_RUN.
+# nshm-server as the README starts it (4 MiB: small is quick to clear).
 lv_server() {
   local args
   args=$(readme_server_args)
   [[ $args == "--group libvirt-qemu" ]] || { echo "README: no 'host# nshm-server --group libvirt-qemu vm1'" >"$VM_RUN/server.log"; return 1; }
-  printf '%s\n' "$SHM" >>"$VM_RUN/shm.list"
   # shellcheck disable=SC2086  # the README's words
-  "$(vm_build_dir)/nshm-server" --size 4M $args "$SHM" </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
-  echo $! >"$VM_RUN/server.pid"
-  local i
-  for ((i = 0; i < 100; i++)); do
-    grep -q '^serving ' "$VM_RUN/server.log" && return 0
-    sleep 0.05
-  done
-  return 1
-}
-
-lv_server_stop() {
-  local pid i
-  pid=$(cat "$VM_RUN/server.pid" 2>/dev/null) || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SHM" || return 0
-  kill -TERM "$pid"
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid"
+  vm_server_start "$SHM" 4M $args 2>/dev/null
 }
 
 # lv_boot: the transient domain; prints its VM directory (the harness's handle). QEMU's pid

@@ -12,81 +12,24 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
-  export VM_T0
-  VM_T0=$(vm_now)
-  vm_run_init
-  export VM_SKIP="" VM_NOPROGS=""
-  if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
-    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
-  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
-    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
-  fi
+  source "$BATS_TEST_DIRNAME/case.bash"
+  vm_suite_init
   [[ -z $VM_SKIP ]] || return 0
-  local progs=()
-  if ! mapfile -t progs < <(vm_programs 2>"$VM_RUN/progs.err") || ((${#progs[@]} != 2)); then
-    VM_NOPROGS=$(cat "$VM_RUN/progs.err")
-    progs=()
-  fi
-  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}"
+  vm_suite_initramfs "$VM_RUN/guest.cpio"
   # /run/nshm: where nshm-server and the host programs look (fixed; no variable moves it).
   export SHM VM SOCK NSHM_RUN_DIR=/run/nshm
   SHM=$(vm_shm_name bell)
   SOCK=$NSHM_RUN_DIR/$SHM.sock
-  server_start || return 0
+  vm_server_start "$SHM" 4M 2>/dev/null || return 0
   VM=$(vm_boot bell --doorbell "$SOCK") || VM=
 }
 
 teardown_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
+  source "$BATS_TEST_DIRNAME/case.bash"
   [[ -n ${VM:-} ]] && vm_shutdown "$VM"
-  server_stop
-  # The server's lock file stays by design (nshm-server(8)); this run's name is its own.
-  [[ -n ${SOCK:-} ]] && rm -f "$SOCK.lock"
-  [[ -n ${VM_T0:-} ]] && vm_note "vm-doorbell.bats total: $(vm_since "$VM_T0") s"
-  vm_cleanup
-}
-
-# nshm-server in the background (not our child in a test: setup_file started it); its log in
-# $VM_RUN/server.log, its pid in $VM_RUN/server.pid. fd 3 is closed: bats would wait for it.
-server_start() {
-  local srv i
-  srv=$(vm_build_dir)/nshm-server
-  [[ -x $srv ]] || { echo "$srv is missing: run make" >"$VM_RUN/server.log"; return 1; }
-  mkdir -p "$NSHM_RUN_DIR"
-  printf '%s\n' "$SHM" >>"$VM_RUN/shm.list"
-  rm -f "/dev/shm/$SHM"
-  "$srv" --size 4M "$SHM" </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
-  echo $! >"$VM_RUN/server.pid"
-  for ((i = 0; i < 100; i++)); do
-    [[ -S $SOCK ]] && return 0
-    sleep 0.05
-  done
-  return 1
-}
-
-# Checked to be our server still (not a recycled pid) before the signal.
-server_stop() {
-  [[ -s ${VM_RUN:-}/server.pid ]] || return 0
-  local pid i
-  pid=$(cat "$VM_RUN/server.pid")
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SHM" || return 0
-  kill -TERM "$pid"
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid"
-}
-
-server_alive() {
-  local pid
-  pid=$(cat "$VM_RUN/server.pid")
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$SHM"
-}
-
-# The ID nshm-server gave the client with this pid (its latest), from the log.
-client_id() {
-  sed -n "s/^client \([0-9]*\) joined (pid $1,.*/\1/p" "$VM_RUN/server.log" | tail -n 1
+  vm_server_stop
+  vm_suite_end
 }
 
 setup() {
@@ -122,17 +65,17 @@ host_to_guest() {
 @test "doorbell: QEMU joined nshm-server; the guest sees the device and its IVPosition" {
   local qemu
   qemu=$(cat "$VM/qemu.pid")
-  [ -n "$(client_id "$qemu")" ]
+  [ -n "$(vm_server_client_id "$qemu")" ]
   # The one ivshmem device in the guest, with BAR0 (registers), BAR1 (MSI-X) and BAR2.
   run vm_exec "$VM" 20 'for d in /sys/bus/pci/devices/*; do [ "$(cat $d/device)" = 0x1110 ] && ls $d; done'
   [ "$status" -eq 0 ]
   [[ $output == *resource0* && $output == *resource1* && $output == *resource2* ]]
   # IVPosition (BAR0 offset 8) is the ID nshm-server gave this QEMU.
   run --separate-stderr vm_exec "$VM" 20 'd=$(grep -l 0x1110 /sys/bus/pci/devices/*/device); d=${d%/device}; bar=$(awk "NR==1 {print \$1}" $d/resource); devmem $((bar + 8)) 32'
-  echo "IVPosition: $output (server: client $(client_id "$qemu"))"
+  echo "IVPosition: $output (server: client $(vm_server_client_id "$qemu"))"
   [ "$status" -eq 0 ]
-  [ "$((output))" -eq "$(client_id "$qemu")" ]
-  server_alive
+  [ "$((output))" -eq "$(vm_server_client_id "$qemu")" ]
+  vm_server_alive
 }
 
 @test "doorbell: host->guest, 5 MiB: the host rings eventfds, the guest (no module) polls" {
@@ -165,7 +108,7 @@ host_to_guest() {
 
 @test "doorbell: the server loses QEMU (killed) and gets it back (booted again): fresh ID, transfers" {
   local old new qemu
-  old=$(client_id "$(cat "$VM/qemu.pid")")
+  old=$(vm_server_client_id "$(cat "$VM/qemu.pid")")
   [ -n "$old" ]
   vm_kill "$VM"
   for ((i = 0; i < 100; i++)); do
@@ -173,12 +116,12 @@ host_to_guest() {
     sleep 0.1
   done
   grep -q "^client $old left" "$VM_RUN/server.log"
-  server_alive
+  vm_server_alive
   VM=$(vm_boot bell --doorbell "$SOCK")
   qemu=$(cat "$VM/qemu.pid")
-  new=$(client_id "$qemu")
+  new=$(vm_server_client_id "$qemu")
   [ -n "$new" ] && [ "$new" -gt "$old" ]
   head -c 3M /dev/urandom >"$T/again"
   host_to_guest "$T/again"
-  server_alive
+  vm_server_alive
 }

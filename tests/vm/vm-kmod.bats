@@ -20,20 +20,13 @@ bats_require_minimum_version 1.5.0
 
 setup_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
-  export VM_T0 VM_SKIP="" KO="" K612_PKG="" K612_SKIP=""
-  VM_T0=$(vm_now)
-  vm_run_init
-  if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
-    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
-  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
-    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
-  elif ! KO=$(kmod_build 2>"$VM_RUN/kmod.err"); then
+  source "$BATS_TEST_DIRNAME/case.bash"
+  export KO="" K612_PKG="" K612_SKIP=""
+  vm_suite_init
+  if [[ -z $VM_SKIP ]] && ! KO=$(vm_kmod_build 2>"$VM_RUN/kmod.err"); then
     VM_SKIP="nshm.ko cannot be built: $(tail -n 5 "$VM_RUN/kmod.err" | tr '\n' ' ')"
   fi
-  if [[ -n $VM_SKIP ]]; then
-    printf '# KMOD VM TESTS SKIPPED: %s\n' "$VM_SKIP" >&3
-    return 0
-  fi
+  [[ -z $VM_SKIP ]] || { vm_suite_banner "KMOD VM TESTS"; return 0; }
   local b progs=()
   b=$(vm_build_dir)
   for p in nshm-get nshm-put nshm-stat; do
@@ -54,7 +47,7 @@ setup_file() {
     K612_SKIP="no linux-image-6.12.N+deb12-amd64 with headers in the package lists (bookworm-security?)"
   elif ! VM_KERNEL_PKG=$K612_PKG vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel612.err"; then
     K612_SKIP="$K612_PKG cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel612.err")"
-  elif ! ko612=$(VM_KERNEL_PKG=$K612_PKG kmod_build 2>"$VM_RUN/kmod612.err"); then
+  elif ! ko612=$(VM_KERNEL_PKG=$K612_PKG vm_kmod_build 2>"$VM_RUN/kmod612.err"); then
     K612_SKIP="nshm.ko cannot be built for $K612_PKG: $(tail -n 5 "$VM_RUN/kmod612.err" | tr '\n' ' ')"
   else
     vm_initramfs "$VM_RUN/guest-612.cpio" "${progs[@]}" "$ko612=/lib/nshm.ko"
@@ -64,27 +57,9 @@ setup_file() {
 
 teardown_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
-  server_stop
-  [[ -n ${VM_T0:-} ]] && vm_note "vm-kmod.bats total: $(vm_since "$VM_T0") s"
-  vm_cleanup
-}
-
-# kmod_build: build nshm.ko for the guest kernel the harness boots (linux-image-amd64's, or
-# VM_KERNEL_PKG), -Werror clean with W=1; print its path. The headers package has the same
-# version as the cached kernel (the cache directory's name is linux-image-ABI-amd64_VERSION).
-kmod_build() {
-  local kdir base hdr out
-  kdir=$(vm_kernel_dir) || return 1
-  base=$(basename "$kdir")
-  hdr=$(vm_headers "${base%%_*}" "${base#*_}") || return 1
-  out=$VM_RUN/kmod-${base%%_*}
-  mkdir -p "$out"
-  cp "$VM_REPO_DIR"/kmod/{nshm.c,nshm_uapi.h,Kbuild,Makefile} "$out/"
-  make -C "$out" KDIR="$hdr" W=1 KCFLAGS=-Werror >"$out/build.log" 2>&1 ||
-    { cat "$out/build.log" >&2; return 1; }
-  # A warning in our module is a failure too.
-  if grep -E "nshm\.c:[0-9]+:[0-9]+: warning" "$out/build.log" >&2; then return 1; fi
-  printf '%s\n' "$out/nshm.ko"
+  source "$BATS_TEST_DIRNAME/case.bash"
+  vm_server_stop
+  vm_suite_end
 }
 
 # kmod_build_old: nshm.ko as it was at e1e3d2e (0.1.0, ioctl type 0xB5), for the 6.1 guest.
@@ -129,7 +104,7 @@ config() {
   fi
   if [[ -s $VM_RUN/current ]]; then
     vm_shutdown "$(cat "$VM_RUN/current")"
-    server_stop
+    vm_server_stop
   fi
   local args=()
   case $name in
@@ -139,13 +114,13 @@ config() {
       VM=$(NSHM_VM_TCG_CPU=${NSHM_VM_TCG_CPU:-max} vm_boot plain --shm "$SHM" 4M) || return 1
       ;;
     doorbell)
-      server_start "$SHM" 4M || return 1
+      vm_server_start "$SHM" 4M --vectors 2 --socket "/run/nshm/$SHM.sock" || return 1
       export NSHM_RUN_DIR=/run/nshm  # where the programs look (fixed; no variable moves it)
       VM=$(vm_boot doorbell -- -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
         -device ivshmem-doorbell,chardev=ivs,vectors=2) || return 1
       ;;
     k612)
-      server_start "$SHM" 4M || return 1
+      vm_server_start "$SHM" 4M --vectors 2 --socket "/run/nshm/$SHM.sock" || return 1
       export NSHM_RUN_DIR=/run/nshm  # where the programs look (fixed; no variable moves it)
       VM=$(vm_boot k612 --kernel "$K612_PKG" --initrd "$VM_RUN/guest-612.cpio" -- \
         -chardev "socket,path=$NSHM_RUN_DIR/$SHM.sock,id=ivs" \
@@ -159,43 +134,6 @@ config() {
       ;;
   esac
   printf '%s\n' "$VM" >"$VM_RUN/current"
-}
-
-# nshm-server for the doorbell guest; its socket where the host programs look: /run/nshm.
-server_start() {
-  local shm=$1 size=$2 srv i
-  srv=$(vm_build_dir)/nshm-server
-  [[ -x $srv ]] || { echo "$srv is missing: make $srv" >&2; return 1; }
-  mkdir -p /run/nshm
-  printf '%s\n' "$shm" >>"$VM_RUN/shm.list"
-  rm -f "/dev/shm/$shm"
-  "$srv" --size "$size" --vectors 2 --socket "/run/nshm/$shm.sock" "$shm" \
-    </dev/null >"$VM_RUN/server.log" 2>&1 3>&- &
-  echo $! >"$VM_RUN/server.pid"
-  for ((i = 0; i < 100; i++)); do
-    [[ -S /run/nshm/$shm.sock ]] && return 0
-    sleep 0.05
-  done
-  echo "nshm-server did not create its socket: $(cat "$VM_RUN/server.log")" >&2
-  return 1
-}
-
-# Started by another test's process: not our child, so no `wait`; the pid is checked to be
-# our server still (not a recycled one).
-server_stop() {
-  [[ -n ${VM_RUN:-} && -s $VM_RUN/server.pid ]] || return 0
-  local pid i
-  pid=$(cat "$VM_RUN/server.pid")
-  if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "/run/nshm/$(vm_shm_name "")"; then
-    kill -TERM "$pid" 2>/dev/null
-    for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$VM_RUN/server.pid"
-  return 0
 }
 
 # ovmf_args ARRAY: QEMU arguments for a q35 guest with OVMF (Debian's ovmf package).
@@ -466,6 +404,7 @@ unplug_zaps() {
 # ---------------------------------------------------------------------------------------------
 # doorbell: ivshmem-doorbell served by nshm-server
 
+# The plain case's check again with MSI-X: the same question of each configuration.
 @test "doorbell: nshm.ko takes the MSI-X vectors; nshm-stat says MSI-X and write-back" {
   config doorbell
   guest_load
@@ -477,23 +416,29 @@ unplug_zaps() {
   [ "$(grep -c nshm0 <<<"$output")" -ge 2 ] # one line per vector
 }
 
-@test "doorbell: host->guest and guest->host with interrupts both ways" {
-  config doorbell
+# irqs_both_ways [LABEL]: 3 MB host->guest, then 3 MB guest->host; the guest's MSI-X count
+# grows during each (noted, LABEL before "guest").
+irqs_both_ways() {
   local before after
-  # The host side is nshm-server's peer: eventfds.
-  run "$(vm_build_dir)/nshm-stat" "$SHM"
-  echo "host nshm-stat: $output"
-  [[ $output == *"doorbell  eventfd"* ]]
   before=$(guest_irqs)
   to_guest 3000000
   after=$(guest_irqs)
-  vm_note "  guest MSI-X interrupts during host->guest: $((after - before))"
+  vm_note "  ${1:-}guest MSI-X interrupts during host->guest: $((after - before))"
   [ "$after" -gt "$before" ]
   before=$after
   from_guest 3000000
   after=$(guest_irqs)
-  vm_note "  guest MSI-X interrupts during guest->host: $((after - before))"
+  vm_note "  ${1:-}guest MSI-X interrupts during guest->host: $((after - before))"
   [ "$after" -gt "$before" ]
+}
+
+@test "doorbell: host->guest and guest->host with interrupts both ways" {
+  config doorbell
+  # The host side is nshm-server's peer: eventfds.
+  run "$(vm_build_dir)/nshm-stat" "$SHM"
+  echo "host nshm-stat: $output"
+  [[ $output == *"doorbell  eventfd"* ]]
+  irqs_both_ways
 }
 
 @test "doorbell: a waiting nshm-get in the guest is idle (10 s from /proc)" {
@@ -579,17 +524,7 @@ k612_begin() {
 
 @test "6.12: host->guest and guest->host with interrupts both ways" {
   k612_begin
-  local before after
-  before=$(guest_irqs)
-  to_guest 3000000
-  after=$(guest_irqs)
-  vm_note "  6.12 guest MSI-X interrupts during host->guest: $((after - before))"
-  [ "$after" -gt "$before" ]
-  before=$after
-  from_guest 3000000
-  after=$(guest_irqs)
-  vm_note "  6.12 guest MSI-X interrupts during guest->host: $((after - before))"
-  [ "$after" -gt "$before" ]
+  irqs_both_ways "6.12 "
 }
 
 @test "6.12: removing the device zaps a held mapping: the holder gets SIGBUS, no oops" {

@@ -14,29 +14,12 @@ bats_require_minimum_version 1.5.0
 setup_file() {
   # shellcheck source=tests/vm/lib.sh
   source "$BATS_TEST_DIRNAME/lib.sh"
-  export VM_T0
-  VM_T0=$(vm_now)
-  vm_run_init
+  source "$BATS_TEST_DIRNAME/case.bash"
   # Why we could not run, if that happens; each test then skips (or fails under CI).
-  export VM_SKIP="" VM_NOPROGS=""
-  if ! vm_require_tools 2>"$VM_RUN/tools.err"; then
-    VM_SKIP="QEMU or its helpers cannot be installed: $(tr '\n' ' ' <"$VM_RUN/tools.err")"
-  elif ! vm_kernel_dir >/dev/null 2>"$VM_RUN/kernel.err"; then
-    VM_SKIP="the guest kernel cannot be fetched: $(tr '\n' ' ' <"$VM_RUN/kernel.err")"
-  fi
-  if [[ -n $VM_SKIP ]]; then
-    vm__banner "$VM_SKIP"
-    return 0
-  fi
-  local progs=()
-  if mapfile -t progs < <(vm_programs 2>"$VM_RUN/progs.err") && ((${#progs[@]} == 2)); then
-    :
-  else
-    # The harness smoke test still runs; the program tests fail with this message.
-    VM_NOPROGS=$(cat "$VM_RUN/progs.err")
-    progs=()
-  fi
-  vm_initramfs "$VM_RUN/guest.cpio" "${progs[@]}"
+  vm_suite_init
+  [[ -z $VM_SKIP ]] || { vm_suite_banner "VM TESTS"; return 0; }
+  # Without the programs the harness smoke test still runs; the program tests fail with why.
+  vm_suite_initramfs "$VM_RUN/guest.cpio"
   export SHM VM
   SHM=$(vm_shm_name main)
   vm_shm_create "$SHM" 4M
@@ -45,15 +28,8 @@ setup_file() {
 
 teardown_file() {
   source "$BATS_TEST_DIRNAME/lib.sh"
-  [[ -n ${VM:-} ]] && vm_shutdown "$VM"
-  [[ -n ${VM_T0:-} ]] && vm_note "vm.bats total: $(vm_since "$VM_T0") s"
-  vm_cleanup
-}
-
-# A message nobody can miss, for skips.
-vm__banner() {
-  local line='################################################################################'
-  printf '# %s\n# VM TESTS SKIPPED: %s\n# %s\n' "$line" "$1" "$line" >&3
+  source "$BATS_TEST_DIRNAME/case.bash"
+  vm_suite_end "${VM:-}"
 }
 
 setup() {

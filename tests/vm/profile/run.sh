@@ -196,7 +196,8 @@ if [[ ,$PARTS, == *,small,* ]]; then
   done
 fi
 
-# strace -c of one transfer per build (slows it down: counts only, no times compared).
+# strace -c of one transfer per build (slows it down: counts only, no times compared); the
+# same steps as the small part above, with counts instead of a trace.
 if [[ -n ${EXTRA[*]} && ,$PARTS, == *,big,* ]]; then
   for build in isal zlib; do
     vm_exec "$VM" 30 "rm -rf /tmp/d && mkdir /tmp/d" >/dev/null
