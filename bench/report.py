@@ -167,6 +167,8 @@ def table(results, how, meta):
                              f"{r['warmup_failed']}")
         if failed or any(r.get("warmup_failed") for r in rows):
             lines.append("")
+        if setting == "fanout":
+            lines += fanout_ratios(rows)
     runs = meta.get("runs", "?")
     vm_runs = meta.get("vm_runs", runs)
     in_vm = f" ({vm_runs} in the vm setting)" if vm_runs != runs and any(r["setting"] == "vm" for r in results) else ""
@@ -180,6 +182,29 @@ def table(results, how, meta):
                  "timed out or failed its checksum. \"–\": not applicable.")
     lines.append("")
     return "\n".join(lines)
+
+
+def fanout_ratios(rows):
+    """The fan-out table's point: the time to fill N regions against one
+    (issue 23's goal: 1 GiB into 4 in at most 1.5x the time of 1)."""
+    out = []
+    for m in OrderedDict((r["method"], 1) for r in rows):
+        mine = sorted((r for r in rows if r["method"] == m and r["status"] == "ok"),
+                      key=lambda r: int(r["case"].rsplit(" ", 1)[-1]))
+        if len(mine) < 2:
+            continue
+        one = mine[0]
+        parts = [f"{r['case'].rsplit(' ', 1)[-1]} regions {r['median_s'] / one['median_s']:.2f}x"
+                 for r in mine[1:]]
+        out.append(f"- {m}: time against {one['case'].rsplit(' ', 1)[-1]} region "
+                   f"({num(one['median_s'])} s): " + ", ".join(parts))
+    if out:
+        out += ["", "MB/s here are one copy's bytes over the time to fill every region (from starting "
+                "every end to every end exiting), every copy verified. The receivers run on this same "
+                "machine, so N regions cost N receivers' CPU here that guests would spend on their own; "
+                "the CPU table counts it per GiB of the source (one copy).",
+                ""]
+    return out
 
 
 def cpu_num(v):
@@ -199,7 +224,7 @@ def cpu_table(results, how):
         known = how.get(setting, {})
         methods = [m for m in known if any(r["method"] == m for r in rows)]
         methods += [m for m in OrderedDict((r["method"], 1) for r in rows) if m not in methods]
-        vm = setting != "host"
+        vm = setting not in ("host", "fanout")  # fanout: host only, as host
         lines.append(f"### {setting}" + (": host s / guest s per GiB" if vm else ": host s per GiB"))
         lines.append("")
         lines.append("| method | " + " | ".join(cases) + " |")
@@ -327,7 +352,7 @@ def write_charts(results, meta, outdir):
     for gnuplot, which bench/run runs and then deletes."""
     for setting in OrderedDict((r["setting"], 1) for r in results):
         rows = [r for r in results if r["setting"] == setting and r["kind"] == "file"]
-        if rows:
+        if rows and setting != "fanout":  # one size: no curve to draw
             write_chart(rows, setting, meta, outdir)
 
 
@@ -390,7 +415,7 @@ def write_cpu_charts(results, meta, outdir):
     for setting in OrderedDict((r["setting"], 1) for r in results):
         rows = [r for r in results if r["setting"] == setting and r["kind"] == "file"
                 and r["status"] == "ok" and "host_cpu_s_per_gib" in r]
-        if not rows:
+        if not rows or setting == "fanout":
             continue
         png = cpu_chart_name(setting)
         base = png[:-4]
@@ -546,8 +571,9 @@ def main():
     write_charts(results, meta, a.out)
     write_cpu_charts(results, meta, a.out)
     if a.results_md:
-        results_md(a.results_md, table_md, meta, list(OrderedDict((r["setting"], 1) for r in results)),
-                   cpu_settings)
+        results_md(a.results_md, table_md, meta,
+                   [st for st in OrderedDict((r["setting"], 1) for r in results) if st != "fanout"],
+                   [st for st in cpu_settings if st != "fanout"])
 
 
 if __name__ == "__main__":

@@ -107,6 +107,18 @@ allowed() {
 		END { exit !found }' "$SMOKE_OUT/idle.tsv" || { cat "$SMOKE_OUT/idle.tsv"; false; }
 }
 
+@test "the fan-out table: one file into 1, 2 and 4 regions, every copy verified" {
+	local m n
+	grep -q '^### fanout' "$BATS_FILE_TMPDIR/stdout" || { show_run; false; }
+	for m in nshm-fanout nshm-parallel cp-parallel; do
+		for n in 1 2 4; do
+			grep -q "^fanout,$m,1 MiB → $n,file,.*,ok," "$SMOKE_OUT/results.csv" ||
+				{ echo "no verified $m into $n regions"; show_run; false; }
+		done
+	done
+	grep -q '^- nshm-fanout: time against 1 region' "$BATS_FILE_TMPDIR/stdout"
+}
+
 @test "CSV, JSON and chart are written" {
 	[[ -s $SMOKE_OUT/results.csv && -s $SMOKE_OUT/samples.csv && -s $SMOKE_OUT/table.md ]]
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["results"] and d["meta"]["smoke"]' \
