@@ -225,3 +225,40 @@ start_fifo_put() {
 	grep -q "^nshm-put: $REGION-2: failed (exit 1): fell behind: it kept the other targets waiting" "$T/put.err"
 	exec 6>&-
 }
+
+@test "a refusing receiver fails its target only (exit 6, its line says 4); all failing alike: their status" {
+	regions 2
+	head -c 200K /dev/urandom >"$T/src"
+	mkdir -p "$T/d2"
+	echo old >"$T/d2/src"          # receiver 2 refuses: the file exists
+	for i in 1 2; do receive $i; done
+	run "$PUT" --timeout 30 -T "$REGION-1" -T "$REGION-2" "$T/src"
+	echo "exit $status: $output"
+	[ "$status" -eq 6 ]
+	[[ $output == *"$REGION-2: failed (exit 4): the receiver refused"* ]]
+	[ "$(wait_rc get1)" = 0 ]
+	cmp "$T/src" "$T/d1/src"
+	[ "$(cat "$T/d2/src")" = old ]
+	# Nobody listening on either: both time out alike, exit 5.
+	run "$PUT" --timeout 0.3 -T "$REGION-1" -T "$REGION-2" "$T/src"
+	[ "$status" -eq 5 ]
+	[ "$(grep -c 'failed (exit 5): no receiver' <<<"$output")" -eq 2 ]
+}
+
+@test "Ctrl-C mid-transfer aborts every target (exit 130); no receiver keeps a file" {
+	regions 3
+	for i in 1 2 3; do receive $i; done
+	mkfifo "$T/fifo"
+	bg put sh -c 'exec "$@" <"$0"' "$T/fifo" "$PUT" --buffer 2M --chunk 64K --timeout 30 \
+		$(targets 3) -
+	exec 5>"$T/fifo"
+	head -c 1M /dev/urandom >&5
+	wait_region 1 'consumed>=2'
+	kill -INT "$(job_prog "$put_PID")"
+	[ "$(wait_rc put)" = 130 ]
+	exec 5>&-
+	for i in 1 2 3; do
+		[ "$(wait_rc get$i)" != 0 ]
+		[ -z "$(ls -A "$T/d$i")" ]
+	done
+}
