@@ -365,6 +365,23 @@ eventfd_rung() {
 	[ "$(wait_rc get 10)" = 0 ]
 }
 
+@test "server: a resident whose server restarts joins the new one and sleeps until rung again" {
+	start_server --size 4M
+	mkdir "$T/in"
+	bg serve "$GET" -q --serve -s "$NAME" "$T/in"
+	until_true 20 joined 1
+	asleep() { "$STAT" --json "$NAME" | grep -q '"receiver":{[^}]*"asleep":true'; }
+	until_true 10 asleep
+	stop_server
+	start_server --size 4M
+	# It joins within a second or so of its next look, then sleeps again.
+	until_true 20 joined 1
+	until_true 10 asleep
+	echo again >"$T/src"
+	"$PUT" -q --timeout 10 "$T/src" "$NAME"
+	[ "$(cat "$T/in/src")" = again ]
+}
+
 @test "server: a sender with no doorbell to a resident asleep until rung fails at once and says why" {
 	start_server --size 4M
 	mkdir "$T/in"

@@ -36,6 +36,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@
 #define MAX_LEFT 64u            /* peers that left, remembered (the latest) */
 #define RING_QUEUE 8u           /* peers with a ring pending; more: dropped */
 #define RING_POLL_MS 1000       /* the ringer's wait for a full counter to empty */
+#define REJOIN_NS 1000000000LL  /* a lost server: join it again this often at most */
 
 struct iv_peer {
 	uint32_t id;
@@ -86,6 +88,10 @@ struct ivclient {
 	pthread_cond_t ring_cond;
 	uint32_t ring_q[RING_QUEUE];
 	unsigned nring;
+	/* To join a restarted server again (iv_reachable). */
+	char name[NAME_MAX + 1];
+	struct stat shm;
+	int64_t rejoin_ns;
 };
 
 static struct iv_peer *find_peer(struct ivclient *c, uint32_t id)
@@ -444,16 +450,7 @@ static bool iv_gone(struct nshm_doorbell *db, uint32_t peer_id)
 }
 
 /* Newcomers learn our ID and eventfd from the server: while we hear it. */
-static bool iv_reachable(struct nshm_doorbell *db)
-{
-	struct ivclient *c = db->ctx;
-	bool up;
-
-	pthread_mutex_lock(&c->lock);
-	up = c->sock >= 0;
-	pthread_mutex_unlock(&c->lock);
-	return up;
-}
+static bool iv_reachable(struct nshm_doorbell *db);
 
 static void free_client(struct ivclient *c)
 {
@@ -508,45 +505,54 @@ static int connect_server(const char *name, int *out)
 	return 0;
 }
 
-void nshm_ivclient_attach(struct nshm_doorbell *db, const char *name, int fd)
+/* A client joined to the server of name that serves the object shm, or
+ * NULL with *why saying what failed (NULL: no server there). */
+static struct ivclient *join(const char *name, const struct stat *shm, const char **why)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
-	struct ivclient *c;
-	struct stat shm;
+	struct ivclient *c = calloc(1, sizeof(*c));
 	int rc;
 
-	if (fstat(fd, &shm) != 0)
-		return;
-	c = calloc(1, sizeof(*c));
+	*why = NULL;
 	if (!c)
-		return;
+		return NULL;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->ring_lock, NULL);
 	pthread_cond_init(&c->ring_cond, NULL);
 	nshm_ivproto_rx_init(&c->in);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	c->shm = *shm;
 	c->ep = -1;
 	rc = connect_server(name, &c->sock);
 	if (rc < 0) {
 		c->sock = -1;
 		if (rc != -ENOENT)
-			db->kind = "polling (nshm-server's socket does not answer)";
+			*why = "polling (nshm-server's socket does not answer)";
 		goto fail;
 	}
 	c->ep = epoll_create1(EPOLL_CLOEXEC);
-	rc = c->ep < 0 ? -errno : handshake(c, &shm);
+	rc = c->ep < 0 ? -errno : handshake(c, shm);
 	if (rc == 0) {
 		ev.data.fd = c->sock;
 		rc = epoll_ctl(c->ep, EPOLL_CTL_ADD, c->sock, &ev) == 0 ? 0 : -errno;
 	}
 	if (rc < 0) {
-		db->kind = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
-			   : "polling (nshm-server's answer did not validate)";
+		*why = rc == -ETIMEDOUT ? "polling (nshm-server did not answer in time)"
+		     : "polling (nshm-server's answer did not validate)";
 		goto fail;
 	}
 	if (start_ringer(c) < 0) {
-		db->kind = "polling (no thread for the doorbell)";
+		*why = "polling (no thread for the doorbell)";
 		goto fail;
 	}
+	return c;
+fail:
+	free_client(c);
+	return NULL;
+}
+
+static void install(struct nshm_doorbell *db, struct ivclient *c)
+{
 	db->fd = c->ep;
 	db->self_id = c->id;
 	db->kind = "eventfd (nshm-server)";
@@ -556,7 +562,45 @@ void nshm_ivclient_attach(struct nshm_doorbell *db, const char *name, int fd)
 	db->gone = iv_gone;
 	db->reachable = iv_reachable;
 	db->ctx = c;
-	return;
-fail:
+}
+
+/* Newcomers learn our ID and eventfd from the server: while we hear it.
+ * A server that went away (restarted, say) is joined again, at most once
+ * every REJOIN_NS, as a new client with a new ID (the caller publishes it:
+ * nshm_bell_word); polling goes on meanwhile. */
+static bool iv_reachable(struct nshm_doorbell *db)
+{
+	struct ivclient *c = db->ctx, *n;
+	const char *why;
+	int64_t now;
+	bool up;
+
+	pthread_mutex_lock(&c->lock);
+	up = c->sock >= 0;
+	pthread_mutex_unlock(&c->lock);
+	now = nshm_now_ns();
+	if (up || now - c->rejoin_ns < REJOIN_NS)
+		return up;
+	c->rejoin_ns = now;
+	n = join(c->name, &c->shm, &why);
+	if (!n)
+		return false;
 	free_client(c);
+	install(db, n);
+	return true;
+}
+
+void nshm_ivclient_attach(struct nshm_doorbell *db, const char *name, int fd)
+{
+	struct ivclient *c;
+	struct stat shm;
+	const char *why;
+
+	if (fstat(fd, &shm) != 0)
+		return;
+	c = join(name, &shm, &why);
+	if (c)
+		install(db, c);
+	else if (why)
+		db->kind = why;
 }

@@ -82,6 +82,13 @@ void claim_pace(struct claim *c, enum claim_pace pace)
 	pthread_mutex_unlock(&c->lock);
 }
 
+void claim_bell(struct claim *c, uint32_t word)
+{
+	/* Relaxed, as write_identity's: a peer reads it on each ring. */
+	if (atomic_load_explicit(&c->line->id.bell, memory_order_relaxed) != word)
+		atomic_store_explicit(&c->line->id.bell, word, memory_order_relaxed);
+}
+
 void claim_beat(struct claim *c)
 {
 	if (c->running)

@@ -151,8 +151,12 @@ static bool may_sleep_on_ring(const struct nshm_bell *b, const struct head_snap 
 {
 	struct nshm_region *r = b->r;
 
-	return b->idle && b->deep && h->owner == 0 && b->claim &&
-	       (!r->db.reachable || r->db.reachable(&r->db));
+	if (!b->idle || !b->deep || h->owner != 0 || !b->claim ||
+	    (r->db.reachable && !r->db.reachable(&r->db)))
+		return false;
+	/* Our ID, anew if the doorbell joined a restarted server again. */
+	claim_bell(b->claim, nshm_bell_word(r));
+	return true;
 }
 
 static void set_on_ring(struct nshm_bell *b, bool on)

@@ -176,6 +176,8 @@ void claim_release(struct claim *c);
 /* The heartbeat's pace from now on; PACE_ON_RING declares
  * NSHM_BEAT_ON_RING and stops the beat thread until the pace changes. */
 void claim_pace(struct claim *c, enum claim_pace pace);
+/* Our line's bell word from now on (our doorbell joined its server anew). */
+void claim_bell(struct claim *c, uint32_t word);
 /* One beat from the caller's thread: a side asleep until rung was woken. */
 void claim_beat(struct claim *c);
 
