@@ -161,6 +161,12 @@ $(BUILD)/tools/%: tests/tools/%.c $(INT_LIB) $(CONFIG)
 
 unit: $(UNIT_BIN) $(TOOL_BIN) $(HOOK_BIN)
 
+# Lines per function over lib/ and cmd/: the mean and the five longest
+# (tests/tools/funclen.sh). The include rules: tests/layout.bats.
+.PHONY: funclen
+funclen:
+	@bash tests/tools/funclen.sh
+
 # demo and check install what they need first (as root; otherwise they
 # print the apt-get line), then build: a make started only after the
 # packages are in, so that the configuration sees them.

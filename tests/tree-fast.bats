@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # The fast paths of sets of files (#14): the sender writes ustar headers
 # itself for plain files (lib/tree/ustar.c) and libarchive the rest; the
-# receiver writes regular files itself (archive_rx.c write_fast). Both
+# receiver writes regular files itself (lib/tree/rx_create.c write_fast). Both
 # kinds mixed in one stream must arrive as GNU tar reads them.
 load helpers
 

@@ -161,11 +161,44 @@ static const struct dev_ioc *dev_info(int fd, struct nshm_info *info)
 	return NULL;
 }
 
+/* The device's doorbell: MSI-X vectors through its own fd (a duplicate,
+ * non-blocking), or without vectors an fd kept for ring() only. */
+static int dev_bell(struct nshm_doorbell *db, int fd, const struct dev_ioc *ioc,
+		    const struct nshm_info *info, const char *path)
+{
+	struct dev_bell *ctx = calloc(1, sizeof(*ctx));
+	int rc;
+
+	db->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (!ctx || db->fd < 0 || fcntl(db->fd, F_SETFL, O_NONBLOCK) != 0) {
+		rc = ctx ? -errno : -ENOMEM;
+		if (db->fd >= 0)
+			close(db->fd);
+		db->fd = -1;
+		free(ctx);
+		return rc;
+	}
+	ctx->ioc = ioc;
+	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
+		 info->vectors ? "MSI-X" : "polling", path);
+	db->self_id = info->ivposition;
+	db->kind = info->vectors ? ctx->kind : "polling";
+	db->ring = dev_ring;
+	db->drain = dev_drain;
+	db->close = dev_close;
+	db->ctx = ctx;
+	if (!info->vectors) {
+		/* No interrupts to wait on: the fd stays only for ring(). */
+		close(db->fd);
+		db->fd = -1;
+	}
+	return 0;
+}
+
 int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned flags,
 		   char *msg, size_t msglen)
 {
 	struct nshm_info info;
-	struct dev_bell *ctx = NULL;
 	const struct dev_ioc *ioc;
 	char note[128] = "";
 	uint32_t got = 0;
@@ -196,14 +229,8 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 		snprintf(msg, msglen, "cannot map %s: %s", path, strerror(errno));
 		return rc;
 	}
-	ctx = calloc(1, sizeof(*ctx));
-	r->db.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (!ctx || r->db.fd < 0 || fcntl(r->db.fd, F_SETFL, O_NONBLOCK) != 0) {
-		rc = ctx ? -errno : -ENOMEM;
-		if (r->db.fd >= 0)
-			close(r->db.fd);
-		r->db.fd = -1;
-		free(ctx);
+	rc = dev_bell(&r->db, fd, ioc, &info, path);
+	if (rc < 0) {
 		munmap(base, info.bar2_size);
 		return rc;
 	}
@@ -214,20 +241,6 @@ int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned fla
 	snprintf(r->mapping, sizeof(r->mapping), "%s (%s, module%s%.80s)",
 		 nshm_cache_name(got), path, got != NSHM_CACHE_WB && note[0] ? "; " : "",
 		 got != NSHM_CACHE_WB ? note : "");
-	ctx->ioc = ioc;
-	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
-		 info.vectors ? "MSI-X" : "polling", path);
-	r->db.self_id = info.ivposition;
-	r->db.kind = info.vectors ? ctx->kind : "polling";
-	r->db.ring = dev_ring;
-	r->db.drain = dev_drain;
-	r->db.close = dev_close;
-	r->db.ctx = ctx;
-	if (!info.vectors) {
-		/* No interrupts to wait on: the fd stays only for ring(). */
-		close(r->db.fd);
-		r->db.fd = -1;
-	}
 	return 0;
 }
 

@@ -193,14 +193,61 @@ static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
 	return rc == -ENOENT ? -NSHM_ENOENDPOINT : rc;
 }
 
+/* A guest's BAR2 through the guest module (dev) or, write-back asked,
+ * through /dev/mem: their own mapping code. */
+static int open_device(struct nshm_region **out, int fd, const char *path, bool dev,
+		       unsigned flags, char *msg, size_t msglen)
+{
+	struct nshm_region *r = calloc(1, sizeof(*r));
+	int rc = !r ? -ENOMEM : dev ? nshm_dev_setup(r, fd, path, flags, msg, msglen)
+		: nshm_devmem_setup(r, path, msg, msglen);
+
+	if (rc == 0)
+		*out = r;
+	else
+		free(r);
+	return rc;
+}
+
+/* A shm object, a file or a resource2 file: a regular file big enough for
+ * the header and one slot, mapped shared whole. */
+static int map_file(int fd, const char *path, void **base, size_t *size,
+		    char *msg, size_t msglen)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0) {
+		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(msg, msglen, "%s is not a regular file (a region is a shared "
+			 "memory object, a file or a PCI BAR)", path);
+		return -EINVAL;
+	}
+	if (st.st_size < (off_t)MIN_REGION) {
+		snprintf(msg, msglen, "%s is %lld bytes; nshm needs a region of at least "
+			 "%u bytes (%u header + one %u-byte slot)", path,
+			 (long long)st.st_size, MIN_REGION, NSHM_DATA_OFF, NSHM_MIN_CHUNK);
+		return -NSHM_ETOOSMALL;
+	}
+	*base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (*base == MAP_FAILED) {
+		snprintf(msg, msglen, "cannot map %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	*size = (size_t)st.st_size;
+	return 0;
+}
+
 int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	      char *msg, size_t msglen)
 {
 	char sink[8], path[512];
-	struct nshm_region *r = NULL;
-	struct stat st;
+	struct nshm_region *r;
 	bool wc, dev;
-	void *base;
+	size_t size = 0;
+	void *base = NULL;
 	int fd, rc;
 
 	if (!msg) {
@@ -212,47 +259,18 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	if (fd < 0)
 		return fd;
 	if (dev || ((flags & NSHM_MAP_WB) && strncmp(ep, "pci", 3) == 0)) {
-		r = calloc(1, sizeof(*r));
-		rc = !r ? -ENOMEM : dev ? nshm_dev_setup(r, fd, path, flags, msg, msglen)
-			: nshm_devmem_setup(r, path, msg, msglen);
-		if (rc == 0)
-			*out = r;
-		else
-			free(r);
+		rc = open_device(out, fd, path, dev, flags, msg, msglen);
 		goto out;
 	}
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
+	if ((rc = map_file(fd, path, &base, &size, msg, msglen)) < 0)
 		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(msg, msglen, "%s is not a regular file (a region is a shared "
-			 "memory object, a file or a PCI BAR)", path);
-		goto out;
-	}
-	if (st.st_size < (off_t)MIN_REGION) {
-		rc = -NSHM_ETOOSMALL;
-		snprintf(msg, msglen, "%s is %lld bytes; nshm needs a region of at least "
-			 "%u bytes (%u header + one %u-byte slot)", path,
-			 (long long)st.st_size, MIN_REGION, NSHM_DATA_OFF, NSHM_MIN_CHUNK);
-		goto out;
-	}
-	base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (base == MAP_FAILED) {
-		rc = -errno;
-		snprintf(msg, msglen, "cannot map %s: %s", path, strerror(errno));
-		goto out;
-	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
-		munmap(base, (size_t)st.st_size);
+	if (!(r = calloc(1, sizeof(*r)))) {
+		munmap(base, size);
 		rc = -ENOMEM;
 		goto out;
 	}
 	r->base = base;
-	r->size = (size_t)st.st_size;
+	r->size = size;
 	r->wc = wc;
 	snprintf(r->path, sizeof(r->path), "%.255s", path);
 	snprintf(r->mapping, sizeof(r->mapping), "%s",
@@ -265,7 +283,6 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	if (!strchr(ep, '/') && strncmp(path, "/dev/shm/", 9) == 0)
 		nshm_ivclient_attach(&r->db, ep, fd);
 	*out = r;
-	rc = 0;
 out:
 	close(fd);
 	return rc;

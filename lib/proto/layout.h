@@ -163,7 +163,8 @@ NSHM_AT(struct line_head, id.bell, 28);
 NSHM_AT(struct line_head, id.pidns, 32);
 NSHM_AT(struct line_head, id.boot, 40);
 _Static_assert(sizeof(struct line_head) == 56, "head is 56 bytes (nshm(7))");
-/* Sender control line. */
+/* Sender control line (the receiver's below mirrors it on purpose: the
+ * offsets nshm(7) gives for each). */
 NSHM_AT(struct tx_line, head, 0);
 NSHM_AT(struct tx_line, session, 56);
 NSHM_AT(struct tx_line, ready_echo, 64);

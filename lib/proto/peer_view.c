@@ -48,6 +48,9 @@ void snap_head(const struct line_head *l, struct head_snap *h)
 	snap_live((const struct line_live *)((const char *)l + NSHM_LIVE_OFF), h);
 }
 
+/* snap_tx and snap_rx are a deliberate mirror (duplicates pairs them): one
+ * line each, their own fields, the same rule (acquire the published
+ * counters first, then the rest once). */
 void snap_tx(const struct nshm_region *r, struct tx_snap *s)
 {
 	struct tx_line *t = TX(r->base);

@@ -518,6 +518,8 @@ void nshm_rx_close(struct nshm_rx *rx, enum nshm_reason why)
 	free(rx);
 }
 
+/* A deliberate mirror of tx.c's accessors (duplicates pairs them): the
+ * public API has one per side, over the side both begin with. */
 uint64_t nshm_rx_bytes(const struct nshm_rx *rx) { return rx->s.bytes; }
 uint32_t nshm_rx_crc(const struct nshm_rx *rx) { return rx->s.crc; }
 uint32_t nshm_rx_reason(const struct nshm_rx *rx) { return rx->s.fail.reason; }

@@ -86,13 +86,44 @@ static void wake(struct nshm_region *r, const struct head_snap *h)
 		(void)r->db.ring(&r->db, h->bell - 1);
 }
 
+/* Past the interval: sample on? An idle side beats only every
+ * NSHM_IDLE_BEAT_MS: a still one gets that long before it is called dead;
+ * a transfer gets time for two changes of its count. */
+static bool sample_more(const struct tx_snap *t0, const struct tx_snap *t1,
+			const struct rx_snap *x0, const struct rx_snap *x1,
+			const struct rate *q, int64_t elapsed)
+{
+	bool more = elapsed < (NSHM_IDLE_BEAT_MS + 200) * 1000000LL &&
+		    (still(&t0->head, &t1->head) || still(&x0->head, &x1->head));
+
+	return more || (receiving(t1, x1) && x1->session == q->session &&
+			q->changes < 2 && elapsed < RATE_MAX_NS);
+}
+
+/* The offer in force and its layout, when they pass the checks. */
+static void stat_offer(struct nshm_region *r, struct nshm_stat *st, const struct tx_snap *t)
+{
+	struct finding scratch;       /* the validators' messages, unread */
+	struct offer_snap o;
+	struct nshm_meta m;
+
+	snap_offer(r, &o);
+	if (validate_offer(&o, t->session, &m, &scratch) == 0) {
+		memcpy(st->name, m.name, sizeof(st->name));
+		st->total = m.size;
+		st->size_known = m.size_known;
+		st->archive = m.archive;
+	}
+	if (validate_layout(t->nslots, t->chunk, r->size) == 0) {
+		st->slots = t->nslots;
+		st->chunk = t->chunk;
+	}
+}
+
 int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 {
 	struct tx_snap t0, t1;
 	struct rx_snap x0, x1;
-	struct offer_snap o;
-	struct nshm_meta m;
-	struct finding scratch;       /* the validators' messages, unread */
 	struct rate q = { 0 };
 	int64_t start, now, want = (int64_t)(interval_ms > 0 ? interval_ms : 1) * 1000000;
 
@@ -113,14 +144,7 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 		now = nshm_now_ns();
 		step = start + want - now;
 		if (step <= 0) {
-			/* An idle side beats only every NSHM_IDLE_BEAT_MS: give a
-			 * still one that long before calling it dead. */
-			bool more = now - start < (NSHM_IDLE_BEAT_MS + 200) * 1000000LL &&
-				    (still(&t0.head, &t1.head) || still(&x0.head, &x1.head));
-
-			more |= receiving(&t1, &x1) && x1.session == q.session &&
-				q.changes < 2 && now - start < RATE_MAX_NS;
-			if (!more)
+			if (!sample_more(&t0, &t1, &x0, &x1, &q, now - start))
 				break;
 			step = STEP_NS;
 		}
@@ -132,19 +156,8 @@ int nshm_stat(struct nshm_region *r, struct nshm_stat *st, int interval_ms)
 	side(&st->tx, &t0.head, &t1.head, t1.state, t1.reason);
 	side(&st->rx, &x0.head, &x1.head, x1.state, x1.reason);
 	st->session = t1.session;
-	if (st->tx.present && t1.session) {
-		snap_offer(r, &o);
-		if (validate_offer(&o, t1.session, &m, &scratch) == 0) {
-			memcpy(st->name, m.name, sizeof(st->name));
-			st->total = m.size;
-			st->size_known = m.size_known;
-			st->archive = m.archive;
-		}
-		if (validate_layout(t1.nslots, t1.chunk, r->size) == 0) {
-			st->slots = t1.nslots;
-			st->chunk = t1.chunk;
-		}
-	}
+	if (st->tx.present && t1.session)
+		stat_offer(r, st, &t1);
 	if (st->rx.present && x1.session == t1.session) {
 		st->bytes = x1.bytes;
 		if (x0.session == x1.session && x1.bytes >= x0.bytes)

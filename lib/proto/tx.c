@@ -778,6 +778,7 @@ void nshm_tx_close(struct nshm_tx *tx, enum nshm_reason why)
 	free(tx);
 }
 
+/* A deliberate mirror of rx.c's accessors (duplicates pairs them). */
 uint64_t nshm_tx_bytes(const struct nshm_tx *tx) { return tx->s.bytes; }
 uint32_t nshm_tx_crc(const struct nshm_tx *tx) { return tx->s.crc; }
 uint32_t nshm_tx_reason(const struct nshm_tx *tx) { return tx->s.fail.reason; }

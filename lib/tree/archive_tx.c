@@ -99,6 +99,8 @@ static int io_failed(struct sender *s, int err, const char *name)
 	return side_fail(tx_side(s->tx), -err, NSHM_R_IO, "%s: %s", name, strerror(err));
 }
 
+/* user_name and group_name are a deliberate mirror (passwd and group
+ * databases, each with its own one-entry cache). */
 static const char *user_name(struct sender *s, uid_t uid)
 {
 	if (!s->have_uid || s->uid != uid) {

@@ -52,6 +52,7 @@ const char *nshm_reason_str(uint32_t reason)
 	return reason < NSHM_R_MAX ? names[reason] : "unknown reason";
 }
 
+/* The two state names are a deliberate mirror (one table per line). */
 const char *nshm_tx_state_name(uint32_t s)
 {
 	static const char *const n[] = { "idle", "offering", "ended", "aborted" };
