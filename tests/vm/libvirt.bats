@@ -139,7 +139,7 @@ lv_boot() {
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>$vmdir/vmlinuz</kernel>
     <initrd>$vmdir/guest.cpio</initrd>
-    <cmdline>console=ttyS0 panic=-1 quiet loglevel=1 nshm.mode=serve</cmdline>
+    <cmdline>console=ttyS0 panic=-1 quiet loglevel=1 mitigations=off nshm.mode=serve</cmdline>
   </os>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>destroy</on_reboot>
@@ -154,7 +154,7 @@ $shmem
 EOF
   local t0 pidfile=/run/libvirt/qemu/$DOM.pid i
   t0=$(vm_now)
-  timeout 60 virsh -c "$LV_URI" create "$vmdir/domain.xml" >"$vmdir/virsh.out" 2>&1 ||
+  timeout 180 virsh -c "$LV_URI" create "$vmdir/domain.xml" >"$vmdir/virsh.out" 2>&1 ||
     { cat "$vmdir/virsh.out" >&2; return 1; }
   for ((i = 0; i < 50; i++)); do
     [[ -s $pidfile ]] && break
@@ -162,7 +162,7 @@ EOF
   done
   tr -d '\n' <"$pidfile" >"$vmdir/qemu.pid"
   cp "$vmdir/qemu.pid" "$vmdir/wrapper.pid"
-  if ! vm__wait_marker "$vmdir" '@@NSHM-READY' "${NSHM_VM_BOOT_TIMEOUT:-90}"; then
+  if ! vm__wait_marker "$vmdir" '@@NSHM-READY' "${NSHM_VM_BOOT_TIMEOUT:-180}"; then
     vm__dump "$vmdir"
     return 1
   fi
