@@ -4,33 +4,20 @@
  * that is one (even one that stays beneath), "..", or a magic link fails
  * the lookup, and what the lookup found is the fd returned. Nothing here
  * returns a name to be resolved again. Without openat2 (Linux < 5.6) a
- * path from a peer is refused: there is no safe fallback. */
+ * path from a peer is refused: there is no safe fallback. The lookup
+ * itself is the library's, nshm_open_beneath (lib/util/beneath.c), which
+ * the tree receiver uses too. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "beneath.h"
 #include "util/util.h"
-
-#define RESOLVE_PEER (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
-
-static int openat2_fd(int dirfd, const char *path, unsigned long long flags)
-{
-	struct open_how how = { .flags = flags | O_CLOEXEC, .resolve = RESOLVE_PEER };
-	long fd;
-
-	do
-		fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
-	while (fd < 0 && errno == EAGAIN);   /* a rename raced the lookup */
-	return fd < 0 ? -errno : (int)fd;
-}
 
 static const char *why_of(int rc)
 {
@@ -61,12 +48,12 @@ int beneath_check(const char *what, const char *path, bool allow_abs,
  * link itself and say ENOTDIR); made if missing. */
 static int step(int dirfd, const char *name)
 {
-	int fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY);
+	int fd = nshm_open_beneath(dirfd, name, O_PATH | O_DIRECTORY);
 
 	if (fd == -ENOENT) {
 		if (mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
 			return -errno;
-		fd = openat2_fd(dirfd, name, O_PATH | O_DIRECTORY);
+		fd = nshm_open_beneath(dirfd, name, O_PATH | O_DIRECTORY);
 	}
 	return fd;
 }
@@ -117,7 +104,7 @@ int beneath_open(int rootfd, const char *path, struct stat *st, char *msg, size_
 		return rc;
 	while (*path == '/')
 		path++;
-	fd = openat2_fd(rootfd, *path ? path : ".", flags);
+	fd = nshm_open_beneath(rootfd, *path ? path : ".", flags);
 	if (fd == -ENXIO) {
 		/* open(2) refuses a socket (or a device without a driver). */
 		snprintf(msg, msglen, "%s: a socket or a device, not a file or a directory",

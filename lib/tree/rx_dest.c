@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Receiving a tree: where a regular file goes (extract.h). Its parent
- * directory opened by fd, component by component without following
- * symlinks; a temporary name beside the final one; the rename into place
+ * directory opened by fd beneath DEST (util/beneath.c); a temporary name beside the final one; the rename into place
  * (util/publish.c: never over anything without --force, never over a
  * directory). */
 #define _GNU_SOURCE
@@ -21,9 +20,9 @@
  * libarchive's writer made about 26 system calls per small file (path
  * walks with lstat for its symlink checks, umask twice, a stat to see
  * whether the name exists, ...). Here: the parent directory is opened once
- * for all the files in it, component by component with O_NOFOLLOW (a
- * symlink on the way fails the open, and the entry takes the checked path
- * below, which refuses it); the file is created under a fresh temporary
+ * for all the files in it, beneath DEST by the kernel with no symlink at
+ * all (nshm_open_beneath, the one confinement: a symlink on the way fails
+ * the open, and the entry takes the checked path, which refuses it); the file is created under a fresh temporary
  * name with O_EXCL, written, timed, stat'ed for the hard-link table and
  * renamed into place with RENAME_NOREPLACE, which is the existence check
  * (without --force nothing is replaced; with it, a directory never is). */
@@ -80,29 +79,19 @@ int ex_parent_fd(struct extract *x, const char *final, const char **base)
 	const char *slash = strrchr(final, '/');
 	size_t plen = (size_t)(slash - final), dlen = strlen(x->dest);
 	char p[PATH_MAX];
-	int fd = x->destfd;
+	int fd;
 
 	*base = slash + 1;
 	if (plen <= dlen)
 		return x->destfd;
 	if (x->pfd >= 0 && strlen(x->pdir) == plen && !memcmp(x->pdir, final, plen))
 		return x->pfd;
-	memcpy(p, final, plen);
-	p[plen] = '\0';
-	for (char *c = p + dlen + 1, *end; c < p + plen; c = end + 1) {
-		int next;
-
-		end = strchr(c, '/');
-		if (!end)
-			end = p + plen;
-		*end = '\0';
-		next = openat(fd, c, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd != x->destfd)
-			close(fd);
-		if (next < 0)
-			return -errno;
-		fd = next;
-	}
+	/* final is DEST "/" the path below it: that path, beneath DEST. */
+	memcpy(p, final + dlen + 1, plen - dlen - 1);
+	p[plen - dlen - 1] = '\0';
+	fd = nshm_open_beneath(x->destfd, p, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		return fd;
 	if (x->pfd >= 0)
 		close(x->pfd);
 	x->pfd = fd;

@@ -77,6 +77,12 @@ int nshm_publish(int dirfd, const char *tmp, const char *name, bool replace);
  * absolute only if allow_abs. NULL if it passes, else why not. */
 const char *rel_path_problem(const char *path, size_t len, bool allow_abs);
 
+/* beneath.c: the one confinement: path opened beneath dirfd by the
+ * kernel (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+ * RESOLVE_NO_MAGICLINKS; O_CLOEXEC added). The fd, or -errno: -ELOOP a
+ * symlink, -EXDEV outside, -ENOSYS no openat2 (Linux < 5.6). */
+int nshm_open_beneath(int dirfd, const char *path, int flags);
+
 /* errors.c: the one errno -> reason table (what a peer is told a local
  * failure was): err a positive errno; otherwise for the rest. */
 uint32_t nshm_errno_reason(int err, uint32_t otherwise);
