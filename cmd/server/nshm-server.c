@@ -130,7 +130,49 @@ static int parse_group(const char *s, gid_t *out)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* One option into cfg: 0, or the exit status (a bad value: EXIT_USAGE;
+ * -h and -V exit here). */
+static int server_option(struct cli *c, struct nshm_ivserver_cfg *cfg, int opt,
+			 const char *arg)
+{
+	switch (opt) {
+	case 's':
+		if (parse_size(arg, &cfg->size) || cfg->size == 0) {
+			cli_err(c, "bad --size '%s'", arg);
+			return EXIT_USAGE;
+		}
+		return 0;
+	case OPT_SOCKET:
+		cfg->socket = arg;
+		return 0;
+	case 'g':
+		if (parse_group(arg, &cfg->group)) {
+			cli_err(c, "bad --group '%s': no such group", arg);
+			return EXIT_USAGE;
+		}
+		cfg->has_group = true;
+		return 0;
+	case OPT_SOCKET_MODE:
+	case OPT_SHM_MODE:
+		if (parse_mode(arg, opt == OPT_SHM_MODE ? &cfg->shm_mode : &cfg->socket_mode)) {
+			cli_err(c, "bad --%s '%s': octal permission bits with at "
+				"least the owner's read and write (0600 to 0777)",
+				opt == OPT_SHM_MODE ? "shm-mode" : "socket-mode", arg);
+			return EXIT_USAGE;
+		}
+		return 0;
+	case 'n':
+		if (parse_vectors(arg, &cfg->vectors)) {
+			cli_err(c, "bad --vectors '%s': 1 to %u", arg, NSHM_IVSERVER_MAX_VECTORS);
+			return EXIT_USAGE;
+		}
+		return 0;
+	default:
+		return cli_std_option(c, opt, usage);
+	}
+}
+
+static int parse_args(struct cli *c, struct nshm_ivserver_cfg *cfg, int argc, char **argv)
 {
 	static const struct option longs[] = {
 		{ "size", required_argument, NULL, 's' },
@@ -143,60 +185,33 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "s:n:g:hV", longs, NULL)) != -1)
+		if ((rc = server_option(c, cfg, opt, optarg)) != 0)
+			return rc;
+	if (argc - optind != 1) {
+		cli_err(c, "one NAME");
+		fputs(usage, stderr);
+		return EXIT_USAGE;
+	}
+	cfg->name = argv[optind];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
 	struct nshm_ivserver_cfg cfg = { .vectors = NSHM_IVSERVER_DEFAULT_VECTORS,
 					 .log = log_line };
 	struct nshm_ivserver *s;
 	struct cli c;
 	sigset_t waitmask;
 	char msg[1024];
-	int opt, rc;
+	int rc;
 
 	cli_init(&c, "nshm-server");
-	while ((opt = getopt_long(argc, argv, "s:n:g:hV", longs, NULL)) != -1) {
-		switch (opt) {
-		case 's':
-			if (parse_size(optarg, &cfg.size) || cfg.size == 0) {
-				cli_err(&c, "bad --size '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case OPT_SOCKET:
-			cfg.socket = optarg;
-			break;
-		case 'g':
-			if (parse_group(optarg, &cfg.group)) {
-				cli_err(&c, "bad --group '%s': no such group", optarg);
-				return EXIT_USAGE;
-			}
-			cfg.has_group = true;
-			break;
-		case OPT_SOCKET_MODE:
-		case OPT_SHM_MODE:
-			if (parse_mode(optarg, opt == OPT_SHM_MODE ? &cfg.shm_mode
-								 : &cfg.socket_mode)) {
-				cli_err(&c, "bad --%s '%s': octal permission bits with at "
-					"least the owner's read and write (0600 to 0777)",
-					opt == OPT_SHM_MODE ? "shm-mode" : "socket-mode", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'n':
-			if (parse_vectors(optarg, &cfg.vectors)) {
-				cli_err(&c, "bad --vectors '%s': 1 to %u", optarg,
-					NSHM_IVSERVER_MAX_VECTORS);
-				return EXIT_USAGE;
-			}
-			break;
-		default:
-			return cli_std_option(&c, opt, usage);
-		}
-	}
-	if (argc - optind != 1) {
-		cli_err(&c, "one NAME");
-		fputs(usage, stderr);
-		return EXIT_USAGE;
-	}
-	cfg.name = argv[optind];
+	if ((rc = parse_args(&c, &cfg, argc, argv)) != 0)
+		return rc;
 	signals(&waitmask);
 	rc = nshm_ivserver_open(&s, &cfg, msg, sizeof(msg));
 	if (rc < 0) {

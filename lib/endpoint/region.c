@@ -136,47 +136,35 @@ static void explain_denied(const char *path, char *msg, size_t msglen)
 		 path, user, group, (unsigned)(st.st_mode & 07777), user, path, group);
 }
 
-static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
-		     bool *wc, bool *dev, char *msg, size_t msglen)
+/* "pci" or "pci:BDF": the device's path, through the guest module when it
+ * is bound (*dev), else its resource2 (resource2_wc for --map wc). */
+static int pci_path(const char *ep, unsigned flags, char *path, size_t pathlen,
+		    bool *wc, bool *dev, char *msg, size_t msglen)
 {
+	const char *want = ep[3] == ':' ? ep + 4 : NULL;
 	char bdf[64];
-	int oflags = O_RDWR | O_CLOEXEC;
 	int rc;
 
-	*wc = false;
-	*dev = false;
-	if (strcmp(ep, "pci") == 0 || strncmp(ep, "pci:", 4) == 0) {
-		const char *want = ep[3] == ':' ? ep + 4 : NULL;
-
-		if (want && (strchr(want, '/') || strlen(want) >= sizeof(bdf) || !*want)) {
-			snprintf(msg, msglen, "bad PCI address '%s': use pci:DDDD:BB:DD.F", ep);
-			return -EINVAL;
-		}
-		rc = pci_find(want, bdf, sizeof(bdf), msg, msglen);
-		if (rc < 0)
-			return rc;
-		/* The guest module, when bound, maps and rings (nshm_dev.c). */
-		*dev = nshm_dev_find(sysfs_root(), bdf, path, pathlen) == 0;
-		*wc = flags & NSHM_MAP_WC;
-		if (!*dev)
-			snprintf(path, pathlen, "%s/bus/pci/devices/%s/resource2%s",
-				 sysfs_root(), bdf, *wc ? "_wc" : "");
-	} else if (strchr(ep, '/')) {
-		snprintf(path, pathlen, "%s", ep);
-	} else {
-		if (!*ep || strcmp(ep, ".") == 0 || strcmp(ep, "..") == 0) {
-			snprintf(msg, msglen, "bad endpoint '%s'", ep);
-			return -EINVAL;
-		}
-		snprintf(path, pathlen, "/dev/shm/%s", ep);
-		/* Anyone may plant a link or a FIFO in /dev/shm: a NAME is
-		 * the object itself or nothing. */
-		oflags |= O_NOFOLLOW | O_NONBLOCK;
+	if (want && (strchr(want, '/') || strlen(want) >= sizeof(bdf) || !*want)) {
+		snprintf(msg, msglen, "bad PCI address '%s': use pci:DDDD:BB:DD.F", ep);
+		return -EINVAL;
 	}
-	rc = open(path, oflags);
-	if (rc >= 0)
+	rc = pci_find(want, bdf, sizeof(bdf), msg, msglen);
+	if (rc < 0)
 		return rc;
-	rc = -errno;
+	/* The guest module, when bound, maps and rings (nshm_dev.c). */
+	*dev = nshm_dev_find(sysfs_root(), bdf, path, pathlen) == 0;
+	*wc = flags & NSHM_MAP_WC;
+	if (!*dev)
+		snprintf(path, pathlen, "%s/bus/pci/devices/%s/resource2%s",
+			 sysfs_root(), bdf, *wc ? "_wc" : "");
+	return 0;
+}
+
+/* Why path (from endpoint ep) did not open with oflags: rc, said in msg. */
+static int open_failed(const char *ep, const char *path, int oflags, int rc,
+		       char *msg, size_t msglen)
+{
 	if (rc == -ELOOP && (oflags & O_NOFOLLOW)) {
 		snprintf(msg, msglen, "%s is a symbolic link: refusing to follow it "
 			 "(name the target's path instead)", path);
@@ -191,6 +179,34 @@ static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
 	else
 		snprintf(msg, msglen, "%s: %s", path, strerror(-rc));
 	return rc == -ENOENT ? -NSHM_ENOENDPOINT : rc;
+}
+
+static int open_path(const char *ep, unsigned flags, char *path, size_t pathlen,
+		     bool *wc, bool *dev, char *msg, size_t msglen)
+{
+	int oflags = O_RDWR | O_CLOEXEC;
+	int rc;
+
+	*wc = false;
+	*dev = false;
+	if (strcmp(ep, "pci") == 0 || strncmp(ep, "pci:", 4) == 0) {
+		rc = pci_path(ep, flags, path, pathlen, wc, dev, msg, msglen);
+		if (rc < 0)
+			return rc;
+	} else if (strchr(ep, '/')) {
+		snprintf(path, pathlen, "%s", ep);
+	} else {
+		if (!*ep || strcmp(ep, ".") == 0 || strcmp(ep, "..") == 0) {
+			snprintf(msg, msglen, "bad endpoint '%s'", ep);
+			return -EINVAL;
+		}
+		snprintf(path, pathlen, "/dev/shm/%s", ep);
+		/* Anyone may plant a link or a FIFO in /dev/shm: a NAME is
+		 * the object itself or nothing. */
+		oflags |= O_NOFOLLOW | O_NONBLOCK;
+	}
+	rc = open(path, oflags);
+	return rc >= 0 ? rc : open_failed(ep, path, oflags, -errno, msg, msglen);
 }
 
 /* A guest's BAR2 through the guest module (dev) or, write-back asked,
