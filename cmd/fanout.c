@@ -37,11 +37,11 @@ struct target {
 	struct fanout *f;
 	struct nshm_region *r;
 	struct nshm_meta meta;
-	struct nshm_params params;     /* cancel: &stop */
+	struct nshm_params params;     /* cancel: its thread's stop_here */
 	pthread_t thread;
 	bool started;
-	volatile sig_atomic_t stop;    /* the main thread's word: stop now */
 	/* Under f->lock: */
+	bool stop;                     /* the main thread's word: stop now */
 	enum tstate state;
 	uint64_t next;                 /* the next block to send */
 	bool copying;                  /* in nshm_tx_write from block next */
@@ -76,6 +76,19 @@ struct fanout {
 };
 
 static pthread_mutex_t say_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A target's thread is told to stop by STOP_SIGNAL, whose handler sets the
+ * flag the library's waits read (params.cancel) in that thread itself: no
+ * flag written by one thread and read by another without a lock, and a
+ * wait asleep in the kernel wakes at once. */
+#define STOP_SIGNAL SIGUSR1
+static _Thread_local volatile sig_atomic_t stop_here;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_here = 1;
+}
 
 /* Messages from the targets' threads: one whole line each, escaped, never
  * through cli_err (its last-message buffer is the main thread's). */
@@ -129,8 +142,11 @@ static void stop_target(struct fanout *f, struct target *t, int rc, const char *
 	vsnprintf(t->stop_why, sizeof(t->stop_why), fmt, ap);
 	va_end(ap);
 	t->stop_rc = rc;
-	t->stop = 1;   /* the library's waits see it (params.cancel) */
+	t->stop = true;
 	pthread_cond_broadcast(&f->more);
+	/* Alive until it is joined, after every target is done or failed. */
+	if (t->started)
+		pthread_kill(t->thread, STOP_SIGNAL);
 }
 
 static void stop_all(struct fanout *f, int rc, const char *why)
@@ -354,7 +370,10 @@ static void *target_main(void *arg)
 	struct target *t = arg;
 	struct fanout *f = t->f;
 	struct nshm_tx *tx = NULL;
-	int rc = nshm_tx_begin(t->r, &t->meta, &t->params, &tx);
+	int rc;
+
+	t->params.cancel = &stop_here;
+	rc = nshm_tx_begin(t->r, &t->meta, &t->params, &tx);
 
 	pthread_mutex_lock(&f->lock);
 	t->state = rc == 0 ? T_SENDING : t->state;
@@ -407,10 +426,14 @@ static int open_targets(struct fanout *f)
 }
 
 /* Signals go to the main thread, which tells the targets (their stop). */
-static int start_targets(struct fanout *f)
+static void start_targets(struct fanout *f)
 {
+	struct sigaction sa = { .sa_handler = on_stop };   /* no SA_RESTART */
 	sigset_t async, old;
-	int rc = 0;
+	int rc;
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(STOP_SIGNAL, &sa, NULL);
 
 	/* Only these: a fault (SIGBUS) must stay with the thread that made it. */
 	sigemptyset(&async);
@@ -418,11 +441,13 @@ static int start_targets(struct fanout *f)
 	sigaddset(&async, SIGTERM);
 	sigaddset(&async, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &async, &old);
-	for (int i = 0; i < f->n && rc == 0; i++) {
+	for (int i = 0; i < f->n; i++) {
 		struct target *t = &f->t[i];
 
 		if (t->state == T_FAILED)
 			continue;
+		/* Under the lock: stop_target reads started and state. */
+		pthread_mutex_lock(&f->lock);
 		rc = -pthread_create(&t->thread, NULL, target_main, t);
 		t->started = rc == 0;
 		if (rc < 0) {
@@ -430,9 +455,9 @@ static int start_targets(struct fanout *f)
 			snprintf(t->why, sizeof(t->why), "cannot start a thread: %s", strerror(-rc));
 			t->state = T_FAILED;
 		}
+		pthread_mutex_unlock(&f->lock);
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return rc;
 }
 
 /* Until a target sends or none waits for an answer (first), or until
@@ -599,7 +624,6 @@ static int setup(struct fanout *f, const struct nshm_meta *meta, size_t buffer)
 			t->meta.path = t->spec->subdir;
 		}
 		t->params = f->c->params;
-		t->params.cancel = &t->stop;
 		t->params.progress = NULL;
 		t->params.waiting = target_waiting;
 		t->params.arg = t;
