@@ -631,11 +631,36 @@ static int setup(struct fanout *f, const struct nshm_meta *meta, size_t buffer)
 	return 0;
 }
 
+/* The transfer itself, once every region is open: the exit status. */
+static int run(struct fanout *f, const struct send_what *w, int fd,
+	       const struct nshm_meta *meta)
+{
+	struct nshm_tree_stats sent = { 0 };
+	int rc;
+
+	cli_set_label(f->c, meta->name);
+	start_targets(f);
+	await_targets(f, true);
+	pthread_mutex_lock(&f->lock);
+	f->start_ns = cli_now_ns();
+	f->c->start_ns = f->start_ns;
+	rc = still_wanted(f);
+	pthread_mutex_unlock(&f->lock);
+	if (rc == 0)
+		read_source(f, w, fd, meta, &sent);
+	await_targets(f, false);
+	cli_progress_done(f->c);
+	for (int i = 0; i < f->n; i++)
+		if (f->t[i].started)
+			pthread_join(f->t[i].thread, NULL);
+	report(f, meta, &sent);
+	return exit_status(f);
+}
+
 int fanout_send(struct cli *c, const struct send_what *w,
 		const struct fanout_target *targets, int n, size_t buffer)
 {
 	struct fanout f = { .c = c, .n = n };
-	struct nshm_tree_stats sent = { 0 };
 	struct nshm_meta meta;
 	pthread_condattr_t attr;
 	int fd = -1, rc;
@@ -647,40 +672,24 @@ int fanout_send(struct cli *c, const struct send_what *w,
 	pthread_cond_init(&f.room, &attr);
 	pthread_condattr_destroy(&attr);
 	f.t = calloc((size_t)n, sizeof(*f.t));
-	if (!f.t)
-		return EXIT_FAILED;
-	for (int i = 0; i < n; i++)
+	rc = f.t ? prepare(c, w, &meta, &fd) : EXIT_FAILED;
+	for (int i = 0; i < n && f.t; i++)
 		f.t[i].spec = &targets[i];
-	rc = prepare(c, w, &meta, &fd);
 	if (rc == 0)
 		rc = setup(&f, &meta, buffer);
 	if (rc == 0)
 		rc = open_targets(&f);
-	if (rc == 0) {
-		cli_set_label(c, meta.name);
-		start_targets(&f);
-		await_targets(&f, true);
-		pthread_mutex_lock(&f.lock);
-		f.start_ns = cli_now_ns();
-		c->start_ns = f.start_ns;
-		rc = still_wanted(&f);
-		pthread_mutex_unlock(&f.lock);
-		if (rc == 0)
-			read_source(&f, w, fd, &meta, &sent);
-		await_targets(&f, false);
-		cli_progress_done(c);
-		for (int i = 0; i < n; i++)
-			if (f.t[i].started)
-				pthread_join(f.t[i].thread, NULL);
-		report(&f, &meta, &sent);
-		rc = exit_status(&f);
-	}
-	for (int i = 0; i < n; i++)
+	if (rc == 0)
+		rc = run(&f, w, fd, &meta);
+	for (int i = 0; i < n && f.t; i++)
 		nshm_close(f.t[i].r);
 	if (fd > STDIN_FILENO)
 		close(fd);
 	free(f.t);
 	free(f.buf);
 	free(f.lens);
+	pthread_cond_destroy(&f.more);
+	pthread_cond_destroy(&f.room);
+	pthread_mutex_destroy(&f.lock);
 	return rc;
 }

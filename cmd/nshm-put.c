@@ -135,79 +135,82 @@ static int check_targets(struct put *p)
 	return 0;
 }
 
-static int parse_args(struct put *p, int argc, char **argv)
+/* The slot layout's options: --slots and --chunk. */
+static int layout_option(struct put *p, int opt, const char *arg)
 {
-	static const struct option longs[] = {
-		{ "name", required_argument, NULL, 'n' },
-		{ "to", required_argument, NULL, 't' },
-		{ "target", required_argument, NULL, 'T' },
-		{ "buffer", required_argument, NULL, OPT_BUFFER },
-		{ "slots", required_argument, NULL, OPT_SLOTS },
-		{ "chunk", required_argument, NULL, OPT_CHUNK },
-		COMMON_LONG_OPTIONS,
-		{ NULL, 0, NULL, 0 }
-	};
 	uint64_t v;
-	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "n:t:T:qhV", longs, NULL)) != -1) {
-		rc = cli_common_option(&p->cli, opt, optarg);
-		if (rc < 0)
+	if (opt == OPT_SLOTS) {
+		if (parse_size(arg, &v) || v < 1 || v > NSHM_MAX_SLOTS) {
+			cli_err(&p->cli, "bad --slots '%s': 1 to %u", arg, NSHM_MAX_SLOTS);
 			return EXIT_USAGE;
-		if (rc > 0)
-			continue;
-		switch (opt) {
-		case 'n':
-			/* Checked here: cut to fit, it would offer another name. */
-			if (!*optarg || strlen(optarg) > 255 || strchr(optarg, '/')) {
-				cli_err(&p->cli, "bad --name '%s': one file name of "
-					"1 to 255 bytes, without '/'", optarg);
-				return EXIT_USAGE;
-			}
-			p->name = optarg;
-			break;
-		case 't':
-			p->to = optarg;
-			break;
-		case 'T':
-			if (p->ntargets == MAX_TARGETS) {
-				cli_err(&p->cli, "at most %d targets", MAX_TARGETS);
-				return EXIT_USAGE;
-			}
-			p->targets[p->ntargets++] = optarg;
-			break;
-		case OPT_BUFFER:
-			if (parse_size(optarg, &v) || v < FANOUT_BUFFER_MIN || v > FANOUT_BUFFER_MAX) {
-				cli_err(&p->cli, "bad --buffer '%s': %uM to %uM", optarg,
-					FANOUT_BUFFER_MIN >> 20, FANOUT_BUFFER_MAX >> 20);
-				return EXIT_USAGE;
-			}
-			p->buffer = v;
-			break;
-		case OPT_SLOTS:
-			if (parse_size(optarg, &v) || v < 1 || v > NSHM_MAX_SLOTS) {
-				cli_err(&p->cli, "bad --slots '%s': 1 to %u", optarg,
-					NSHM_MAX_SLOTS);
-				return EXIT_USAGE;
-			}
-			p->cli.params.slots = (unsigned)v;
-			break;
-		case OPT_CHUNK:
-			if (parse_size(optarg, &v) || v < NSHM_MIN_CHUNK ||
-			    v > NSHM_MAX_CHUNK || v % NSHM_MIN_CHUNK) {
-				cli_err(&p->cli, "bad --chunk '%s': a multiple of %uK, %uK "
-					"to %uM", optarg, NSHM_MIN_CHUNK >> 10,
-					NSHM_MIN_CHUNK >> 10, NSHM_MAX_CHUNK >> 20);
-				return EXIT_USAGE;
-			}
-			p->cli.params.chunk = (size_t)v;
-			break;
-		default:
-			return cli_std_option(&p->cli, opt, usage);
 		}
+		p->cli.params.slots = (unsigned)v;
+		return 0;
 	}
-	/* With -T every operand is a FILE: "FILE... vm1 vm2" could not tell
-	 * a target from a file of that name. */
+	if (parse_size(arg, &v) || v < NSHM_MIN_CHUNK || v > NSHM_MAX_CHUNK ||
+	    v % NSHM_MIN_CHUNK) {
+		cli_err(&p->cli, "bad --chunk '%s': a multiple of %uK, %uK to %uM", arg,
+			NSHM_MIN_CHUNK >> 10, NSHM_MIN_CHUNK >> 10, NSHM_MAX_CHUNK >> 20);
+		return EXIT_USAGE;
+	}
+	p->cli.params.chunk = (size_t)v;
+	return 0;
+}
+
+/* -T and --buffer: where to, and how far one target may lag. */
+static int target_option(struct put *p, int opt, const char *arg)
+{
+	uint64_t v;
+
+	if (opt == 'T') {
+		if (p->ntargets == MAX_TARGETS) {
+			cli_err(&p->cli, "at most %d targets", MAX_TARGETS);
+			return EXIT_USAGE;
+		}
+		p->targets[p->ntargets++] = arg;
+		return 0;
+	}
+	if (parse_size(arg, &v) || v < FANOUT_BUFFER_MIN || v > FANOUT_BUFFER_MAX) {
+		cli_err(&p->cli, "bad --buffer '%s': %uM to %uM", arg,
+			FANOUT_BUFFER_MIN >> 20, FANOUT_BUFFER_MAX >> 20);
+		return EXIT_USAGE;
+	}
+	p->buffer = v;
+	return 0;
+}
+
+/* One option of nshm-put's own: 0, or the exit status. */
+static int put_option(struct put *p, int opt, const char *arg)
+{
+	switch (opt) {
+	case 'n':
+		/* Checked here: cut to fit, it would offer another name. */
+		if (!*arg || strlen(arg) > 255 || strchr(arg, '/')) {
+			cli_err(&p->cli, "bad --name '%s': one file name of 1 to 255 bytes, "
+				"without '/'", arg);
+			return EXIT_USAGE;
+		}
+		p->name = arg;
+		return 0;
+	case 't':
+		p->to = arg;
+		return 0;
+	case 'T':
+	case OPT_BUFFER:
+		return target_option(p, opt, arg);
+	case OPT_SLOTS:
+	case OPT_CHUNK:
+		return layout_option(p, opt, arg);
+	default:
+		return cli_std_option(&p->cli, opt, usage);
+	}
+}
+
+/* The operands: FILE... TARGET, or with -T FILE... alone ("FILE... vm1
+ * vm2" could not tell a target from a file of that name). */
+static int operands(struct put *p, int argc, char **argv)
+{
 	if (argc - optind < (p->ntargets ? 1 : 2)) {
 		cli_err(&p->cli, p->ntargets ? "need FILE... (see --help)"
 				: "need FILE... and TARGET (see --help)");
@@ -220,6 +223,30 @@ static int parse_args(struct put *p, int argc, char **argv)
 		p->nfiles--;
 	}
 	return check_targets(p);
+}
+
+static int parse_args(struct put *p, int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "to", required_argument, NULL, 't' },
+		{ "target", required_argument, NULL, 'T' },
+		{ "buffer", required_argument, NULL, OPT_BUFFER },
+		{ "slots", required_argument, NULL, OPT_SLOTS },
+		{ "chunk", required_argument, NULL, OPT_CHUNK },
+		COMMON_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 }
+	};
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "n:t:T:qhV", longs, NULL)) != -1) {
+		rc = cli_common_option(&p->cli, opt, optarg);
+		if (rc < 0)
+			return EXIT_USAGE;
+		if (rc == 0 && (rc = put_option(p, opt, optarg)) != 0)
+			return rc;
+	}
+	return operands(p, argc, argv);
 }
 
 int main(int argc, char **argv)
