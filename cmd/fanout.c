@@ -10,9 +10,9 @@
  *
  * A block is reused once every target still sending has taken it, so the
  * slowest target sets the pace, within a bound (the lag rule): a target
- * that keeps the reader waiting, the ring full and that target holding
- * its oldest block, for longer than the peer timeout in all is failed
- * ("fell behind") and the others go on. Memory stays the ring's; a dead
+ * that keeps the others waiting (one has sent every block read, the ring
+ * is full and that target holds its oldest block) for longer than the
+ * peer timeout in all is failed ("fell behind") and the others go on. Memory stays the ring's; a dead
  * or silent receiver fails its target within the peer timeout as with
  * one target; none of this slows the others past that. */
 #define _GNU_SOURCE
@@ -188,17 +188,29 @@ static int still_wanted(struct fanout *f)
 	return -EPIPE;
 }
 
-/* The lag rule: the reader waited dt for the targets at the oldest block.
- * One that has not answered the offer counts only while another is
- * sending (before that, all wait for receivers as one target would). */
+/* Under f->lock: a target sending has taken every block read and waits
+ * for the next, which the full buffer keeps from being read. */
+static bool someone_idle(const struct fanout *f)
+{
+	for (int i = 0; i < f->n; i++)
+		if (live(&f->t[i]) && f->t[i].state == T_SENDING && f->t[i].next == f->produced)
+			return true;
+	return false;
+}
+
+/* The lag rule: the reader waited dt for the targets at the oldest block
+ * while another target had nothing left to send: those at the oldest
+ * kept it waiting. Targets that are all slower than the reader (the
+ * usual case: receivers write, the reader reads) keep the buffer full
+ * with nobody idle, and nobody is charged. */
 static void charge(struct fanout *f, uint64_t oldest, int64_t dt)
 {
-	bool someone_waits = any_in(f, T_SENDING);
-
+	if (!someone_idle(f))
+		return;
 	for (int i = 0; i < f->n; i++) {
 		struct target *t = &f->t[i];
 
-		if (!live(t) || t->next != oldest || (t->state == T_OFFER && !someone_waits))
+		if (!live(t) || t->next != oldest)
 			continue;
 		t->held_ns += dt;
 		if (t->held_ns <= f->lag_ns)
