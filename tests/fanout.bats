@@ -35,6 +35,15 @@ receive() {
 	bg get$i "$GET" -q -s "$REGION-$i" --timeout 60 "$@" "$T/d$i"
 }
 
+# stdin_verified I...: receiver I exited 0 and holds the source as stdin.
+stdin_verified() {
+	local i
+	for i in "$@"; do
+		[ "$(wait_rc get$i)" = 0 ]
+		cmp "$T/src" "$T/d$i/stdin"
+	done
+}
+
 # targets N: -T $REGION-1 ... -T $REGION-N
 targets() {
 	local i
@@ -47,19 +56,6 @@ targets() {
 wait_region() {
 	local i=$1; shift
 	REGION=$REGION-$i region_wait "$@" --timeout-ms 30000
-}
-
-# job_prog PID: the program a bg job (subshell PID) runs under timeout(1),
-# once it exists (as peers.bats' prog_of).
-job_prog() {
-	local i t p
-	for i in $(seq 200); do
-		t=$(pgrep -P "$1" -x timeout) && p=$(pgrep -P "$t") && [ -n "$p" ] &&
-			{ echo "$p"; return 0; }
-		sleep 0.05
-	done
-	echo "job_prog: no program under job $1 after 10 s" >&2
-	return 1
 }
 
 @test "one file into 1, 2 and 4 regions: every copy verified by its own receiver" {
@@ -141,7 +137,7 @@ start_fifo_put() {
 		--chunk 64K --timeout 30 $(targets 3) -
 	exec 5>"$T/fifo"
 	head -c 1M /dev/urandom >"$T/src"
-	P2=$(job_prog "$get2_PID")
+	P2=$(prog_of "$get2_PID")
 	cat "$T/src" >&5
 	wait_region 2 'consumed>=2' --signal "$sig" --pid "$P2"
 }
@@ -153,10 +149,7 @@ start_fifo_put() {
 	head -c 4M /dev/urandom | tee -a "$T/src" >&5
 	exec 5>&-
 	[ "$(wait_rc put)" = 6 ]
-	for i in 1 3; do
-		[ "$(wait_rc get$i)" = 0 ]
-		cmp "$T/src" "$T/d$i/stdin"
-	done
+	stdin_verified 1 3
 	cat "$T/put.err"
 	grep -q "^nshm-put: $REGION-2: failed (exit 1): the receiver died" "$T/put.err"
 	[ "$(grep -c ', verified$' "$T/put.err")" -eq 2 ]
@@ -171,10 +164,7 @@ start_fifo_put() {
 	# Less than the buffer: receivers 1 and 3 need not wait for 2.
 	head -c 512K /dev/urandom | tee -a "$T/src" >&5
 	exec 5>&-
-	for i in 1 3; do
-		[ "$(wait_rc get$i)" = 0 ]
-		cmp "$T/src" "$T/d$i/stdin"
-	done
+	stdin_verified 1 3
 	# Done while receiver 2 is still stopped and the sender still waits.
 	[ ! -e "$T/put.rc" ]
 	[ "$(wait_rc put)" = 6 ]
@@ -191,10 +181,7 @@ start_fifo_put() {
 	head -c 4M /dev/urandom | tee -a "$T/src" >&5
 	exec 5>&-
 	[ "$(wait_rc put)" = 6 ]
-	for i in 1 3; do
-		[ "$(wait_rc get$i)" = 0 ]
-		cmp "$T/src" "$T/d$i/stdin"
-	done
+	stdin_verified 1 3
 	kill -CONT "$P2"
 	grep -Eq "^nshm-put: $REGION-2: failed \(exit 1\): (the receiver died or stopped responding|fell behind)" "$T/put.err"
 }
@@ -217,10 +204,7 @@ start_fifo_put() {
 	cat "$T/src" >&5
 	exec 5>&-
 	[ "$(wait_rc put)" = 6 ]
-	for i in 1 3; do
-		[ "$(wait_rc get$i)" = 0 ]
-		cmp "$T/src" "$T/d$i/stdin"
-	done
+	stdin_verified 1 3
 	cat "$T/put.err"
 	grep -q "^nshm-put: $REGION-2: failed (exit 1): fell behind: it kept the other targets waiting" "$T/put.err"
 	exec 6>&-

@@ -45,20 +45,6 @@ elsewhere() {
 	eval "${name}_PROG=$p"
 }
 
-# prog_of PID: the program a bg job (subshell PID) runs under timeout(1),
-# once it exists: right after bg the subshell may not have forked timeout,
-# nor timeout its program, yet (an empty pid made a test miss its moment).
-prog_of() {
-	local i t p
-	for i in $(seq 200); do
-		t=$(pgrep -P "$1" -x timeout) && p=$(pgrep -P "$t") && [ -n "$p" ] &&
-			{ echo "$p"; return 0; }
-		sleep 0.05
-	done
-	echo "prog_of: no program under job $1 after 10 s" >&2
-	return 1
-}
-
 # on_tty NAME CMD...: CMD with a terminal for its stderr (it says what it
 # waits for only there), as bg job NAME.
 on_tty() {
