@@ -40,7 +40,7 @@ build() {
 		failed=$((failed + 1))
 		return 1
 	fi
-	echo "== build: make $* all unit ($((SECONDS - t0)) s)"
+	echo "== build: make${*:+ $*} all unit ($((SECONDS - t0)) s)"
 }
 
 unit_suites() {
@@ -73,13 +73,48 @@ warnings_tap() {
 	echo "1..$n"
 }
 
+# The guest lane: tests/guest/'s suites, started beside tests/vm/'s. Each
+# side is one emulated guest at a time, a single vCPU (TCG, unless KVM) that
+# keeps one core busy while its suite mostly waits on it: on 2 cores the two
+# sides take about as long together as the longer one alone. Its output and
+# log are kept apart and shown, in order, once both sides are done.
+guest_lane() {
+	passed=0 failed=0 skipped=0 LOG=build/check-guest.log
+	: >"$LOG"
+	for f in tests/guest/*.bats; do
+		bats_suite bats "$f"
+	done >build/check-guest.out 2>&1
+	echo "$passed $failed $skipped" >build/check-guest.counts
+}
+
+join_guest_lane() {
+	local p=0 f=1 s=0
+	cat build/check-guest.out
+	cat build/check-guest.log >>"$LOG"
+	read -r p f s <build/check-guest.counts 2>/dev/null ||
+		echo "  guest lane: no counts (it died): counted as one failure"
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
 count warnings warnings_tap
 
 if build; then
 	unit_suites build unit
-	for f in tests/*.bats tests/vm/*.bats tests/guest/*.bats; do
+	for f in tests/*.bats; do
 		bats_suite bats "$f"
 	done
+	# NSHM_CHECK_SERIAL=1: the guest lane after the VM suites, not beside.
+	rm -f build/check-guest.counts
+	[ -n "${NSHM_CHECK_SERIAL:-}" ] || { guest_lane & }
+	for f in tests/vm/*.bats; do
+		bats_suite bats "$f"
+	done
+	if [ -n "${NSHM_CHECK_SERIAL:-}" ]; then
+		(guest_lane)
+	else
+		wait
+	fi
+	join_guest_lane
 fi
 
 # The same library and CLI suites under the sanitizers.

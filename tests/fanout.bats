@@ -238,7 +238,7 @@ start_fifo_put() {
 	exec 5>"$T/fifo"
 	head -c 1M /dev/urandom >&5
 	wait_region 1 'consumed>=2'
-	kill -INT "$(job_prog "$put_PID")"
+	kill -INT "$(prog_of "$put_PID")"
 	[ "$(wait_rc put)" = 130 ]
 	exec 5>&-
 	for i in 1 2 3; do
