@@ -11,7 +11,8 @@
  */
 #include <string.h>
 
-#include "proto.h"
+#include "endpoint/endpoint.h"
+#include "wire.h"
 
 #define LOAD(x)  atomic_load_explicit(&(x), memory_order_relaxed)
 #define ACQ(x)   atomic_load_explicit(&(x), memory_order_acquire)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* proto: the wire format and the protocol engine (lib/README.md):
  * the region's layout (layout.h), every read of the peer's lines
- * (peer_view.c) and the checks on them (validate.c), our claim on a line
+ * (peer_view.c) and the checks on them (validate.c), both in wire.h,
+ * which this header includes; our claim on a line
  * and the peer's liveness, waits and bells, the sides (side.c, tx.c, rx.c),
  * nshm_stat and the reasons' names.
  * May include: lib/endpoint/, lib/doorbell/, lib/util/, lib/nshm.h. */
@@ -19,6 +20,7 @@
 #include "layout.h"
 #include "nshm.h"
 #include "util/util.h"
+#include "wire.h"
 
 #define NSHM_DEFAULT_SLOTS 2u
 #define NSHM_DEFAULT_CHUNK (2u << 20)
@@ -37,7 +39,6 @@
  * and at least NSHM_LAPSE_MIN_NS, never longer than the peer timeout. */
 #define NSHM_LAPSE_BEATS 4
 #define NSHM_LAPSE_MIN_NS 2000000000LL
-#define NSHM_WHY_LEN 512
 
 /* identity.c: who we are, to recognise our own kernel's dead owners. */
 struct nshm_self {
@@ -51,78 +52,6 @@ const struct nshm_self *nshm_self(void);
 /* pid's state letter and start time from /proc/PID/stat: 0, or -errno
  * (-ESRCH: no such process). */
 int nshm_proc_stat(uint32_t pid, char *state, uint64_t *start);
-
-/* peer_view.c: every read of the peer's lines goes through here, once per
- * value, into private memory. */
-struct head_snap {
-	uint32_t magic, version;
-	uint64_t owner, heartbeat;
-	uint32_t pid;
-	uint32_t bell;          /* owner's ivshmem peer ID + 1; 0: none */
-	uint64_t pidns, boot[2];
-	/* From the line's liveness record, only when it belongs to owner
-	 * (else 0: not declared). */
-	uint64_t start;
-	uint32_t beat_ms;
-};
-struct tx_snap {
-	struct head_snap head;
-	uint64_t session, ready_echo, produced, total_len;
-	uint32_t state, reason, nslots, chunk, total_crc;
-};
-struct rx_snap {
-	struct head_snap head;
-	uint64_t ready, session, consumed, bytes;
-	uint32_t state, reason;
-};
-struct offer_snap {
-	uint64_t session, size;
-	uint32_t flags, mode, mtime_nsec, name_len;
-	int64_t mtime_sec;
-	char name[NSHM_NAME_MAX + 1];
-};
-struct request_snap {
-	uint64_t session;
-	uint32_t kind, path_len;
-	char path[NSHM_REQ_PATH_MAX + 1];
-};
-struct desc_snap {
-	uint64_t seq;
-	uint32_t len, crc;
-};
-/* Either line's head, ours included: a rival of our own role may write it. */
-void snap_head(const struct line_head *l, struct head_snap *h);
-void snap_tx(const struct nshm_region *r, struct tx_snap *s);
-void snap_rx(const struct nshm_region *r, struct rx_snap *s);
-void snap_offer(const struct nshm_region *r, struct offer_snap *s);
-void snap_desc(const struct nshm_region *r, uint32_t slot, struct desc_snap *s);
-void snap_request(const struct nshm_region *r, struct request_snap *s);
-/* The peer let go of its line or looks dead: its last word, read again. */
-void snap_tx_last_word(const struct nshm_region *r, struct tx_snap *s);
-void snap_rx_last_word(const struct nshm_region *r, struct rx_snap *s);
-uint64_t peek_tx_produced(const struct nshm_region *r);
-uint64_t peek_rx_consumed(const struct nshm_region *r);
-/* validate.c: the checks on what was copied out of the region. A check
- * never records a failure on a side: it says what it found in a finding
- * (the reason the peer is told, the message for a person) and returns the
- * code; the engine records it (side_record). */
-struct finding {
-	uint32_t reason;        /* enum nshm_reason */
-	char why[NSHM_WHY_LEN];
-};
-/* Fill f; returns rc. */
-int finding_set(struct finding *f, int rc, uint32_t reason, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-int finding_vset(struct finding *f, int rc, uint32_t reason, const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
-int validate_head(const struct head_snap *h, struct finding *f);
-int validate_layout(uint32_t nslots, uint32_t chunk, size_t region_size);
-int validate_offer(const struct offer_snap *o, uint64_t session,
-		   struct nshm_meta *meta, struct finding *f);
-int validate_name(const char *name, size_t len);
-/* A request's path: rel_path_problem's rule (util.h); absolute only for a
- * pull (it is taken under ROOT). */
-int validate_request(const struct request_snap *q, uint64_t session, struct finding *f);
 
 /* liveness.c: is the owner of a line alive? */
 struct peer_watch {

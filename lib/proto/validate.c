@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proto.h"
+#include "util/util.h"
+#include "wire.h"
 
 int finding_vset(struct finding *f, int rc, uint32_t reason, const char *fmt, va_list ap)
 {
