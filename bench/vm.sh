@@ -258,7 +258,7 @@ vm__idle() {
 	[[ -n $names ]] || return 0
 	log "vm: residents idle, ${IDLE_WINDOW_S} s:$names"
 	# shellcheck disable=SC2016 # the guest's shell expands these
-	local cost='c=$(cat /proc/$p/task/*/schedstat | awk "{ s += \$1 } END { printf \"%d\", s }"); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { s += \$2 } END { print s }")'
+	local cost='c=$(cat /proc/$p/task/*/schedstat | awk "{ s += \$1 } END { printf \"%.0f\", s }"); w=$(cat /proc/$p/task/*/status | awk "/ctxt_switches/ { s += \$2 } END { print s }")'
 	out=$(vm_exec "$VM" $((IDLE_AFTER_S + IDLE_WINDOW_S + 60)) "sleep $IDLE_AFTER_S; for m in$names; do p=\$(cat /tmp/res-\$m.pid); $cost; echo \$m \$c \$w; done; sleep $IDLE_WINDOW_S; for m in$names; do p=\$(cat /tmp/res-\$m.pid); $cost; echo \$m \$c \$w; done" 2>>"$WORK/methods.log")
 	awk -v s="$IDLE_WINDOW_S" '{ if ($1 in c) printf "vm\t%s\t%s\t%d\t%d\n", $1, s, $2 - c[$1], $3 - w[$1]; else { c[$1] = $2; w[$1] = $3 } }' <<<"$out" >>"$WORK/idle.tsv"
 }

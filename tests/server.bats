@@ -85,7 +85,7 @@ cost() {
 	read -r -a f < <(sed 's/^.*) //' "/proc/$1/stat")
 	echo "$((f[11] + f[12])) $(cat /proc/"$1"/task/*/status |
 		awk '/ctxt_switches/ { s += $2 } END { print s }') $(cat /proc/"$1"/task/*/schedstat |
-		awk '{ s += $1 } END { printf "%d", s }')"
+		awk '{ s += $1 } END { printf "%.0f", s }')"
 }
 
 @test "server: creates the memory and the socket, and speaks QEMU's protocol" {

@@ -39,6 +39,9 @@ int nshm_dev_find(const char *sysroot, const char *bdf, char *path, size_t pathl
 int nshm_dev_setup(struct nshm_region *r, int fd, const char *path, unsigned flags,
 		   char *msg, size_t msglen);
 int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, size_t msglen);
+/* A sysfs-mapped ivshmem-doorbell without the module: ring through BAR0's
+ * Doorbell register (root; db->fd stays -1: not wakeable). Else nothing. */
+void nshm_bar0_attach(struct nshm_doorbell *db, const char *resource2);
 const char *nshm_cache_name(uint32_t cache);
 /* nshm_mtrr.c: write-back for BAR2 through /proc/mtrr (root, x86). Where
  * the kernel's files and the restore record are: nshm_mtrr_real, or plain

@@ -305,3 +305,88 @@ int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, s
 	r->db.kind = "polling";
 	return 0;
 }
+
+/* Without the module a guest cannot be woken (MSI-X needs a driver), but it
+ * can still ring: the Doorbell register (BAR0, offset 12) of an
+ * ivshmem-doorbell device, through sysfs resource0 (root). A peer asleep
+ * until rung (nshm(7), DOORBELLS) is then woken by us; we still poll. */
+#define BAR0_MAP 4096
+#define REG_DOORBELL 12
+
+struct bar0_bell {
+	volatile uint32_t *regs;
+};
+
+static int bar0_ring(struct nshm_doorbell *db, uint32_t peer_id)
+{
+	struct bar0_bell *b = db->ctx;
+
+	if (peer_id > 0xffff)
+		return -EINVAL;
+	/* Vector 0 of peer_id; QEMU writes that peer's eventfd. */
+	b->regs[REG_DOORBELL / 4] = peer_id << 16;
+	return 0;
+}
+
+static void bar0_close(struct nshm_doorbell *db)
+{
+	struct bar0_bell *b = db->ctx;
+
+	munmap((void *)b->regs, BAR0_MAP);
+	free(b);
+	db->ctx = NULL;
+	db->ring = NULL;
+	db->close = NULL;
+}
+
+/* Line n (from 1) of the device's resource file: BAR n-1's start and end. */
+static bool bar_present(const char *dir, int n)
+{
+	char path[PATH_MAX];
+	unsigned long long start = 0, end = 0;
+	FILE *f;
+	int i = 0;
+
+	snprintf(path, sizeof(path), "%s/resource", dir);
+	f = fopen(path, "re");
+	while (f && i < n && fscanf(f, "%llx %llx %*x", &start, &end) == 2)
+		i++;
+	if (f)
+		fclose(f);
+	return i == n && end > start;
+}
+
+void nshm_bar0_attach(struct nshm_doorbell *db, const char *resource2)
+{
+	const char *slash = strrchr(resource2, '/');
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	struct bar0_bell *b;
+	void *regs;
+	int fd;
+
+	if (!slash || (size_t)(slash - resource2) >= sizeof(dir) || db->ring)
+		return;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - resource2), resource2);
+	/* BAR1, the MSI-X table, is what an ivshmem-doorbell has and a plain
+	 * one has not: on a plain device a ring would go nowhere. */
+	if (!bar_present(dir, 2) || !bar_present(dir, 1))
+		return;
+	snprintf(path, sizeof(path), "%s/resource0", dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	regs = mmap(NULL, BAR0_MAP, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (regs == MAP_FAILED)
+		return;
+	b = calloc(1, sizeof(*b));
+	if (!b) {
+		munmap(regs, BAR0_MAP);
+		return;
+	}
+	b->regs = regs;
+	db->ctx = b;
+	db->ring = bar0_ring;
+	db->close = bar0_close;
+	db->kind = "polling; rings through BAR0 (no module)";
+}

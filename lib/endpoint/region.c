@@ -298,6 +298,8 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	 * object (else, or on any failure, polling stays). */
 	if (!strchr(ep, '/') && strncmp(path, "/dev/shm/", 9) == 0)
 		nshm_ivclient_attach(&r->db, ep, fd);
+	else if (strncmp(ep, "pci", 3) == 0)
+		nshm_bar0_attach(&r->db, path);
 	*out = r;
 out:
 	close(fd);

@@ -240,8 +240,15 @@ void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 		    const struct line_head *peer)
 {
 	bell_init_polling(b);
-	if (!r || r->db.fd < 0 || !peer)
+	if (!r || !peer || !r->db.ring)
 		return;
+	/* Ring only (a guest without the module): poll, but wake the peer. */
+	if (r->db.fd < 0) {
+		b->r = r;
+		b->peer = peer;
+		b->ring = fd_ring;
+		return;
+	}
 	b->r = r;
 	b->peer = peer;
 	b->woke_ns = 0;
@@ -251,5 +258,5 @@ void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 
 bool bell_reaches(const struct nshm_bell *b, const struct head_snap *h)
 {
-	return h->beat_ms != NSHM_BEAT_ON_RING || (b->r && b->r->db.fd >= 0 && h->bell != 0);
+	return h->beat_ms != NSHM_BEAT_ON_RING || (b->r && b->r->db.ring && h->bell != 0);
 }

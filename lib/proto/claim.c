@@ -42,7 +42,7 @@ static bool ask_holder(struct take_ctx *t)
 	struct nshm_region *r = t->r;
 	int64_t now;
 
-	if (t->h.beat_ms != NSHM_BEAT_ON_RING || r->db.fd < 0 || t->h.bell == 0)
+	if (t->h.beat_ms != NSHM_BEAT_ON_RING || !r->db.ring || t->h.bell == 0)
 		return false;
 	now = nshm_now_ns();
 	if (now - t->asked_ns >= ASK_EVERY_NS) {

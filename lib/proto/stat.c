@@ -82,7 +82,7 @@ static uint64_t rate_of(const struct rate *q, uint64_t start_bytes, int64_t elap
 static void wake(struct nshm_region *r, const struct head_snap *h)
 {
 	if (h->owner != 0 && h->beat_ms == NSHM_BEAT_ON_RING && h->bell != 0 &&
-	    r->db.fd >= 0 && r->db.ring)
+	    r->db.ring)
 		(void)r->db.ring(&r->db, h->bell - 1);
 }
 

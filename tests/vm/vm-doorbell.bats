@@ -106,6 +106,23 @@ host_to_guest() {
   [ "$(sha "$T/out")" = "$gsum" ]
 }
 
+@test "doorbell: a host resident asleep until rung is woken by a guest without the module (BAR0's Doorbell)" {
+  local id
+  mkdir -p "$T/in"
+  bg res "$B/nshm-get" -q --serve -s "$SHM" "$T/in"
+  # Idle 2 s: it sleeps on its eventfd with no timeout and beats only when rung.
+  for ((i = 0; i < 100; i++)); do
+    "$B/nshm-stat" --json "$SHM" | grep -q '"receiver":{[^}]*"asleep":true' && break
+    sleep 0.1
+  done
+  "$B/nshm-stat" --json "$SHM" | grep -q '"receiver":{[^}]*"asleep":true'
+  # Without a way to ring it the guest's nshm-put would fail at once ("sleeps until rung").
+  run --separate-stderr vm_exec "$VM" 60 'echo woken >/tmp/w.txt && nshm-put -q --timeout 30 /tmp/w.txt pci'
+  echo "guest: rc=$status $output $stderr"
+  [ "$status" -eq 0 ]
+  [ "$(cat "$T/in/w.txt")" = woken ]
+}
+
 @test "doorbell: the server loses QEMU (killed) and gets it back (booted again): fresh ID, transfers" {
   local old new qemu
   old=$(vm_server_client_id "$(cat "$VM/qemu.pid")")
