@@ -104,7 +104,8 @@ scribbler_build() {
 # region_wait COND [--timeout-ms N] [--signal SIG --pid PID]: until the
 # region ($REGION) shows COND, as tests/fuzz/scribble.c's `wait` reads it:
 # tx-state=N, rx-state=N, produced>=N, consumed>=N, tx-claimed,
-# rx-claimed (the claim whole: token and liveness record), full. Builds
+# rx-claimed (the claim whole: token and liveness record), tx-owned,
+# rx-owned (a token in the line, whoever wrote it), full. Builds
 # the scribbler if needed.
 region_wait() {
 	scribbler_build || return 1

@@ -25,7 +25,7 @@ times_of() { tail -n 1 "$1"; }
 
 @test "a sender line whose owner keeps changing: nshm-put --timeout gives up as busy" {
 	bg peer "$HOSTILE" rotate-tx "$REGION" 20
-	region_wait tx-claimed --timeout-ms 20000
+	region_wait tx-owned --timeout-ms 20000
 	run timeout 15 /usr/bin/time -f "%U %S %e" -o "$T/time" \
 		"$PUT" --timeout 1 --peer-timeout 1 /etc/hostname "$REGION"
 	echo "$output"
@@ -36,7 +36,7 @@ times_of() { tail -n 1 "$1"; }
 
 @test "a receiver line whose owner keeps changing: nshm-get --timeout gives up as busy" {
 	bg peer "$HOSTILE" rotate-rx "$REGION" 20
-	region_wait rx-claimed --timeout-ms 20000
+	region_wait rx-owned --timeout-ms 20000
 	run timeout 15 "$GET" --timeout 1 --peer-timeout 1 -s "$REGION" "$T/dst"
 	echo "$output"
 	[ "$status" -eq 3 ]

@@ -11,7 +11,7 @@
  *   scribble wait REGION COND [--timeout-ms N] [--signal SIG --pid PID]
  *       Poll the region (every 20 us) until COND holds, then send SIG to
  *       PID at once. COND: tx-state=N, rx-state=N, produced>=N,
- *       consumed>=N, tx-claimed, rx-claimed, full (every slot holds a
+ *       consumed>=N, tx-claimed, rx-claimed, tx-owned, rx-owned, full (every slot holds a
  *       chunk the receiver has not taken). Exit 0, or 1 on timeout.
  *   scribble corrupt-published REGION
  *       Flip one bit of the newest published chunk the receiver has not
@@ -289,6 +289,12 @@ static int holds(const char *cond)
 	if (!strcmp(cond, "rx-claimed"))
 		return rd64(&x->head.owner) != 0 &&
 		       rd64(&x->live.owner) == rd64(&x->head.owner);
+	/* Owned: a token in the line, whoever wrote it (a hostile peer
+	 * writes no liveness record). */
+	if (!strcmp(cond, "tx-owned"))
+		return rd64(&t->head.owner) != 0;
+	if (!strcmp(cond, "rx-owned"))
+		return rd64(&x->head.owner) != 0;
 	if (!strcmp(cond, "full")) {
 		uint64_t p = rd64(&t->produced), c = rd64(&x->consumed);
 		uint32_t n = rd32(&t->nslots);
