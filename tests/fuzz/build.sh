@@ -57,7 +57,7 @@ build_fuzzers() {
 			grep -q fake_region.h "tests/fuzz/$h.c" && wrap=-Wl,--wrap=nshm_sleep_ns
 		# A fake peer run as a coroutine in virtual time (fake_region.h).
 		grep -q '^#define FAKE_PEER_COROUTINE' "tests/fuzz/$h.c" &&
-			wrap=$wrap,--wrap=nshm_now_ns,--wrap=pthread_create,--wrap=pthread_join,--wrap=sched_yield,--wrap=kill
+			wrap=$wrap,--wrap=nshm_now_ns,--wrap=pthread_create,--wrap=pthread_join,--wrap=sched_yield,--wrap=kill,--wrap=nshm_proc_stat
 		# shellcheck disable=SC2086
 		$cc $cflags $DEPCFLAGS $san -fsanitize=fuzzer $wrap -o "$OUT/$h" "tests/fuzz/$h.c" \
 		    "$OUT/libnshm-fuzz.a" $DEPLIBS

@@ -246,8 +246,7 @@ static void put_chunk(struct fake *f, uint32_t len, bool from_input, uint32_t se
 		if (from_input) {
 			in_bytes(in, slot, n);
 		} else {
-			for (size_t i = 0; i < n; i++)
-				slot[i] = (unsigned char)xorshift(&seed);
+			fill_xorshift(slot, n, seed);
 		}
 	}
 	crc = slot ? nshm_crc32(0, slot, n) : 0;

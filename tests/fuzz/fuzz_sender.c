@@ -498,8 +498,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	j.len = in_u16(&in);
 	seed = in_u8(&in);
 	j.data = malloc(j.len + 1);
-	for (size_t i = 0; i < j.len; i++)
-		j.data[i] = (unsigned char)xorshift(&seed);
+	fill_xorshift(j.data, j.len, seed);
 
 	f->size = NSHM_DATA_OFF + pages * 4096;
 	f->base = region_new(f->size);

@@ -2,11 +2,11 @@
 /* libFuzzer harness: the tree receiver (nshm_rx_tree) against arbitrary
  * pax byte streams, through the real protocol.
  *
- * The input, after a flags byte, is the archive stream: a sender thread
- * sends it with the real library (nshm_tx_begin, nshm_tx_write,
- * nshm_tx_end) over a region in a memfd (fake_region.h), and the receiver
- * in the calling thread accepts it and extracts it with nshm_rx_tree into
- * a destination that already holds things, as a user's directory would:
+ * The input, after a flags byte, is the archive stream: a sender sends it
+ * with the real library (nshm_tx_begin, nshm_tx_write, nshm_tx_end) over a
+ * region in a memfd (fake_region.h), and the receiver in the calling
+ * thread accepts it and extracts it with nshm_rx_tree into a destination
+ * that already holds things, as a user's directory would:
  *
  *     WORK/outside/victim.txt       beside the destination
  *     WORK/dest/            0750    the destination
@@ -25,6 +25,13 @@
  * returned code is one nshm_rx_tree documents. Crashes, sanitizer reports
  * and hangs (libFuzzer -timeout) are failures too.
  *
+ * The sender is a coroutine in virtual time (fake_region.h: its sleeps
+ * hand the receiver its turn and the receiver's hand it back), and the
+ * heartbeat threads of both claims are not started: the virtual clock
+ * beats both lines every NSHM_HEARTBEAT_MS instead. No thread starts and
+ * no real time passes in an input. NSHM_FUZZ_THREADS=1 makes the sender
+ * a thread in real time, as it was.
+ *
  * Input: [flags: 1 = --force, 2 = restore owners (as root), 4 = chunks
  * of 4 KiB, else 64 KiB] then the stream.
  */
@@ -33,9 +40,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
+#define FAKE_PEER_COROUTINE     /* see fake_region.h */
 #include "fake_region.h"
 
 #define F_FORCE 1u
@@ -63,6 +73,7 @@ static struct held held[] = {
 	{ "dest/sub/keep", "keep\n", 0600, false, -1, { 0 } },
 };
 #define NHELD (sizeof(held) / sizeof(held[0]))
+#define HELD_DEST 2
 
 static void path_of(char *out, size_t len, const char *rel)
 {
@@ -79,20 +90,34 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return 0;
 }
 
-/* dest as the user had it, and every held thing opened and noted. */
+/* The held thing is in place: its name is its inode. */
+static bool held_intact(const struct held *h)
+{
+	char p[1200];
+	struct stat st;
+
+	path_of(p, sizeof(p), h->rel);
+	return h->fd >= 0 && lstat(p, &st) == 0 && st.st_ino == h->st.st_ino &&
+	       st.st_dev == h->st.st_dev;
+}
+
+/* dest as the user had it, and every held thing opened and noted. The
+ * last input's check_world verified what is still in place (content,
+ * mode, owner, links) and its sweep removed everything else that input
+ * made: only what is missing (the first time; a file --force replaced) is
+ * made again, parents first. */
 static void make_world(void)
 {
 	char p[1200];
 
-	for (size_t i = 0; i < NHELD; i++)
-		if (held[i].fd >= 0) {
-			close(held[i].fd);
-			held[i].fd = -1;
-		}
-	nftw(dest, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	for (size_t i = 0; i < NHELD; i++) {
 		struct held *h = &held[i];
 
+		if (held_intact(h))
+			continue;
+		if (h->fd >= 0)
+			close(h->fd);
+		h->fd = -1;
 		path_of(p, sizeof(p), h->rel);
 		if (h->dir) {
 			if (mkdir(p, h->mode) != 0 && errno != EEXIST)
@@ -131,31 +156,80 @@ static void names_in(const char *dir, char *out, size_t len)
 	free(list);
 }
 
-static int check_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* What sweep looks at: its path under WORK. */
+static char rel[2 * PATH_MAX];
+
+static bool is_held(const char *r, const struct stat *st)
 {
-	(void)flag;
-	(void)ftw;
-	if (!S_ISDIR(st->st_mode) && !S_ISREG(st->st_mode) && !S_ISLNK(st->st_mode))
-		FAIL("%s arrived with type %o", path, (unsigned)(st->st_mode & S_IFMT));
-	if (!S_ISLNK(st->st_mode) && (st->st_mode & 07000))
-		FAIL("%s arrived with mode %o", path, (unsigned)(st->st_mode & 07777));
-	return 0;
+	for (size_t i = 0; i < NHELD; i++)
+		if (!strcmp(held[i].rel, r) && held[i].st.st_ino == st->st_ino &&
+		    held[i].st.st_dev == st->st_dev)
+			return true;
+	return false;
 }
 
-static int check_umask(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Everything under dest: a directory, a regular file or a symlink, no
+ * set-id or sticky bit, and (without owner restoring) within the umask. */
+static void check_entry(const char *r, const struct stat *st, unsigned flags)
 {
-	(void)flag;
-	(void)ftw;
-	if (!S_ISLNK(st->st_mode) && (st->st_mode & mask) && strcmp(path, dest) != 0) {
+	mode_t m = st->st_mode;
+
+	if (!S_ISDIR(m) && !S_ISREG(m) && !S_ISLNK(m))
+		FAIL("%s/%s arrived with type %o", work, r, (unsigned)(m & S_IFMT));
+	if (!S_ISLNK(m) && (m & 07000))
+		FAIL("%s/%s arrived with mode %o", work, r, (unsigned)(m & 07777));
+	if (!(flags & F_OWNER) && !S_ISLNK(m) && (m & mask) && strcmp(r, "dest") != 0) {
 		/* Directories that existed keep the mode they had. */
 		for (size_t i = 0; i < NHELD; i++)
 			if (held[i].dir && held[i].st.st_ino == st->st_ino &&
 			    held[i].st.st_dev == st->st_dev)
-				return 0;
-		FAIL("%s arrived with mode %o past the umask %o", path,
-		     (unsigned)(st->st_mode & 07777), (unsigned)mask);
+				return;
+		FAIL("%s/%s arrived with mode %o past the umask %o", work, r,
+		     (unsigned)(m & 07777), (unsigned)mask);
 	}
-	return 0;
+}
+
+/* Every entry under the directory open as fd (its path under WORK is the
+ * first len bytes of rel) is checked, and removed unless it is held: one
+ * pass, relative to directory descriptors, so a deep tree costs no path
+ * walks (nftw's full paths made a tree 80 deep cost more than the rest of
+ * the input). Closes fd. */
+static void sweep(int fd, size_t len, unsigned flags)
+{
+	DIR *d = fdopendir(fd);
+	struct dirent *e;
+
+	if (!d)
+		FAIL("fdopendir %s: %s", rel, strerror(errno));
+	while ((errno = 0, e = readdir(d)) != NULL) {
+		size_t n = strlen(e->d_name);
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (len + 1 + n >= sizeof(rel))
+			FAIL("%s/%s/%s: deeper than the harness can follow", work, rel, e->d_name);
+		rel[len] = '/';
+		memcpy(rel + len + 1, e->d_name, n + 1);
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			FAIL("stat %s/%s: %s", work, rel, strerror(errno));
+		check_entry(rel, &st, flags);
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd(d), e->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0)
+				FAIL("open %s/%s: %s", work, rel, strerror(errno));
+			sweep(sub, len + 1 + n, flags);
+		}
+		if (!is_held(rel, &st) &&
+		    unlinkat(dirfd(d), e->d_name, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) != 0)
+			FAIL("cannot remove %s/%s: %s", work, rel, strerror(errno));
+		rel[len] = '\0';
+	}
+	if (errno)
+		FAIL("readdir %s/%s: %s", work, rel, strerror(errno));
+	closedir(d);
 }
 
 static void check_world(unsigned flags)
@@ -201,9 +275,12 @@ static void check_world(unsigned flags)
 			}
 		}
 	}
-	nftw(dest, check_one, 16, FTW_PHYS);
-	if (!(flags & F_OWNER))
-		nftw(dest, check_umask, 16, FTW_PHYS);
+	/* dest itself (its mode: the held check above), then all under it. */
+	if (fstat(held[HELD_DEST].fd, &st) != 0)
+		FAIL("fstat dest: %s", strerror(errno));
+	check_entry("dest", &st, flags);
+	strcpy(rel, "dest");
+	sweep(openat(held[HELD_DEST].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), 4, flags);
 }
 
 struct sender {
@@ -215,7 +292,7 @@ struct sender {
 	int rc;
 };
 
-static void *send_main(void *arg)
+static void send_main(void *arg)
 {
 	struct sender *s = arg;
 	struct nshm_tx *tx = NULL;
@@ -232,12 +309,31 @@ static void *send_main(void *arg)
 		rc = nshm_tx_end(tx);
 	nshm_tx_close(tx, NSHM_R_IO);
 	s->rc = rc;
-	return NULL;
+}
+
+static unsigned char *peer;     /* the region, as this harness maps it */
+static int64_t next_beat;
+
+/* The heartbeat threads' work, on the virtual clock: each claimed line
+ * beats every NSHM_HEARTBEAT_MS (relaxed, as claim.c's beat() does). */
+static void beat_lines(void)
+{
+	struct line_head *lines[2];
+
+	if (!peer || pe.clock < next_beat)
+		return;
+	next_beat = pe.clock + NSHM_HEARTBEAT_MS * 1000000ll;
+	lines[0] = &TX(peer)->head;
+	lines[1] = &RX(peer)->head;
+	for (int i = 0; i < 2; i++)
+		if (atomic_load_explicit(&lines[i]->owner, memory_order_relaxed) != 0)
+			atomic_fetch_add_explicit(&lines[i]->heartbeat, 1, memory_order_relaxed);
 }
 
 static void setup_once(void)
 {
 	const char *tmp = getenv("TMPDIR");
+	struct rlimit rl;
 
 	int n = snprintf(work, sizeof(work), "%s/nshm-fuzz-tree-XXXXXX",
 			 tmp && *tmp ? tmp : "/tmp");
@@ -248,6 +344,12 @@ static void setup_once(void)
 	snprintf(outside, sizeof(outside), "%s/outside", work);
 	mask = umask(0);
 	umask(mask);
+	/* sweep holds a descriptor per level of a tree, and a path of
+	 * PATH_MAX makes 2048 levels. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096 && rl.rlim_max > rl.rlim_cur) {
+		rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static void cleanup(void)
@@ -265,9 +367,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nshm_params p = { .timeout_ms = 2000, .peer_timeout_ms = 2000 };
 	struct nshm_tree_stats got;
 	struct nshm_meta meta;
-	unsigned char *peer;
 	size_t rsize;
-	pthread_t t;
 	int rc;
 
 	if (!work[0]) {
@@ -284,19 +384,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	peer = region_new(rsize);
 	s.r = region_open();
 	rr = region_open();
-	if (pthread_create(&t, NULL, send_main, &s) != 0)
-		abort();
+	pe_on_clock = beat_lines;
+	pe.eager = true;
+	next_beat = 0;
+	peer_start(send_main, &s);
 	/* Not while the sender writes its line's identity: a line read
 	 * between its version and its magic looks foreign (EMAGIC), a race
 	 * of the handshake that this harness is not about (fuzz_receiver's
-	 * is). The other way round it costs the sender its offer. */
-	for (int i = 0; i < 2000 && atomic_load(&TX(peer)->head.magic) != NSHM_MAGIC; i++)
+	 * is). The other way round it costs the sender its offer. (A
+	 * coroutine sender has written it by its first wait.) */
+	for (int i = 0; pe.threads && i < 2000 &&
+	     atomic_load(&TX(peer)->head.magic) != NSHM_MAGIC; i++)
 		pause_us(50);
 	rc = nshm_rx_begin(rr, &p, &rx, &meta);
 	if (rc != 0) {
 		nshm_rx_close(rx, NSHM_R_IO);
 		s.cancel = 1;
-		pthread_join(t, NULL);
+		peer_finish();
 		if (rc == -NSHM_EMAGIC || (rc == -ETIMEDOUT && s.rc == -NSHM_EMAGIC))
 			goto out;
 		FAIL("nshm_rx_begin returned %d (%s), the sender %d", rc,
@@ -320,11 +424,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 							       : NSHM_R_IO) : NSHM_R_NONE);
 	nshm_rx_close(rx, NSHM_R_IO);
 	s.cancel = 1;
-	pthread_join(t, NULL);
+	peer_finish();
 out:
 	nshm_close(rr);
 	nshm_close(s.r);
 	munmap(peer, rsize);
+	peer = NULL;
 	check_world(flags);
 	return 0;
 }
