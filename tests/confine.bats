@@ -254,3 +254,36 @@ stalled_get() {
 	"$GET" --timeout 10 -s "$REGION" --pull ok "$T/"
 	[ "$(cat "$T/ok")" = plain ]
 }
+
+@test "without openat2 (ENOSYS, a seccomp filter) a peer's SUBDIR and pull PATH are refused with the reason, nothing made" {
+	# Linux before 5.6 (or a container's seccomp profile) has no openat2:
+	# the resident must refuse what it cannot confine, not fall back to a
+	# lookup by name. tests/tools/no-openat2 makes openat2 fail with ENOSYS
+	# for the resident alone.
+	echo data >"$T/f"
+	echo plain >"$W/root/ok"
+	mkdir -p "$T/tree/d" "$W/in/sub"
+	echo t >"$T/tree/d/t"
+	bg serve "$TOOLS/no-openat2" "$GET" --serve --json --peer-timeout 5 -s "$REGION" \
+		--allow-pull "$W/root" "$W/in"
+	until_true 10 grep -q . <("$STAT" "$REGION" | grep '^receiver.*ready')
+	run timeout 30 "$PUT" --timeout 10 "$T/f" "$REGION:sub/new"
+	echo "$output"
+	[ "$status" -eq 4 ]
+	run timeout 30 "$GET" --timeout 10 -s "$REGION" --pull ok "$T/"
+	echo "$output"
+	[ "$status" -eq 4 ]
+	[ ! -e "$T/ok" ]
+	cat "$T/serve.err"
+	grep -q "SUBDIR 'sub': this kernel has no openat2" "$T/serve.err"
+	grep -q "refused a pull: ok: this kernel has no openat2" "$T/serve.err"
+	[ -z "$(ls -A "$W/in/sub")" ]
+	# A tree into DIR itself: the tree receiver's parent lookups fail the
+	# same way and its entries take the checked path (libarchive's writer
+	# with its SECURE flags); what arrives stays beneath DIR.
+	run timeout 30 "$PUT" --timeout 10 "$T/tree" "$REGION"
+	echo "$output"
+	[ -z "$(ls -A "$W/out")" ] && [ -z "$(ls -A "$W/in/sub")" ]
+	[ "$(ls -A "$W/in")" = "$(printf 'sub\ntree')" ] || [ "$(ls -A "$W/in")" = sub ]
+	alive
+}
