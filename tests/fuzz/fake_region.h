@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* What the receiver and sender harnesses share: a region in a memfd that
+/* What the protocol harnesses share: a region in a memfd that
  * nshm_open maps through /proc/self/fd/N, the peer's own mapping of it,
  * small waits that keep the fake peer's heartbeat moving, and a capped
  * nshm_sleep_ns (linked with -Wl,--wrap=nshm_sleep_ns) so that joining the
@@ -7,7 +7,8 @@
  *
  * A harness that defines FAKE_PEER_COROUTINE before including this runs
  * its fake peer (peer_start, peer_finish) without a thread, by default: the
- * peer is a coroutine of the calling thread (ucontext), and time is
+ * peer is a coroutine of the calling thread (on x86-64 a switch of our own
+ * without system calls, nshm_fz_switch; elsewhere ucontext), and time is
  * virtual. The library's nshm_sleep_ns advances the clock and hands the
  * peer its turns (once as each sleep begins, so it reacts to what the
  * library just wrote, then every virtual millisecond, so its heartbeat
@@ -17,6 +18,12 @@
  * input always runs the same way. What that cannot find is a race inside
  * a step (the peer writing between two of the library's instructions):
  * NSHM_FUZZ_THREADS=1 runs the peer as a thread in real time, as before.
+ * A peer that is the library itself (fuzz_tree's sender) sleeps through
+ * the same wrapper: its sleeps hand the turn back; with pe.eager each side
+ * also hands it over after a few looks at the clock in a spin (see
+ * EAGER_LOOKS); pe_on_clock lets the harness beat the heartbeats that the
+ * threads not started would have. fuzz_tree's input costs no thread and
+ * no real wait either.
  * The build (tests/fuzz/build.sh) links such a harness with
  * --wrap=nshm_now_ns,--wrap=pthread_create,--wrap=pthread_join,
  * --wrap=sched_yield,--wrap=kill,--wrap=nshm_proc_stat. */

@@ -43,7 +43,7 @@ struct fake {
 	size_t size;
 	struct in in;
 	unsigned tail;
-	uint64_t owner, nonce, beats, consumed;
+	uint64_t owner, nonce, beats, consumed, bytes;
 	int64_t budget_ns, last_beat;
 	bool beating, tx_line_touched, data_touched, said_done;
 	atomic_bool tx_done;
@@ -113,6 +113,7 @@ static void op_ready(struct fake *f)
 
 	f->nonce = v & 1 ? in_u64(in) : 0x4ead90000ull + f->beats + v;
 	f->consumed = 0;
+	f->bytes = 0;
 	if (!(v & 2)) {
 		RLX(X(f)->consumed, 0);
 		RLX(X(f)->bytes, 0);
@@ -144,6 +145,9 @@ static void op_answer(struct fake *f)
 
 /* Free the next chunk as a receiver would (reading its descriptor), or
  * publish any count. */
+/* One chunk taken: consumed, and the bytes written so far, which the
+ * sender compares with its own count before it believes a "done" (a
+ * fake that said a count of its own never had a transfer succeed). */
 static void consume_one(struct fake *f, bool check)
 {
 	uint64_t produced = GET(T(f)->produced);
@@ -156,12 +160,14 @@ static void consume_one(struct fake *f, bool check)
 		uint32_t chunk = GET(T(f)->chunk), len = GET(d->len);
 		uint64_t off = NSHM_DATA_OFF + (f->consumed % n) * (uint64_t)chunk;
 
-		if (GET(d->seq) == f->consumed && len <= chunk && off + len <= f->size)
+		if (GET(d->seq) == f->consumed && len <= chunk && off + len <= f->size) {
 			(void)nshm_crc32(0, f->base + off, len);
+			f->bytes += len;
+		}
 	}
 	f->consumed++;
 	REL(X(f)->consumed, f->consumed);
-	RLX(X(f)->bytes, f->consumed * 4096);
+	RLX(X(f)->bytes, f->bytes);
 }
 
 static void op_consume(struct fake *f)
