@@ -172,6 +172,8 @@ start_fifo_put() {
 	grep -q "^nshm-put: $REGION-2: failed (exit 1): the receiver died or stopped responding" "$T/put.err"
 }
 
+# The case above with more than the buffer: the same steps on purpose, the other outcome
+# (the others wait for the stopped one's deadline).
 @test "a stopped receiver holding the buffer full: the others wait only up to its deadline" {
 	regions 3
 	for i in 1 2 3; do receive $i; done
