@@ -468,7 +468,8 @@ irqs_both_ways() {
     t=$(put_4k_times 1) && bell+=("$t")
     run --separate-stderr vm_exec "$VM" 30 'rmmod nshm && nshm-stat pci | grep ^doorbell'
     echo "rmmod: rc=$status out=$output err=$stderr"
-    [ "$output" = "doorbell  polling" ]
+    # It polls; without the module it can still ring the host through BAR0.
+    [[ $output == "doorbell  polling"* ]]
     t=$(put_4k_times 1) && poll+=("$t")
     run --separate-stderr vm_exec "$VM" 30 'insmod /lib/nshm.ko && nshm-stat pci | grep ^doorbell'
     [ "$output" = "doorbell  MSI-X (/dev/nshm0)" ]
