@@ -118,7 +118,15 @@ static void show(const struct cli *c, const char *ep, const struct nshm_stat *st
 	fflush(stdout);
 }
 
-int main(int argc, char **argv)
+/* What the command line asks for: the endpoint, --watch, --interval. */
+struct stat_args {
+	const char *ep;
+	int64_t interval_ms;
+	bool watch;
+};
+
+/* 0, or the exit status of a usage error (already said), or of --help. */
+static int parse_args(struct cli *c, int argc, char **argv, struct stat_args *a)
 {
 	static const struct option longs[] = {
 		{ "watch", no_argument, NULL, 'w' },
@@ -130,44 +138,50 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct cli c;
-	struct nshm_region *r;
-	struct nshm_stat st;
-	const char *ep = "pci";
-	int64_t interval = 1000;
-	bool watch = false;
 	int opt, rc;
 
-	cli_init(&c, "nshm-stat");
+	*a = (struct stat_args){ .ep = "pci", .interval_ms = 1000 };
 	while ((opt = getopt_long(argc, argv, "wi:hV", longs, NULL)) != -1) {
-		rc = cli_common_option(&c, opt, optarg);
+		rc = cli_common_option(c, opt, optarg);
 		if (rc < 0)
 			return EXIT_USAGE;
 		if (rc > 0)
 			continue;
-		switch (opt) {
-		case 'w':
-			watch = true;
-			break;
-		case 'i':
-			if (parse_seconds(optarg, &interval) || interval < 10) {
-				cli_err(&c, "bad --interval '%s'", optarg);
+		if (opt == 'w') {
+			a->watch = true;
+		} else if (opt == 'i') {
+			if (parse_seconds(optarg, &a->interval_ms) || a->interval_ms < 10) {
+				cli_err(c, "bad --interval '%s'", optarg);
 				return EXIT_USAGE;
 			}
-			break;
-		default:
-			return cli_std_option(&c, opt, usage);
+		} else {
+			return cli_std_option(c, opt, usage);
 		}
 	}
 	if (argc - optind > 1) {
-		cli_err(&c, "at most one ENDPOINT");
+		cli_err(c, "at most one ENDPOINT");
 		return EXIT_USAGE;
 	}
 	if (argc - optind == 1)
-		ep = argv[optind];
+		a->ep = argv[optind];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct stat_args a;
+	struct cli c;
+	struct nshm_region *r;
+	struct nshm_stat st;
+	int rc;
+
+	cli_init(&c, "nshm-stat");
+	rc = parse_args(&c, argc, argv, &a);
+	if (rc)
+		return rc;
 	cli_signals();
 	cli_catch_sigbus(&c, "the region", NULL, NULL);
-	rc = cli_open(&c, ep, &r);
+	rc = cli_open(&c, a.ep, &r);
 	if (rc)
 		return rc;
 	/* Two snapshots this far apart judge heartbeats (beaten every 50 ms)
@@ -176,12 +190,12 @@ int main(int argc, char **argv)
 	doorbell = nshm_region_doorbell(r);
 	nshm_stat(r, &st, 200);
 	do {
-		show(&c, ep, &st, (double)st.rate);
-		if (!watch || cli_cancel)
+		show(&c, a.ep, &st, (double)st.rate);
+		if (!a.watch || cli_cancel)
 			break;
 		if (!c.json)
 			printf("\n");
-		nshm_stat(r, &st, (int)interval);
+		nshm_stat(r, &st, (int)a.interval_ms);
 	} while (!cli_cancel);
 	nshm_close(r);
 	return EXIT_OK;
