@@ -286,6 +286,7 @@ vm__boot() {
 	# initramfs builder takes programs only): keys, config, accounts.
 	local cfg=$WORK/vmcfg
 	mkdir -p "$cfg"
+	rm -f "$cfg"/host_key*	# a reused work directory: keygen would ask
 	ssh-keygen -q -t ed25519 -N '' -f "$cfg/host_key"
 	cp "$WORK/ssh/user_key.pub" "$cfg/authorized_keys" 2>/dev/null || {
 		mkdir -p "$WORK/ssh"

@@ -141,7 +141,9 @@ cost() {
 	bg get env ASAN_OPTIONS="$NO_LSAN" strace -f -qq -y -e trace=write -o "$T/get.strace" \
 		"$GET" -q -s "$NAME" --timeout 60 "$T/out"
 	until_true 20 joined 1
-	# The waiting receiver publishes its ID for the sender to ring.
+	# The waiting receiver publishes its ID for the sender to ring. It
+	# joins the server first and publishes after: wait for that moment.
+	until_true 20 sh -c "'$STAT' '$NAME' | grep -q 'receiver  ready, alive.*doorbell id 0'"
 	run "$STAT" "$NAME"
 	[[ $output == *"doorbell  eventfd (nshm-server)"* ]]
 	[[ $output == *"receiver  ready, alive"*", doorbell id 0"* ]]
@@ -534,6 +536,8 @@ eventfd_rung() {
 	grep -q 'removed a stale socket' "$T/server.out"
 	stop_server
 	[ ! -e "$SOCK" ]
+	# Nor does its lock file stay behind.
+	[ ! -e "$SOCK.lock" ]
 }
 
 @test "server: clients that never read are dropped after 5 s; their slots come back" {

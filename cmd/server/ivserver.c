@@ -56,6 +56,8 @@ struct nshm_ivserver {
 	struct sockaddr_un addr;
 	int shm, lsock;
 	int lock;               /* the socket's PATH.lock, flock()ed */
+	dev_t lock_dev;         /* ... and the file it is, to remove only that */
+	ino_t lock_ino;
 	gid_t gid;              /* group of the memory and the socket */
 	mode_t shm_mode, socket_mode;
 	uint64_t size;
@@ -213,14 +215,16 @@ static int open_memory(struct nshm_ivserver *s, char *msg, size_t msglen)
 /* PATH.lock, flock()ed for the server's life: the one server holding it
  * owns PATH. Whatever is at PATH under the lock was left by a server that
  * died (or is not a server's), so replacing it cannot take a live
- * server's socket: there is no window between a check and the act. */
-static int lock_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
+ * server's socket: there is no window between a check and the act.
+ * A stopping server removes its lock file (remove_lock), so a lock taken
+ * on a file that was since unlinked or replaced is nobody's: the holder
+ * checks that PATH.lock still names the file it locked, and tries again
+ * on the file that is there now. */
+static int lock_once(struct nshm_ivserver *s, const char *path, char *msg, size_t msglen)
 {
-	char path[sizeof(s->addr.sun_path) + 8];
-	struct stat st;
+	struct stat st, now;
 	int rc;
 
-	snprintf(path, sizeof(path), "%s.lock", s->addr.sun_path);
 	s->lock = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
 	if (s->lock < 0 || fstat(s->lock, &st) != 0) {
 		rc = -errno;
@@ -241,7 +245,41 @@ static int lock_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: %s", path, strerror(errno));
 		return rc;
 	}
+	if (lstat(path, &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino)
+		return -EAGAIN;
+	s->lock_dev = st.st_dev;
+	s->lock_ino = st.st_ino;
 	return 0;
+}
+
+static int lock_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
+{
+	char path[sizeof(s->addr.sun_path) + 8];
+	int rc = -EAGAIN;
+
+	snprintf(path, sizeof(path), "%s.lock", s->addr.sun_path);
+	for (int tries = 0; rc == -EAGAIN && tries < 100; tries++) {
+		if (s->lock >= 0)
+			close(s->lock);
+		s->lock = -1;
+		rc = lock_once(s, path, msg, msglen);
+	}
+	if (rc == -EAGAIN)
+		snprintf(msg, msglen, "%s: replaced each time it was locked", path);
+	return rc;
+}
+
+/* Still locked: a server waiting for the file finds it gone and makes its
+ * own (lock_once). One that an admin put there instead is left alone. */
+static void remove_lock(struct nshm_ivserver *s)
+{
+	char path[sizeof(s->addr.sun_path) + 8];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s.lock", s->addr.sun_path);
+	if (s->lock_ino && lstat(path, &st) == 0 && st.st_dev == s->lock_dev &&
+	    st.st_ino == s->lock_ino)
+		unlink(path);
 }
 
 /* Under the lock: a socket left at path by a server that died is removed;
@@ -702,8 +740,10 @@ void nshm_ivserver_close(struct nshm_ivserver *s)
 	if (s->lsock >= 0)
 		close(s->lsock);
 	remove_socket(s);
-	if (s->lock >= 0)
-		close(s->lock);     /* after the unlink: the next server waits for it */
+	if (s->lock >= 0) {
+		remove_lock(s);
+		close(s->lock);     /* after the unlinks: the next server waits for it */
+	}
 	if (s->shm >= 0)
 		close(s->shm);
 	free(s);

@@ -53,7 +53,7 @@ for t in "$BUILD"/tests/test_*; do
 	case $t in *.d) continue ;; esac
 	[ -x "$t" ] || continue
 	name=$(basename "$t")
-	"${VG[@]}" --log-file="$OUT/$name.vg" "$t" >"$OUT/$name.out" 2>&1
+	NSHM_TEST_SLOWDOWN=10 "${VG[@]}" --log-file="$OUT/$name.vg" "$t" >"$OUT/$name.out" 2>&1
 	report "$name" $?
 done
 
