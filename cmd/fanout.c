@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "fanout.h"
+#include "util/util.h"
 #include "proto/proto.h"   /* tx_open_sink: see lib/README.md */
 
 enum tstate { T_OFFER, T_SENDING, T_DONE, T_FAILED };
@@ -356,8 +357,7 @@ static void settle(struct target *t, struct nshm_tx *tx, int rc)
 		/* The main thread's reason, not the library's "interrupted". */
 		rc = t->stop_rc;
 		snprintf(t->why, sizeof(t->why), "%s", t->stop_why);
-		reason = rc == -ECANCELED ? NSHM_R_CANCELED
-			 : rc == -NSHM_EPEERGONE ? NSHM_R_TIMEOUT : NSHM_R_IO;
+		reason = rc == -NSHM_EPEERGONE ? NSHM_R_TIMEOUT : nshm_stop_reason(rc);
 	} else if (rc < 0) {
 		snprintf(t->why, sizeof(t->why), "%s",
 			 tx && *nshm_tx_why(tx) ? nshm_tx_why(tx) : nshm_strerror(rc));

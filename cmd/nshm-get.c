@@ -497,7 +497,7 @@ int get_receive_one(struct get *g, struct nshm_region *r)
 							  : nshm_strerror(rc));
 		cli_event_failed(&g->cli, rc, rx ? nshm_rx_why(rx) : "");
 	}
-	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	nshm_rx_close(rx, nshm_stop_reason(rc));
 	return rc;
 }
 
@@ -519,7 +519,7 @@ static int pull(struct get *g, struct nshm_region *r)
 	if (rc < 0)
 		cli_err(&g->cli, "pulling %s: %s", g->pull,
 			tx && *nshm_tx_why(tx) ? nshm_tx_why(tx) : nshm_strerror(rc));
-	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	nshm_tx_close(tx, nshm_stop_reason(rc));
 	if (rc < 0)
 		return rc;
 	/* Our turn to receive: bounded even without --timeout, since the
@@ -539,7 +539,7 @@ static int pull(struct get *g, struct nshm_region *r)
 	} else {
 		rc = take(g, r, &rx, &meta);
 	}
-	nshm_rx_close(rx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	nshm_rx_close(rx, nshm_stop_reason(rc));
 	return rc;
 }
 

@@ -13,6 +13,7 @@
 
 #include "send.h"
 #include "tree/tree.h"
+#include "util/util.h"
 
 /* What to offer for one file: its base name, size, mode and mtime. */
 int send_describe(const struct send_what *w, const char *file, int fd,
@@ -65,7 +66,7 @@ static int finish(struct cli *c, struct nshm_tx *tx, int rc, const char *name,
 		cli_progress_done(c);
 		cli_err(c, "%s", tx && *nshm_tx_why(tx) ? nshm_tx_why(tx) : nshm_strerror(rc));
 	}
-	nshm_tx_close(tx, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO);
+	nshm_tx_close(tx, nshm_stop_reason(rc));
 	return rc;
 }
 

@@ -324,7 +324,7 @@ static int to_sink(struct nshm_tx *tx, const void *buf, size_t len)
 	int rc = tx->sink(tx->sink_arg, buf, len);
 
 	if (rc < 0)
-		return side_fail(&tx->s, rc, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO,
+		return side_fail(&tx->s, rc, nshm_stop_reason(rc),
 				 "%s", nshm_strerror(rc));
 	tx->s.bytes += len;
 	return 0;
@@ -674,7 +674,7 @@ int nshm_tx_from_fd(struct nshm_tx *tx, int fd)
 			continue;
 		if (n < 0) {
 			rc = errno == EINTR ? -ECANCELED : -errno;
-			side_fail(&tx->s, rc, rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO,
+			side_fail(&tx->s, rc, nshm_stop_reason(rc),
 				 "reading the input: %s", nshm_strerror(rc));
 			break;
 		}

@@ -87,3 +87,11 @@ uint32_t nshm_errno_reason(int err, uint32_t otherwise)
 		return otherwise;
 	}
 }
+
+/* Not nshm_errno_reason: its table names what went wrong at the
+ * destination (a sender's own ENOENT or ENOSPC is not "not found" or "full"
+ * there). Only a user's interruption is worth a reason of its own. */
+uint32_t nshm_stop_reason(int rc)
+{
+	return rc == -ECANCELED ? NSHM_R_CANCELED : NSHM_R_IO;
+}

@@ -86,5 +86,8 @@ int nshm_open_beneath(int dirfd, const char *path, int flags);
 /* errors.c: the one errno -> reason table (what a peer is told a local
  * failure was): err a positive errno; otherwise for the rest. */
 uint32_t nshm_errno_reason(int err, uint32_t otherwise);
+/* The reason a side gives when it stops for a failure of its own that is
+ * not about the destination (its input, its sink, a signal): rc -errno. */
+uint32_t nshm_stop_reason(int rc);
 
 #endif
