@@ -384,6 +384,30 @@ eventfd_rung() {
 	[ "$(cat "$T/in/src")" = again ]
 }
 
+@test "server: a resident kept busy through a server restart joins the new one without idling first" {
+	start_server --size 4M
+	mkdir "$T/in"
+	bg serve "$GET" -q -f --serve -s "$NAME" "$T/in"
+	until_true 20 joined 1
+	local pid i
+	pid=$(prog_pid "$serve_PID" nshm-get)
+	[ -n "$pid" ]
+	stop_server
+	start_server --size 4M
+	# Files 0.3 s apart: it never idles (2 s), so it must join again from
+	# its wait for the next sender (it used to only once idle, and until
+	# then rang and was rung under an ID the new server gave to others).
+	echo busy >"$T/src"
+	for ((i = 0; i < 20; i++)); do
+		"$PUT" -q --timeout 10 "$T/src" "$NAME"
+		grep -q " joined (pid $pid," "$T/server.out" && break
+		sleep 0.3
+	done
+	echo "# joined again after $i files" >&3
+	grep -q " joined (pid $pid," "$T/server.out"
+	[ "$(cat "$T/in/src")" = busy ]
+}
+
 @test "server: a sender with no doorbell to a resident asleep until rung fails at once and says why" {
 	start_server --size 4M
 	mkdir "$T/in"

@@ -459,13 +459,19 @@ static void free_client(struct client *c)
 	c->gone = NULL;
 }
 
-/* Sends one message to c; a failure marks it for dropping. */
+/* Sends one message to c; a failure marks it for dropping. A client that
+ * has read all we sent before is reading: its stall clock (find_stalled)
+ * starts again with this message. find_stalled alone looks right after we
+ * send (a peer joined or left), so under steady traffic it could find every
+ * prompt reader with something unread and drop it after 5 s. */
 static void tell(struct client *c, int64_t msg, int fd)
 {
-	int rc;
+	int rc, queued = 0;
 
 	if (c->gone)
 		return;
+	if (ioctl(c->sock, SIOCOUTQ, &queued) == 0 && queued == 0)
+		c->unread_since = nshm_now_ns();
 	rc = nshm_ivproto_send(c->sock, msg, fd);
 	if (rc == -EAGAIN)
 		c->gone = "stopped reading: dropped";
@@ -634,8 +640,9 @@ static void client_event(struct client *c, short revents)
 /* A client that does not read is dropped, so that it cannot hold a slot
  * for ever (a full send buffer is caught by tell(); this catches one that
  * never reads even its welcome): what is still queued to it (SIOCOUTQ) has
- * stayed unread for STALL_NS. Marks those (true if any); *due: how long
- * until the next one is, -1 if none. */
+ * stayed unread for STALL_NS since the first message that found its queue
+ * empty (tell). Marks those (true if any); *due: how long until the next
+ * one is, -1 if none. */
 static bool find_stalled(struct nshm_ivserver *s, int64_t *due)
 {
 	int64_t now = nshm_now_ns(), next = -1;

@@ -82,11 +82,14 @@ void claim_pace(struct claim *c, enum claim_pace pace)
 	pthread_mutex_unlock(&c->lock);
 }
 
-void claim_bell(struct claim *c, uint32_t word)
+bool claim_bell(struct claim *c, uint32_t word)
 {
-	/* Relaxed, as write_identity's: a peer reads it on each ring. */
-	if (atomic_load_explicit(&c->line->id.bell, memory_order_relaxed) != word)
-		atomic_store_explicit(&c->line->id.bell, word, memory_order_relaxed);
+	/* Relaxed, as write_identity's: a peer reads it on each ring (the
+	 * caller fences where a changed word must meet a peer's store). */
+	if (atomic_load_explicit(&c->line->id.bell, memory_order_relaxed) == word)
+		return false;
+	atomic_store_explicit(&c->line->id.bell, word, memory_order_relaxed);
+	return true;
 }
 
 void claim_beat(struct claim *c)

@@ -104,7 +104,11 @@ void bell_init_polling(struct nshm_bell *b)
  * nshm-server on the host, /dev/nshmN in a guest). ring() wakes the peer
  * through the ID it published in its line's `bell` field; wait() spins as
  * polling does (a busy transfer never sleeps), then sleeps in ppoll() on
- * db.fd. How long it sleeps depends on whether anyone will ring:
+ * db.fd. A receiver's wait for an offer (b->deep) whose doorbell newcomers
+ * can ring does not spin or back off: whoever comes rings on its offer, so
+ * it sleeps on the bell at once (spinning and yielding for milliseconds
+ * after every transfer only took a core from the sender then exiting).
+ * How long it sleeps depends on whether anyone will ring:
  *   a live peer with a doorbell rings on every change: RING_CAP_NS bounds
  *     the cost of a lost ring only;
  *   a live peer without one never rings: polling's pace (SLEEP_MAX_NS);
@@ -114,7 +118,8 @@ void bell_init_polling(struct nshm_bell *b)
  *     until rung, no timeout at all, the heartbeat beaten only when woken
  *     (claim_pace PACE_ON_RING): whoever comes rings (bell_reaches tells a
  *     newcomer that cannot), and a claimant rings to see it beat;
- *   no peer yet, not idle: IDLE_CAP_NS.
+ *   no peer yet, not idle: IDLE_CAP_NS (a newcomer without a doorbell is
+ *     seen within it).
  * No ring is lost: the eventfd's counter (the module's interrupt count)
  * keeps a ring until drain() takes it, drain() comes before the caller
  * looks at the region again, and ppoll() returns at once on a ring that
@@ -131,6 +136,11 @@ static void fd_ring(struct nshm_bell *b)
 {
 	struct head_snap h;
 
+	/* Our store (offer, state, counter) before our load of the peer's ID,
+	 * paired with bell_state's fence after a peer publishes a new ID:
+	 * either its next look sees our store or we ring its new ID (a store
+	 * then a load on each side: only seq_cst fences order those). */
+	atomic_thread_fence(memory_order_seq_cst);
 	snap_head(b->peer, &h);
 	/* A failed ring (peer unknown to us, its doorbell gone) is a late
 	 * wake-up for the peer, which polls as its floor: nothing to do. */
@@ -145,18 +155,30 @@ static int64_t fd_cap(const struct nshm_bell *b, const struct head_snap *h)
 	return h->bell != 0 ? RING_CAP_NS : poll_cap(b);
 }
 
-/* Asleep until rung: idle, no peer on the other line, a claim whose beat
- * can wait for rings, and a doorbell newcomers can still ring. */
-static bool may_sleep_on_ring(const struct nshm_bell *b, const struct head_snap *h)
+/* Whether a newcomer will ring this wait. */
+enum bell_state {
+	BELL_NONE,      /* not a deep wait, or no server to hear of us */
+	BELL_CHANGED,   /* our ID just changed: look at the region first */
+	BELL_RINGS,     /* a newcomer reads our ID and rings it */
+};
+
+/* A deep wait's doorbell, kept current busy or idle: joined again if its
+ * server went away (restarted, or it dropped us), at most once a second
+ * (iv_reachable), and our ID published anew. Checked at every wait, not
+ * only once idle: a resident kept busy by senders never idles, and with a
+ * stale ID it would only ever see them at its timeouts. After a change a
+ * sender that read the old ID rang no one, so the caller looks at the
+ * region once more before sleeping on the new one (the fence: fd_ring's). */
+static enum bell_state bell_state(struct nshm_bell *b)
 {
 	struct nshm_region *r = b->r;
 
-	if (!b->idle || !b->deep || h->owner != 0 || !b->claim ||
-	    (r->db.reachable && !r->db.reachable(&r->db)))
-		return false;
-	/* Our ID, anew if the doorbell joined a restarted server again. */
-	claim_bell(b->claim, nshm_bell_word(r));
-	return true;
+	if (!b->deep || !b->claim || (r->db.reachable && !r->db.reachable(&r->db)))
+		return BELL_NONE;
+	if (!claim_bell(b->claim, nshm_bell_word(r)))
+		return BELL_RINGS;
+	atomic_thread_fence(memory_order_seq_cst);
+	return BELL_CHANGED;
 }
 
 static void set_on_ring(struct nshm_bell *b, bool on)
@@ -198,22 +220,24 @@ static bool fd_sleep(int fd, int64_t ns)
 	       (p.revents & (POLLIN | POLLERR | POLLHUP));
 }
 
-static void fd_wait(struct nshm_bell *b, int64_t max_ns)
+/* Sleeps on the bell: until rung (idle, no peer, a newcomer rings), else
+ * for the cap that says when a ring may not come, at once when a ring will
+ * (st), else backing off as polling does. */
+static void fd_sleep_capped(struct nshm_bell *b, enum bell_state st, int64_t max_ns)
 {
 	struct head_snap h;
 	int64_t cap = 0, ns, now;
 
-	if (b->spins < SPINS + YIELDS) {
-		poll_wait(b, max_ns);   /* its spin and yield phases only */
-		return;
-	}
 	snap_head(b->peer, &h);
-	set_on_ring(b, may_sleep_on_ring(b, &h));
+	set_on_ring(b, st == BELL_RINGS && b->idle && h.owner == 0);
 	if (b->on_ring) {
 		hook_asleep();
 		ns = max_ns;            /* the caller's deadline, if any */
 	} else {
 		cap = fd_cap(b, &h);
+		/* A newcomer, or a peer with a doorbell, rings: no backoff. */
+		if (st == BELL_RINGS && (h.owner == 0 || h.bell != 0))
+			b->sleep_ns = cap;
 		if (b->sleep_ns < SLEEP_MIN_NS)
 			b->sleep_ns = SLEEP_MIN_NS;
 		ns = b->sleep_ns < cap ? b->sleep_ns : cap;
@@ -234,6 +258,20 @@ static void fd_wait(struct nshm_bell *b, int64_t max_ns)
 		now = nshm_now_ns();
 	}
 	b->woke_ns = now;
+}
+
+static void fd_wait(struct nshm_bell *b, int64_t max_ns)
+{
+	enum bell_state st = bell_state(b);
+
+	if (st == BELL_CHANGED)
+		return;                 /* look at the region first */
+	if (st == BELL_NONE && b->spins < SPINS + YIELDS) {
+		set_on_ring(b, false);  /* woken, and nobody can ring us now */
+		poll_wait(b, max_ns);   /* its spin and yield phases only */
+		return;
+	}
+	fd_sleep_capped(b, st, max_ns);
 }
 
 void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,

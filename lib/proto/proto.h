@@ -105,8 +105,9 @@ void claim_release(struct claim *c);
 /* The heartbeat's pace from now on; PACE_ON_RING declares
  * NSHM_BEAT_ON_RING and stops the beat thread until the pace changes. */
 void claim_pace(struct claim *c, enum claim_pace pace);
-/* Our line's bell word from now on (our doorbell joined its server anew). */
-void claim_bell(struct claim *c, uint32_t word);
+/* Our line's bell word from now on (our doorbell joined its server anew):
+ * true if it changed. */
+bool claim_bell(struct claim *c, uint32_t word);
 /* One beat from the caller's thread: a side asleep until rung was woken. */
 void claim_beat(struct claim *c);
 
@@ -126,8 +127,9 @@ struct nshm_bell {
 	int64_t woke_ns;                  /* fd bell: last wake-up by a ring */
 	bool idle;                        /* set by wait_until: a long wait */
 	bool on_ring;                     /* fd bell: asleep until rung */
-	bool deep;                        /* idle, may sleep until rung (a
-					     receiver's waits: nshm_rx_begin) */
+	bool deep;                        /* a wait senders ring: no spin,
+					     idle asleep until rung (a
+					     receiver's for an offer) */
 	struct claim *claim;              /* ours, whose pace the waits set */
 };
 /* A wait this long is idle: the bell sleeps longer, the heartbeat slows. */

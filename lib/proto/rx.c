@@ -182,12 +182,15 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	rc = side_begin(&rx->s, r, p, &RX(r->base)->head, &TX(r->base)->head, "receiver");
 	if (rc < 0)
 		return rc;
-	/* Idle, this wait may sleep until rung (bell.c): senders ring. */
-	rx->s.bell.deep = true;
 	announce_ready(rx);
 	rx->s.bell.ring(&rx->s.bell);
 	deadline = p->timeout_ms > 0 ? rx->s.started_ns + p->timeout_ms * 1000000 : 0;
+	/* This wait only: senders ring their offer, so with a doorbell it
+	 * sleeps on it at once and, idle, until rung (bell.c). The data
+	 * path's waits spin first: the next chunk comes within microseconds. */
+	rx->s.bell.deep = true;
 	rc = wait_handshake(&rx->s.bell, cond_offer, rx, deadline, p->cancel);
+	rx->s.bell.deep = false;
 	if (rc == -ETIMEDOUT)
 		return side_fail(&rx->s, rc, NSHM_R_TIMEOUT, "no sender appeared on %s",
 				 r->path);

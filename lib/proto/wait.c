@@ -12,7 +12,9 @@
  * any result ends it. */
 static void set_idle(struct nshm_bell *b, bool idle)
 {
-	if (b->idle == idle && !b->on_ring)
+	/* Asleep until rung and woken, still idle: the bell decides on its
+	 * next sleep, without waking the heartbeat thread twice for nothing. */
+	if (b->idle == idle)
 		return;
 	b->idle = idle;
 	b->on_ring = false;     /* the bell decides again on its next sleep */
