@@ -16,30 +16,30 @@
 #include <archive_entry.h>
 
 #define LA_FUNCS(X) \
-	X(archive_entry_copy_hardlink) X(archive_entry_copy_pathname) \
-	X(archive_entry_filetype) X(archive_entry_free) X(archive_entry_hardlink) \
-	X(archive_entry_linkify) X(archive_entry_linkresolver_free) \
-	X(archive_entry_linkresolver_new) X(archive_entry_linkresolver_set_strategy) \
-	X(archive_entry_new) X(archive_entry_pathname) X(archive_entry_perm) \
-	X(archive_entry_set_gid) X(archive_entry_set_perm) X(archive_entry_set_uid) \
-	X(archive_entry_size) X(archive_entry_symlink) X(archive_errno) \
-	X(archive_error_string) X(archive_format) X(archive_read_data_block) \
-	X(archive_read_disk_descend) X(archive_read_disk_new) X(archive_read_disk_open) \
+	X(archive_entry_copy_pathname) X(archive_entry_filetype) \
+	X(archive_entry_free) X(archive_entry_hardlink) X(archive_entry_linkify) \
+	X(archive_entry_linkresolver_free) X(archive_entry_linkresolver_new) \
+	X(archive_entry_linkresolver_set_strategy) X(archive_entry_new) \
+	X(archive_entry_pathname) X(archive_entry_perm) X(archive_entry_size) \
+	X(archive_entry_symlink) X(archive_error_string) X(archive_format) \
+	X(archive_read_data_block) X(archive_read_disk_descend) \
+	X(archive_read_disk_new) X(archive_read_disk_open) \
 	X(archive_read_disk_set_behavior) X(archive_read_disk_set_standard_lookup) \
 	X(archive_read_disk_set_symlink_physical) X(archive_read_free) \
 	X(archive_read_new) X(archive_read_next_header) X(archive_read_next_header2) \
-	X(archive_read_open) \
-	X(archive_read_support_format_tar) X(archive_set_error) X(archive_write_close) \
-	X(archive_write_data) X(archive_write_data_block) X(archive_write_disk_new) \
-	X(archive_write_disk_set_options) X(archive_write_disk_set_standard_lookup) \
-	X(archive_write_finish_entry) X(archive_write_free) X(archive_write_header) \
-	X(archive_write_new) X(archive_write_open) X(archive_write_set_bytes_per_block) \
+	X(archive_read_open) X(archive_read_support_format_tar) X(archive_set_error) \
+	X(archive_write_close) X(archive_write_data) X(archive_write_finish_entry) \
+	X(archive_write_free) X(archive_write_header) X(archive_write_new) \
+	X(archive_write_open) X(archive_write_set_bytes_per_block) \
 	X(archive_write_set_format_pax_restricted) X(archive_entry_clear) \
 	X(archive_entry_copy_stat) X(archive_entry_copy_symlink) \
-	X(archive_entry_copy_uname) X(archive_entry_copy_gname) X(archive_entry_set_size) \
-	X(archive_entry_sparse_add_entry) X(archive_entry_mtime) \
-	X(archive_entry_mtime_nsec) X(archive_entry_mtime_is_set) X(archive_entry_atime) \
-	X(archive_entry_atime_nsec) X(archive_entry_atime_is_set) LA_FUNCS_MORE(X)
+	X(archive_entry_copy_uname) X(archive_entry_copy_gname) \
+	X(archive_entry_set_size) X(archive_entry_sparse_add_entry) \
+	X(archive_entry_mtime) X(archive_entry_mtime_nsec) \
+	X(archive_entry_mtime_is_set) X(archive_entry_atime) \
+	X(archive_entry_atime_nsec) X(archive_entry_atime_is_set) \
+	X(archive_entry_uid) X(archive_entry_gid) X(archive_entry_uname) \
+	X(archive_entry_gname) LA_FUNCS_MORE(X)
 
 /* Room for files that need a few more (defined before this header). */
 #ifndef LA_FUNCS_MORE
@@ -65,7 +65,6 @@ int nshm_la_ready(struct side *s);
 /* Every call below goes through the table (outside the include guard on
  * purpose: the renaming must follow the declarations). */
 #ifndef NSHM_ARCHIVE_DL_NO_RENAME
-#define archive_entry_copy_hardlink (nshm_la.archive_entry_copy_hardlink)
 #define archive_entry_copy_pathname (nshm_la.archive_entry_copy_pathname)
 #define archive_entry_filetype (nshm_la.archive_entry_filetype)
 #define archive_entry_free (nshm_la.archive_entry_free)
@@ -77,12 +76,8 @@ int nshm_la_ready(struct side *s);
 #define archive_entry_new (nshm_la.archive_entry_new)
 #define archive_entry_pathname (nshm_la.archive_entry_pathname)
 #define archive_entry_perm (nshm_la.archive_entry_perm)
-#define archive_entry_set_gid (nshm_la.archive_entry_set_gid)
-#define archive_entry_set_perm (nshm_la.archive_entry_set_perm)
-#define archive_entry_set_uid (nshm_la.archive_entry_set_uid)
 #define archive_entry_size (nshm_la.archive_entry_size)
 #define archive_entry_symlink (nshm_la.archive_entry_symlink)
-#define archive_errno (nshm_la.archive_errno)
 #define archive_error_string (nshm_la.archive_error_string)
 #define archive_format (nshm_la.archive_format)
 #define archive_read_data_block (nshm_la.archive_read_data_block)
@@ -101,10 +96,6 @@ int nshm_la_ready(struct side *s);
 #define archive_set_error (nshm_la.archive_set_error)
 #define archive_write_close (nshm_la.archive_write_close)
 #define archive_write_data (nshm_la.archive_write_data)
-#define archive_write_data_block (nshm_la.archive_write_data_block)
-#define archive_write_disk_new (nshm_la.archive_write_disk_new)
-#define archive_write_disk_set_options (nshm_la.archive_write_disk_set_options)
-#define archive_write_disk_set_standard_lookup (nshm_la.archive_write_disk_set_standard_lookup)
 #define archive_write_finish_entry (nshm_la.archive_write_finish_entry)
 #define archive_write_free (nshm_la.archive_write_free)
 #define archive_write_header (nshm_la.archive_write_header)
@@ -125,4 +116,8 @@ int nshm_la_ready(struct side *s);
 #define archive_entry_atime (nshm_la.archive_entry_atime)
 #define archive_entry_atime_nsec (nshm_la.archive_entry_atime_nsec)
 #define archive_entry_atime_is_set (nshm_la.archive_entry_atime_is_set)
+#define archive_entry_uid (nshm_la.archive_entry_uid)
+#define archive_entry_gid (nshm_la.archive_entry_gid)
+#define archive_entry_uname (nshm_la.archive_entry_uname)
+#define archive_entry_gname (nshm_la.archive_entry_gname)
 #endif

@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /* Receiving trees: libarchive reads pax from verified chunks (a read
- * callback hands it our private copies, never the slots) and
- * archive_write_disk extracts each entry under the destination.
+ * callback hands it our private copies, never the slots) and only parses;
+ * each entry is made by our own code relative to its parent directory's
+ * fd, reached from DEST's fd one name at a time (rx_dest.c).
  *
  * The sender is not trusted, and nothing it sends may change what the
  * receiver had before the transfer:
- * - names and hard-link targets are relative, without "..", and prefixed
- *   with the destination's real path; libarchive's SECURE flags refuse to
- *   write through symlinks, so nothing lands outside the destination;
+ * - names and hard-link targets are relative, without ".."; each parent
+ *   is opened from DEST's fd one name at a time, never through a symlink,
+ *   and the entry made relative to that fd (mkdirat, symlinkat, linkat,
+ *   openat, renameat2): a local user swapping a directory for a symlink
+ *   meanwhile gets the entry refused, never placed outside DEST;
  * - only directories, regular files, symlinks and hard links to regular
  *   files this transfer made are taken, a hard link never with data;
  * - set-id and sticky bits are dropped; modes pass through the umask
@@ -109,50 +112,29 @@ static int read_header(struct extract *x, struct archive *a, struct archive_entr
 	return 0;
 }
 
-/* A regular file by our own writer, when its parent opens beneath DEST
- * without a symlink: 0 or a failure; 1 when it does not (the checked path
- * takes the entry and says why). */
-static int extract_fast(struct extract *x, struct archive *a, struct archive_entry *e,
-			const char *final, const char *name, nshm_entry_fn cb, void *arg,
-			struct nshm_tree_stats *got)
+/* An entry, made relative to its parent's fd (rx_dest.c, rx_create.c). */
+static int extract_entry(struct extract *x, struct archive *a, struct archive_entry *e,
+			 enum kind k, const char *rel, const char *name,
+			 nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
 {
 	const char *base;
-	int rc, dfd = ex_parent_fd(x, final, &base);
+	int dfd, rc;
 
-	if (dfd < 0)
-		return 1;
 	if (cb)
-		cb(arg, final + strlen(x->dest) + 1);
-	if ((rc = ex_write_fast(x, a, e, dfd, final, base, name)) < 0)
-		return rc;
-	got->entries++;
-	got->bytes += (uint64_t)archive_entry_size(e);
-	return 0;
-}
-
-/* Any entry through libarchive's writer, once what exists was checked. */
-static int extract_checked(struct extract *x, struct archive *a, struct archive_entry *e,
-			   enum kind k, const char *final, const char *name,
-			   nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
-{
-	int rc = ex_check_existing(x, k, final, name);
-
+		cb(arg, *rel ? rel : ".");
+	if (!*rel) {
+		rc = 0;          /* DEST itself: an existing directory, left as it is */
+	} else if (k == K_HARDLINK) {
+		rc = ex_make_link(x, e, rel, name);
+	} else if ((dfd = ex_parent(x, rel, true, &base)) < 0) {
+		rc = ex_walk_failed(x, -dfd, name);
+	} else {
+		rc = k == K_FILE ? ex_write_fast(x, a, e, dfd, base, name)
+		   : k == K_DIR ? ex_make_dir(x, e, dfd, base, name)
+				: ex_make_symlink(x, e, dfd, base, name);
+	}
 	if (rc < 0)
 		return rc;
-	if (cb)
-		cb(arg, final[strlen(x->dest)] ? final + strlen(x->dest) + 1 : ".");
-	if (rc == 0) {
-		archive_entry_copy_pathname(e, final);
-		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
-		if (!(x->flags & NSHM_EXTRACT_OWNER)) {
-			archive_entry_set_uid(e, x->uid);
-			archive_entry_set_gid(e, x->gid);
-		}
-		rc = k == K_FILE ? ex_write_file(x, a, x->disk, e, final, name)
-				 : ex_write_other(x, x->disk, e, k, name);
-		if (rc < 0)
-			return rc;
-	}
 	got->entries++;
 	if (k == K_FILE)
 		got->bytes += (uint64_t)archive_entry_size(e);
@@ -164,35 +146,26 @@ static int extract_one(struct extract *x, struct archive *a,
 		       nshm_entry_fn cb, void *arg, struct nshm_tree_stats *got)
 {
 	struct archive_entry *e;
-	char final[PATH_MAX], name[PATH_MAX], esc[160];
+	char rel[PATH_MAX], name[PATH_MAX], esc[160];
 	const char *sent;
 	enum kind k = K_FILE;
 	int rc = read_header(x, a, &e);
 
 	if (rc != 0)
 		return rc;
-	/* A copy: the entry's own name is replaced below. */
 	sent = archive_entry_pathname(e);
-	if (!sent || strlen(sent) >= sizeof(name) ||
-	    ex_place_name(x, sent, final, sizeof(final)) != 0)
+	if (!sent || strlen(sent) >= sizeof(name) || ex_place_name(sent, rel, sizeof(rel)) != 0)
 		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused an entry named '%s': outside the destination "
 				"or too long", ex_shown(sent, esc, sizeof(esc)));
 	memcpy(name, sent, strlen(sent) + 1);
 	if ((rc = ex_classify(x, e, name, &k)) < 0)
 		return rc;
-	if (k != K_DIR && !strcmp(final, x->dest))
+	if (k != K_DIR && !*rel)
 		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
 				"refused '%s': only a directory may stand for the destination",
 				ex_shown(name, esc, sizeof(esc)));
-	if (k == K_HARDLINK && (rc = ex_check_link_target(x, e, name)) < 0)
-		return rc;
-	/* Owners restored (-p as root): libarchive's writer, which maps
-	 * names to ids as before. */
-	if (k == K_FILE && !(x->flags & NSHM_EXTRACT_OWNER) &&
-	    (rc = extract_fast(x, a, e, final, name, cb, arg, got)) != 1)
-		return rc;
-	return extract_checked(x, a, e, k, final, name, cb, arg, got);
+	return extract_entry(x, a, e, k, rel, name, cb, arg, got);
 }
 
 /* After libarchive's end-of-archive the stream may hold padding: read to
@@ -212,67 +185,63 @@ static int drain(struct extract *x)
 	return (int)n;
 }
 
-/* The state of one extraction, its writer made: NULL without memory. */
+/* The state of one extraction: NULL without memory. */
 static struct extract *extract_new(struct nshm_rx *rx, unsigned flags)
 {
 	struct extract *x = calloc(1, sizeof(*x));
 
 	if (!x)
 		return NULL;
-	x->destfd = x->pfd = -1;
-	x->disk = ex_new_writer();
-	if (!x->disk) {
-		free(x);
-		return NULL;
-	}
+	x->destfd = x->cache.deep = -1;
+	for (unsigned i = 0; i <= LEVELS_MAX; i++)
+		x->cache.fd[i] = -1;
 	x->rx = rx;
 	x->flags = flags;
-	x->uid = getuid();
-	x->gid = getgid();
+	x->euid = geteuid();
 	x->rnd = nshm_random64() | 1;
 	x->max_bytes = rx_side(rx)->p.max_bytes;
-	memcpy(x->dest, ".", 2);
 	return x;
 }
 
-static void extract_free(struct extract *x)
+/* The deferred directories get their modes and times, whatever the
+ * outcome (what arrived stays, as it should be); then everything is
+ * closed. A failure to set them is the transfer's if it had none. */
+static int extract_free(struct extract *x, int rc)
 {
+	int r;
+
 	if (!x)
-		return;
-	if (x->pfd >= 0)
-		close(x->pfd);
+		return rc;
+	ex_cache_drop(x);
+	r = ex_fix_dirs(x, true);
+	if (r < 0 && rc >= 0)
+		rc = side_fail(rx_side(x->rx), r, NSHM_R_IO,
+			       "setting directories' modes and times: %s", strerror(-r));
 	if (x->destfd >= 0)
 		close(x->destfd);
-	archive_write_free(x->disk);
 	free(x->made);
 	free(x);
+	return rc;
 }
 
-/* Beneath dirfd, which is made the working directory for the run: the
- * names given to libarchive's writer and to lstat are relative ("./..."),
- * so DEST is the directory dirfd holds, whatever its name leads to now
- * (libarchive changes directories itself on its way, too). The caller's
- * working directory comes back at the end. */
+/* Beneath dirfd: every entry is made relative to it (rx_dest.c), nothing
+ * by a name from the working directory, which is left alone. */
 static int rx_tree(struct nshm_rx *rx, int dirfd, unsigned flags,
 		   nshm_entry_fn entry, void *arg, struct nshm_tree_stats *got)
 {
 	struct extract *x = extract_new(rx, flags);
 	struct archive *a = archive_read_new();
-	int rc, cwd = -1;
+	int rc;
 
 	memset(got, 0, sizeof(*got));
 	if (!x || !a) {
 		rc = side_fail(rx_side(rx), -ENOMEM, NSHM_R_IO, "out of memory");
 		goto out;
 	}
-	cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	x->destfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (cwd < 0 || x->destfd < 0 || fchdir(x->destfd) != 0) {
+	x->destfd = x->cache.fd[0] = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (x->destfd < 0) {
 		rc = side_fail(rx_side(rx), -errno, NSHM_R_IO, "the destination: %s",
 			       strerror(errno));
-		if (cwd >= 0)
-			close(cwd);
-		cwd = -1;
 		goto out;
 	}
 	archive_read_support_format_tar(a);
@@ -286,16 +255,8 @@ static int rx_tree(struct nshm_rx *rx, int dirfd, unsigned flags,
 	if (rc == 1)
 		rc = drain(x);
 out:
-	if (x && rc < 0 && x->current[0] && cwd >= 0)
-		unlink(x->current);  /* the file in progress; directories stay */
-	extract_free(x);
+	rc = extract_free(x, rc);
 	archive_read_free(a);
-	if (cwd >= 0) {
-		if (fchdir(cwd) != 0 && rc >= 0)
-			rc = side_fail(rx_side(rx), -errno, NSHM_R_IO,
-				       "back to the working directory: %s", strerror(errno));
-		close(cwd);
-	}
 	return rc;
 }
 

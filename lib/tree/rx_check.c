@@ -32,7 +32,7 @@ static size_t id_slot(const struct extract *x, uint64_t dev, uint64_t ino)
 	return (size_t)h & (x->slots - 1);
 }
 
-static bool made_here(const struct extract *x, const struct stat *st)
+bool ex_made_here(const struct extract *x, const struct stat *st)
 {
 	if (!x->slots || st->st_ino == 0)
 		return false;
@@ -59,7 +59,7 @@ static void id_put(struct file_id *t, size_t slots, const struct extract *x,
  * memory, a later hard link to it is refused (never a wrong one taken). */
 void ex_remember(struct extract *x, const struct stat *st)
 {
-	if (st->st_ino == 0 || made_here(x, st) || x->nmade >= MADE_MAX)
+	if (st->st_ino == 0 || ex_made_here(x, st) || x->nmade >= MADE_MAX)
 		return;
 	if (2 * (x->nmade + 1) > x->slots) {
 		size_t slots = x->slots ? 2 * x->slots : 1024;
@@ -80,17 +80,17 @@ void ex_remember(struct extract *x, const struct stat *st)
 	x->nmade++;
 }
 
-/* dest/name with empty and "." components dropped; -1 for an absolute
- * name, a ".." component or a path too long. An empty result stands for
- * DEST itself. */
-int ex_place_name(const struct extract *x, const char *name, char *out, size_t outlen)
+/* name below DEST with empty and "." components dropped: "a/b", or ""
+ * for DEST itself; -1 for an absolute name, a ".." component or a path
+ * too long. */
+int ex_place_name(const char *name, char *out, size_t outlen)
 {
-	size_t len = strlen(x->dest);
+	size_t len = 0;
 	const char *p = name;
 
-	if (*name == '/' || len >= outlen)
+	if (*name == '/' || outlen == 0)
 		return -1;
-	memcpy(out, x->dest, len + 1);
+	out[0] = '\0';
 	while (*p) {
 		size_t n = strcspn(p, "/");
 
@@ -99,7 +99,8 @@ int ex_place_name(const struct extract *x, const char *name, char *out, size_t o
 		if (n > 0 && !(n == 1 && p[0] == '.')) {
 			if (len + 1 + n >= outlen)
 				return -1;
-			out[len++] = '/';
+			if (len)
+				out[len++] = '/';
 			memcpy(out + len, p, n);
 			out[len += n] = '\0';
 		}
@@ -162,81 +163,6 @@ int ex_classify(struct extract *x, struct archive_entry *e, const char *name,
 	return 0;
 }
 
-/* A symlink among path's directories below DEST: libarchive would refuse
- * to write through it; refuse before looking through it, so that a
- * symlink of the sender's cannot ask about things outside. */
-static bool through_symlink(const struct extract *x, const char *path)
-{
-	char p[PATH_MAX];
-	size_t len = strlen(path), at = strlen(x->dest) + 1;
-	struct stat st;
-
-	memcpy(p, path, len + 1);
-	for (char *s = strchr(p + at, '/'); at < len && s; s = strchr(s + 1, '/')) {
-		*s = '\0';
-		if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
-			return true;
-		*s = '/';
-	}
-	return false;
-}
-
-/* A hard link must name a regular file this transfer made. */
-int ex_check_link_target(struct extract *x, struct archive_entry *e, const char *name)
-{
-	const char *hard = archive_entry_hardlink(e);
-	char target[PATH_MAX], esc[160], esc2[160];
-	struct stat st;
-
-	if (ex_place_name(x, hard, target, sizeof(target)) != 0 || !strcmp(target, x->dest))
-		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
-				"refused a hard link to '%s': outside the destination",
-				ex_shown(hard, esc, sizeof(esc)));
-	if (through_symlink(x, target) || lstat(target, &st) != 0 || !S_ISREG(st.st_mode) ||
-	    !made_here(x, &st))
-		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
-				"refused '%s': a hard link to '%s', which is not a file "
-				"this transfer made", ex_shown(name, esc, sizeof(esc)),
-				ex_shown(hard, esc2, sizeof(esc2)));
-	archive_entry_copy_hardlink(e, target);
-	return 0;
-}
-
-/* Without --force nothing may be replaced; with it files and symlinks
- * may, directories never. Returns 1 for a directory entry on an existing
- * directory: nothing to do, it keeps its mode, owner and times. */
-int ex_check_existing(struct extract *x, enum kind k, const char *final,
-			  const char *name)
-{
-	struct stat st;
-	char esc[160];
-
-	if (through_symlink(x, final))
-		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
-				"refused '%s': through a symbolic link",
-				ex_shown(name, esc, sizeof(esc)));
-	if (lstat(final, &st) != 0)
-		return 0;
-	if (k == K_DIR && S_ISDIR(st.st_mode))
-		return 1;
-	/* libarchive's NO_OVERWRITE skips existing files in silence; a user
-	 * must hear that a file was not delivered, so refuse it here. */
-	if (!(x->flags & NSHM_EXTRACT_FORCE))
-		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
-				"%s exists (use --force to replace it)",
-				ex_shown(name, esc, sizeof(esc)));
-	if (S_ISDIR(st.st_mode))
-		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
-				"%s is a directory: --force replaces files only",
-				ex_shown(name, esc, sizeof(esc)));
-	/* A file where a directory goes: out of the way, so that libarchive
-	 * never looks through a symlink left there. */
-	if (k == K_DIR && unlink(final) != 0)
-		return side_fail(rx_side(x->rx), -errno, NSHM_R_IO, "%s: %s",
-				ex_shown(name, esc, sizeof(esc)), strerror(errno));
-	return 0;
-}
-
 int ex_fast_failed(struct extract *x, int err, const char *name, const char *what)
 {
 	char esc[160];
@@ -245,4 +171,36 @@ int ex_fast_failed(struct extract *x, int err, const char *name, const char *wha
 		return x->rc;
 	return side_fail(rx_side(x->rx), -err, nshm_errno_reason(err, NSHM_R_IO), "%s: %s%s",
 			 ex_shown(name, esc, sizeof(esc)), what, strerror(err));
+}
+
+/* An entry's parent could not be reached (ex_parent), or a directory it
+ * made was not the one opened after. */
+int ex_walk_failed(struct extract *x, int err, const char *name)
+{
+	char esc[160];
+
+	if (err == ELOOP)
+		return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
+				 "refused '%s': through a symbolic link",
+				 ex_shown(name, esc, sizeof(esc)));
+	if (err == ENOTDIR)
+		return side_fail(rx_side(x->rx), -ENOTDIR, nshm_errno_reason(ENOTDIR, NSHM_R_IO),
+				 "refused '%s': a component on its way is not a directory",
+				 ex_shown(name, esc, sizeof(esc)));
+	if (err == EXDEV)
+		return side_fail(rx_side(x->rx), -EXDEV, NSHM_R_IO,
+				 "%s: replaced by another directory while it was made",
+				 ex_shown(name, esc, sizeof(esc)));
+	return ex_fast_failed(x, err, name, "");
+}
+
+/* A hard link must name a regular file this transfer made. */
+int ex_not_made_here(struct extract *x, const char *name, const char *target)
+{
+	char esc[160], esc2[160];
+
+	return side_fail(rx_side(x->rx), -NSHM_EPROTO, NSHM_R_BADNAME,
+			 "refused '%s': a hard link to '%s', which is not a file "
+			 "this transfer made", ex_shown(name, esc, sizeof(esc)),
+			 ex_shown(target, esc2, sizeof(esc2)));
 }

@@ -1,128 +1,166 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
-/* Receiving a tree: where a regular file goes (extract.h). Its parent
- * directory opened by fd beneath DEST (util/beneath.c); a temporary name beside the final one; the rename into place
- * (util/publish.c: never over anything without --force, never over a
- * directory). */
+/* Receiving a tree: where an entry goes (extract.h).
+ *
+ * Its parent directory is reached from DEST's fd one name at a time
+ * (nshm_open_child: openat with O_NOFOLLOW of a single name, util/
+ * beneath.c), made when missing, and every entry is then made relative
+ * to that fd: mkdirat, symlinkat, linkat, a file's temporary name and the
+ * rename into place (util/publish.c: never over anything without
+ * --force, never over a directory). A directory swapped for a symlink
+ * meanwhile fails the next step with ELOOP and the entry is refused; one
+ * already open is held by its fd wherever it is renamed to.
+ *
+ * The walk is cached: the fds of the last parent's components stay open
+ * (the first LEVELS_MAX of them, and the parent itself), so an entry
+ * beside the last one costs no lookup and one in a new subdirectory, or
+ * in a sibling of an ancestor, one openat. libarchive's writer made and
+ * checked each entry by its whole path from the working directory, one
+ * lstat per component: a tree 80 deep spent most of its time there. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "extract.h"
 #include "proto/proto.h"
 #include "tree.h"
 
-/* ---- regular files, the common case ----
- * libarchive's writer made about 26 system calls per small file (path
- * walks with lstat for its symlink checks, umask twice, a stat to see
- * whether the name exists, ...). Here: the parent directory is opened once
- * for all the files in it, beneath DEST by the kernel with no symlink at
- * all (nshm_open_beneath, the one confinement: a symlink on the way fails
- * the open, and the entry takes the checked path, which refuses it); the file is created under a fresh temporary
- * name with O_EXCL, written, timed, stat'ed for the hard-link table and
- * renamed into place with RENAME_NOREPLACE, which is the existence check
- * (without --force nothing is replaced; with it, a directory never is). */
-
-/* "dir/.nshm-XXXXXX" beside final, a name that does not exist yet. */
-int ex_temp_beside(struct extract *x, const char *final, char *out, size_t outlen)
+static int cache_fd(const struct dir_cache *c)
 {
-	const char *slash = strrchr(final, '/');
+	return c->depth <= LEVELS_MAX ? c->fd[c->depth] : c->deep;
+}
+
+/* Back up to k components, closing what is below. Past LEVELS_MAX only
+ * the deepest fd is held: backing up to a level between means backing up
+ * to LEVELS_MAX. fd[0] is DEST's, never closed here. */
+static void cache_pop(struct dir_cache *c, unsigned k)
+{
+	if (k >= c->depth)
+		return;
+	if (c->depth > LEVELS_MAX) {
+		close(c->deep);
+		c->deep = -1;
+		c->depth = LEVELS_MAX;
+	}
+	for (; c->depth > k; c->depth--) {
+		close(c->fd[c->depth]);
+		c->fd[c->depth] = -1;
+	}
+	c->len = c->end[c->depth];
+	c->path[c->len] = '\0';
+}
+
+/* One more component, open as fd, of n bytes at name. */
+static void cache_push(struct dir_cache *c, int fd, uint64_t ino, const char *name, size_t n)
+{
+	if (c->len)
+		c->path[c->len++] = '/';
+	memcpy(c->path + c->len, name, n);
+	c->len += n;
+	c->path[c->len] = '\0';
+	if (++c->depth <= LEVELS_MAX) {
+		c->fd[c->depth] = fd;
+		c->ino[c->depth] = ino;
+		c->end[c->depth] = c->len;
+		return;
+	}
+	if (c->deep >= 0)
+		close(c->deep);
+	c->deep = fd;
+}
+
+/* The whole components the cached path and p (plen bytes) share. */
+static unsigned cache_common(const struct dir_cache *c, const char *p, size_t plen)
+{
+	size_t lim = c->len < plen ? c->len : plen;
+	unsigned k = 0;
+
+	for (size_t i = 0; i < lim && c->path[i] == p[i]; i++)
+		if ((i + 1 == c->len || c->path[i + 1] == '/') && (i + 1 == plen || p[i + 1] == '/'))
+			k++;
+	return k;
+}
+
+/* Why name in dirfd could not be opened as a directory: -ELOOP a
+ * symlink, -ENOTDIR anything else, 0 a directory now (swapped meanwhile). */
+static int not_dir_why(int dirfd, const char *name)
+{
 	struct stat st;
 
-	for (int tries = 0; tries < 16; tries++) {
-		char tmp[NSHM_TEMP_LEN];
-		int n;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return -ENOTDIR;
+	return S_ISLNK(st.st_mode) ? -ELOOP : S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
 
-		nshm_temp_name(tmp, &x->rnd);
-		n = snprintf(out, outlen, "%.*s/%s", (int)(slash - final), final, tmp);
-		if (n < 0 || (size_t)n >= outlen)
+/* One directory below dirfd, never a symlink; made (umask's mode) when
+ * missing and make. -ELOOP for a symlink, -ENOTDIR for anything else that
+ * is not a directory. A name that flips between a directory and something
+ * else is looked at a few times, then refused as a symlink. */
+static int step(int dirfd, const char *name, bool make, uint64_t *ino)
+{
+	struct stat st;
+	int fd = -ELOOP, why;
+
+	for (int tries = 0; tries < 4 && (fd == -ENOTDIR || fd == -ELOOP); tries++) {
+		fd = nshm_open_child(dirfd, name, O_PATH | O_DIRECTORY);
+		if (fd == -ENOENT && make) {
+			if (mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
+				return -errno;
+			fd = nshm_open_child(dirfd, name, O_PATH | O_DIRECTORY);
+		}
+		if ((fd == -ENOTDIR || fd == -ELOOP) && (why = not_dir_why(dirfd, name)) < 0)
+			return why;
+	}
+	if (fd == -ENOTDIR)
+		return -ELOOP;
+	if (fd >= 0)
+		*ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
+	return fd;
+}
+
+/* The parent directory of rel (a normalized path below DEST, not empty),
+ * from the cache; its last component in *base. The fd stays the cache's
+ * (valid until the next call), or -errno. */
+int ex_parent(struct extract *x, const char *rel, bool make, const char **base)
+{
+	struct dir_cache *c = &x->cache;
+	const char *slash = strrchr(rel, '/');
+	size_t plen = slash ? (size_t)(slash - rel) : 0;
+
+	*base = slash ? slash + 1 : rel;
+	if (plen == c->len && !memcmp(c->path, rel, plen))
+		return cache_fd(c);
+	cache_pop(c, cache_common(c, rel, plen));
+	for (size_t at = c->len ? c->len + 1 : 0; at < plen;) {
+		char name[NAME_MAX + 1];
+		size_t n = strcspn(rel + at, "/");
+		uint64_t ino = 0;
+		int fd;
+
+		if (n > NAME_MAX)
 			return -ENAMETOOLONG;
-		if (lstat(out, &st) != 0 && errno == ENOENT)
-			return 0;
+		memcpy(name, rel + at, n);
+		name[n] = '\0';
+		if ((fd = step(cache_fd(c), name, make, &ino)) < 0)
+			return fd;
+		cache_push(c, fd, ino, name, n);
+		at += n + 1;
 	}
-	return -EEXIST;
+	return cache_fd(c);
 }
 
-/* A complete file goes to its final name: without --force never over
- * anything, with it over a file or symlink, never over a directory. */
-int ex_put_in_place(struct extract *x, const char *tmp, const char *final,
-			const char *name)
+void ex_cache_drop(struct extract *x)
 {
-	bool force = x->flags & NSHM_EXTRACT_FORCE;
-	struct stat st;
-	char esc[160];
-	int rc = nshm_publish(AT_FDCWD, tmp, final, force);
-
-	if (rc != 0) {
-		int err = -rc;
-
-		return side_fail(rx_side(x->rx), rc, nshm_errno_reason(err, NSHM_R_IO), "%s: %s",
-				ex_shown(name, esc, sizeof(esc)), err == EEXIST
-				? "appeared meanwhile (use --force to replace it)"
-				: err == EISDIR ? "is a directory" : strerror(err));
-	}
-	x->current[0] = '\0';
-	if (lstat(final, &st) == 0)
-		ex_remember(x, &st);
-	return 0;
+	cache_pop(&x->cache, 0);
 }
 
-/* The parent of final (below DEST) open as a directory; its last component
- * in *base. -errno when it cannot be opened that way: the caller takes the
- * checked path, which says why. */
-int ex_parent_fd(struct extract *x, const char *final, const char **base)
-{
-	const char *slash = strrchr(final, '/');
-	size_t plen = (size_t)(slash - final), dlen = strlen(x->dest);
-	char p[PATH_MAX];
-	int fd;
-
-	*base = slash + 1;
-	if (plen <= dlen)
-		return x->destfd;
-	if (x->pfd >= 0 && strlen(x->pdir) == plen && !memcmp(x->pdir, final, plen))
-		return x->pfd;
-	/* final is DEST "/" the path below it: that path, beneath DEST. */
-	memcpy(p, final + dlen + 1, plen - dlen - 1);
-	p[plen - dlen - 1] = '\0';
-	fd = nshm_open_beneath(x->destfd, p, O_PATH | O_DIRECTORY);
-	if (fd < 0)
-		return fd;
-	if (x->pfd >= 0)
-		close(x->pfd);
-	x->pfd = fd;
-	memcpy(x->pdir, final, plen);
-	x->pdir[plen] = '\0';
-	return fd;
-}
-
-/* ".nshm-XXXXXX" in dfd, created with O_EXCL; its whole path in
- * x->current, removed if the transfer fails. */
-int ex_temp_at(struct extract *x, int dfd, const char *final, const char *base,
-		   mode_t mode, char *tmp)
-{
-	int n, fd = nshm_temp_open(dfd, tmp, mode, &x->rnd);
-
-	if (fd < 0)
-		return fd;
-	n = snprintf(x->current, sizeof(x->current), "%.*s%s", (int)(base - final), final, tmp);
-	if (n < 0 || (size_t)n >= sizeof(x->current)) {
-		unlinkat(dfd, tmp, 0);
-		close(fd);
-		x->current[0] = '\0';
-		return -ENAMETOOLONG;
-	}
-	return fd;
-}
-
-/* The temporary file to its final name; RENAME_NOREPLACE decides whether
- * something is there (put_in_place's rules). */
-int ex_rename_at(struct extract *x, int dfd, const char *tmp, const char *base,
-		     const char *name)
+/* A complete entry under its temporary name to its final one; the
+ * temporary name is removed if it cannot be. */
+int ex_publish(struct extract *x, int dfd, const char *tmp, const char *base,
+	       const char *name)
 {
 	bool force = x->flags & NSHM_EXTRACT_FORCE;
 	char esc[160];
@@ -130,6 +168,7 @@ int ex_rename_at(struct extract *x, int dfd, const char *tmp, const char *base,
 
 	if (err == 0)
 		return 0;
+	unlinkat(dfd, tmp, 0);
 	if (err == EEXIST)
 		return side_fail(rx_side(x->rx), -EEXIST, NSHM_R_EXISTS,
 				 "%s exists (use --force to replace it)",
@@ -139,4 +178,72 @@ int ex_rename_at(struct extract *x, int dfd, const char *tmp, const char *base,
 				 "%s is a directory: --force replaces files only",
 				 ex_shown(name, esc, sizeof(esc)));
 	return ex_fast_failed(x, err, name, "");
+}
+
+/* ---- the directories' modes and times, once their content is in ---- */
+
+/* On the way to the current entry (its content may still come). */
+static bool on_path(const struct extract *x, uint64_t ino)
+{
+	unsigned n = x->cache.depth < LEVELS_MAX ? x->cache.depth : LEVELS_MAX;
+
+	for (unsigned i = 1; i <= n; i++)
+		if (x->cache.ino[i] == ino)
+			return true;
+	return false;
+}
+
+static int fix_one(struct dir_fix *f)
+{
+	int rc = 0;
+
+	(void)futimens(f->fd, f->ts);   /* libarchive too only warned */
+	if (f->remode && fchmod(f->fd, f->mode) != 0)
+		rc = -errno;
+	close(f->fd);
+	return rc;
+}
+
+/* The deferred modes and times applied: all of them, or (all false) those
+ * of the directories not on the way to the current entry; if every one
+ * is, all (DEFER_MAX in extract.h). 0 or the first -errno. */
+int ex_fix_dirs(struct extract *x, bool all)
+{
+	unsigned kept = 0;
+	int rc = 0, r;
+
+	for (unsigned i = 0; i < x->nfix; i++) {
+		if (!all && on_path(x, x->fix[i].ino)) {
+			x->fix[kept++] = x->fix[i];
+			continue;
+		}
+		if ((r = fix_one(&x->fix[i])) < 0 && rc == 0)
+			rc = r;
+	}
+	x->nfix = kept;
+	if (!all && kept == DEFER_MAX)
+		return ex_fix_dirs(x, true);
+	return rc;
+}
+
+/* A directory this transfer made, open as fd (taken), to get mode and
+ * times ts at the end. */
+int ex_defer(struct extract *x, int fd, const struct stat *st, mode_t mode,
+	     const struct timespec ts[2])
+{
+	struct dir_fix *f;
+	int rc = 0;
+
+	if (x->nfix == DEFER_MAX && (rc = ex_fix_dirs(x, false)) < 0) {
+		close(fd);
+		return rc;
+	}
+	f = &x->fix[x->nfix++];
+	f->fd = fd;
+	f->ino = (uint64_t)st->st_ino;
+	f->mode = mode;
+	f->remode = (st->st_mode & 07777) != mode;
+	f->ts[0] = ts[0];
+	f->ts[1] = ts[1];
+	return 0;
 }

@@ -82,6 +82,10 @@ const char *rel_path_problem(const char *path, size_t len, bool allow_abs);
  * RESOLVE_NO_MAGICLINKS; O_CLOEXEC added). The fd, or -errno: -ELOOP a
  * symlink, -EXDEV outside, -ENOSYS no openat2 (Linux < 5.6). */
 int nshm_open_beneath(int dirfd, const char *path, int flags);
+/* The same rule for one name (no '/', not empty, "." or ".."), without
+ * openat2: openat with O_NOFOLLOW (O_CLOEXEC added). The fd, or -errno:
+ * -ELOOP or -ENOTDIR (with O_DIRECTORY) a symlink, -EINVAL not one name. */
+int nshm_open_child(int dirfd, const char *name, int flags);
 
 /* errors.c: the one errno -> reason table (what a peer is told a local
  * failure was): err a positive errno; otherwise for the rest. */

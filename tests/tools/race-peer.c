@@ -11,6 +11,18 @@
  *                             "ok K refused R failed F"
  *   race-peer push-tree REGION SUBDIR N DIR
  *                             the same with DIR sent as a set of files
+ *   race-peer tree-rx REGION N FILE DEST
+ *                             both sides in one process: a thread pushes
+ *                             the pax archive FILE as it is N times (a
+ *                             test chooses every entry: one with no entry
+ *                             for a directory it passes through, say), and the
+ *                             library's tree receiver (nshm_rx_tree, what
+ *                             nshm-get runs) takes each into DEST with
+ *                             --force; prints "tries K ok K failed F" and
+ *                             the receiver's reasons on stderr. (A
+ *                             resident pauses 100 ms and more after a
+ *                             failed transfer, and half of the tries of a
+ *                             race fail: a thousand would take minutes.)
  *   race-peer pull REGION PATH N MARK
  *                             N pulls of PATH, each reply read into memory;
  *                             prints "ok K refused R failed F escaped E",
@@ -20,6 +32,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +98,108 @@ static int push_one(struct nshm_region *r, const char *sub, int i, char *dir)
 	return rc == 0 ? 1 : rc == -NSHM_EREFUSED ? 0 : -1;
 }
 
+/* One push of the archive bytes (a, len) as they are: as push_one. */
+static int push_archive(struct nshm_region *r, int i, const char *a, size_t len)
+{
+	struct nshm_meta m = { .size = len, .size_known = 1, .mode = 0644, .archive = 1 };
+	struct nshm_params p = params();
+	struct nshm_tx *tx = NULL;
+	int rc;
+
+	snprintf(m.name, sizeof(m.name), "a%d", i);
+	rc = nshm_tx_begin(r, &m, &p, &tx);
+	if (rc == 0)
+		rc = nshm_tx_write(tx, a, len);
+	if (rc == 0)
+		rc = nshm_tx_end(tx);
+	nshm_tx_close(tx, NSHM_R_IO);
+	return rc == 0 ? 1 : rc == -NSHM_EREFUSED ? 0 : -1;
+}
+
+/* FILE whole in memory (a test's small archive): NULL if it cannot be. */
+static char *slurp(const char *path, size_t *len)
+{
+	static char buf[1 << 20];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0 || (size_t)n == sizeof(buf)) {
+		fprintf(stderr, "race-peer: %s: cannot read it whole\n", path);
+		return NULL;
+	}
+	*len = (size_t)n;
+	return buf;
+}
+
+struct send_loop {
+	struct nshm_region *r;
+	long n;
+	const char *a;
+	size_t len;
+};
+
+static void *send_loop(void *arg)
+{
+	struct send_loop *s = arg;
+
+	for (long i = 0; i < s->n; i++)
+		push_archive(s->r, (int)i, s->a, s->len);
+	return NULL;
+}
+
+/* One tree received into dest: 1 done, -1 failed (why on stderr). */
+static int receive_tree(struct nshm_region *r, const char *dest)
+{
+	struct nshm_params p = params();
+	struct nshm_tree_stats st;
+	struct nshm_rx *rx = NULL;
+	struct nshm_meta meta;
+	int rc = nshm_rx_begin(r, &p, &rx, &meta);
+
+	if (rc == 0) {
+		nshm_rx_accept(rx);
+		rc = nshm_rx_tree(rx, dest, NSHM_EXTRACT_FORCE, NULL, NULL, &st);
+		nshm_rx_complete(rx, rc == 0, rc == 0 ? NSHM_R_NONE
+				 : nshm_rx_reason(rx) ? nshm_rx_reason(rx) : NSHM_R_IO);
+	}
+	if (rc < 0)
+		fprintf(stderr, "race-peer: %s\n", rx ? nshm_rx_why(rx) : nshm_strerror(rc));
+	nshm_rx_close(rx, NSHM_R_IO);
+	return rc == 0 ? 1 : -1;
+}
+
+/* tree-rx: N trees sent by a thread, received here. */
+static int tree_rx(const char *region, long n, const char *file, const char *dest)
+{
+	struct send_loop s = { .n = n };
+	struct nshm_region *r = NULL;
+	unsigned long ok = 0, failed = 0;
+	pthread_t t;
+	char msg[256];
+
+	if (!(s.a = slurp(file, &s.len)))
+		return 1;
+	if (nshm_open(&s.r, region, 0, msg, sizeof(msg)) != 0 ||
+	    nshm_open(&r, region, 0, msg, sizeof(msg)) != 0) {
+		fprintf(stderr, "race-peer: %s\n", msg);
+		return 1;
+	}
+	if (pthread_create(&t, NULL, send_loop, &s) != 0)
+		return 1;
+	for (long i = 0; i < n; i++)
+		if (receive_tree(r, dest) > 0)
+			ok++;
+		else
+			failed++;
+	pthread_join(t, NULL);
+	nshm_close(r);
+	nshm_close(s.r);
+	printf("tries %lu ok %lu failed %lu\n", ok + failed, ok, failed);
+	return 0;
+}
+
 /* One pull: the request, then the reply into memory. 2 escaped (MARK in
  * it), 1 done, 0 refused, -1 failed otherwise. */
 static int pull_one(struct nshm_region *r, const char *path, const char *mark)
@@ -143,11 +258,13 @@ int main(int argc, char **argv)
 		return swap(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "sock") == 0)
 		return sock_at(argv[2]);
+	if (argc == 6 && strcmp(argv[1], "tree-rx") == 0)
+		return tree_rx(argv[2], strtol(argv[3], NULL, 10), argv[4], argv[5]);
 	if (argc < 5 || (strcmp(argv[1], "push") != 0 && strcmp(argv[1], "pull") != 0 &&
 			 strcmp(argv[1], "push-tree") != 0) ||
 	    (strcmp(argv[1], "push") != 0 && argc != 6)) {
 		fprintf(stderr, "usage: race-peer swap A B | push REGION SUBDIR N | "
-			"push-tree REGION SUBDIR N DIR | pull REGION PATH N MARK\n");
+			"push-tree REGION SUBDIR N DIR | tree-rx REGION N FILE DEST | pull REGION PATH N MARK\n");
 		return 2;
 	}
 	if (nshm_open(&r, argv[2], 0, msg, sizeof(msg)) != 0) {
