@@ -500,13 +500,17 @@ every run's time is in `samples.csv` beside them (not committed).
   gateway, which QEMU turns into connections to 127.0.0.1 inside the benchmark's namespace.
 - The resident rows (`nshm-resident*`) run one `nshm-get --serve` per row for the whole setting,
   on a region of its own; only `nshm-put` starts per transfer, and it ends once the resident has
-  verified and placed the file. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
+  verified and placed the file. Their timed span holds what the fresh pair's does (`timeout` and
+  the programs under it), no more. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
   guest, polling on an ivshmem-plain; on an ivshmem-doorbell served by the host's `nshm-server`
   without the guest module (the guest polls); and on that device once the module (kmod/, built
   against the guest kernel's headers) is loaded: its mapping and MSI-X interrupts, measured after
   every other vm row because the module binds every ivshmem device. Each resident's idle cost is
   measured at the end of its setting (the "Idle residents" table); in the vm setting it is the
   guest's CPU, emulated.
+- Every latency includes starting `timeout` and the program under it and running `cksum` on the
+  copy; the `cp` row is little more than that, so it is the floor here: what a method adds to a
+  4 KiB transfer is its latency less cp's (on this machine a process start alone is 1-5 ms).
 - This machine is itself a VM that hands freed memory back to its host (virtio-balloon free page
   reporting), so re-touched memory is sometimes slow: the min–max spread of the large sizes is
   mostly that, and the median is the figure to read.
