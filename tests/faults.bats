@@ -498,3 +498,30 @@ truncate_setup() {
 	[ "$put_RC" != 0 ]
 	no_file src
 }
+
+# The same write, before the sender read the count it replaced: the
+# sender then has nothing to compare with and waits for a slot, and only
+# the receiver can tell that its own count changed (scribbler round 117 of
+# a fresh-clone run: both programs ran into the hard timeout).
+@test "the receiver's count of freed chunks set back before the sender read it: both sides end" {
+	mkfifo "$T/pipe"
+	start get "$GET" --peer-timeout 1 -s "$REGION" "$T/dst"
+	start put sh -c "exec $PUT --peer-timeout 1 --chunk 64K --slots 1 -n src - $REGION <$T/pipe"
+	exec 5>"$T/pipe"
+	# One chunk: the sender publishes it and waits for input, the
+	# receiver frees it and waits for the next one.
+	head -c 65536 /dev/urandom >&5
+	region_wait consumed'>='1 --timeout-ms 20000
+	"$SCRIBBLE" set "$R" rx.consumed 0
+	# The next chunk needs the slot the sender now thinks is taken.
+	timeout 5 head -c 65536 /dev/urandom >&5 || true
+	exec 5>&-
+	finish get 15
+	finish put 15
+	[ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
+	[ "$get_RC" != 0 ]
+	[ "$put_RC" != 0 ]
+	grep -q "our count of freed chunks was overwritten" "$T/get.err"
+	no_file src
+}

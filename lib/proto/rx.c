@@ -240,6 +240,13 @@ static int cond_chunk(void *arg)
 
 	if (produced > rx->k && produced - rx->k <= rx->nslots)
 		return CHUNK_READY;
+	/* Our count of freed chunks, set back by anyone else before the
+	 * sender read it, has the sender wait for a slot while we wait for a
+	 * chunk, both alive, for ever (the scribbler found it): the mirror of
+	 * the sender's check of its own count (tx.c, cond_slot). */
+	if (peek_rx_consumed(rx->s.r) != rx->k)
+		return side_fail(&rx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+			    "our count of freed chunks was overwritten");
 	snap_tx(rx->s.r, &rx->tx);
 	if (rx->tx.head.owner == 0 && rx->tx.state != TX_ABORT)
 		snap_tx_last_word(rx->s.r, &rx->tx);
