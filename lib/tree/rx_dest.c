@@ -54,7 +54,7 @@ static void cache_pop(struct dir_cache *c, unsigned k)
 }
 
 /* One more component, open as fd, of n bytes at name. */
-static void cache_push(struct dir_cache *c, int fd, uint64_t ino, const char *name, size_t n)
+static void cache_push(struct dir_cache *c, int fd, const char *name, size_t n)
 {
 	if (c->len)
 		c->path[c->len++] = '/';
@@ -63,7 +63,7 @@ static void cache_push(struct dir_cache *c, int fd, uint64_t ino, const char *na
 	c->path[c->len] = '\0';
 	if (++c->depth <= LEVELS_MAX) {
 		c->fd[c->depth] = fd;
-		c->ino[c->depth] = ino;
+		c->ino[c->depth] = 0;   /* on_path asks when it needs it */
 		c->end[c->depth] = c->len;
 		return;
 	}
@@ -98,27 +98,27 @@ static int not_dir_why(int dirfd, const char *name)
 /* One directory below dirfd, never a symlink; made (umask's mode) when
  * missing and make. -ELOOP for a symlink, -ENOTDIR for anything else that
  * is not a directory. A name that flips between a directory and something
- * else is looked at a few times, then refused as a symlink. */
-static int step(int dirfd, const char *name, bool make, uint64_t *ino)
+ * else is looked at a few times, then refused as a symlink. *made: a
+ * directory was made on this walk, so below it nothing is there yet and
+ * mkdirat comes first (two system calls a level, not three). */
+static int step(int dirfd, const char *name, bool make, bool *made)
 {
-	struct stat st;
 	int fd = -ELOOP, why;
 
 	for (int tries = 0; tries < 4 && (fd == -ENOTDIR || fd == -ELOOP); tries++) {
+		if (*made && mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
+			return -errno;
 		fd = nshm_open_child(dirfd, name, O_PATH | O_DIRECTORY);
 		if (fd == -ENOENT && make) {
 			if (mkdirat(dirfd, name, 0777) != 0 && errno != EEXIST)
 				return -errno;
+			*made = true;
 			fd = nshm_open_child(dirfd, name, O_PATH | O_DIRECTORY);
 		}
 		if ((fd == -ENOTDIR || fd == -ELOOP) && (why = not_dir_why(dirfd, name)) < 0)
 			return why;
 	}
-	if (fd == -ENOTDIR)
-		return -ELOOP;
-	if (fd >= 0)
-		*ino = fstat(fd, &st) == 0 ? (uint64_t)st.st_ino : 0;
-	return fd;
+	return fd == -ENOTDIR ? -ELOOP : fd;
 }
 
 /* The parent directory of rel (a normalized path below DEST, not empty),
@@ -129,6 +129,7 @@ int ex_parent(struct extract *x, const char *rel, bool make, const char **base)
 	struct dir_cache *c = &x->cache;
 	const char *slash = strrchr(rel, '/');
 	size_t plen = slash ? (size_t)(slash - rel) : 0;
+	bool made = false;
 
 	*base = slash ? slash + 1 : rel;
 	if (plen == c->len && !memcmp(c->path, rel, plen))
@@ -137,16 +138,15 @@ int ex_parent(struct extract *x, const char *rel, bool make, const char **base)
 	for (size_t at = c->len ? c->len + 1 : 0; at < plen;) {
 		char name[NAME_MAX + 1];
 		size_t n = strcspn(rel + at, "/");
-		uint64_t ino = 0;
 		int fd;
 
 		if (n > NAME_MAX)
 			return -ENAMETOOLONG;
 		memcpy(name, rel + at, n);
 		name[n] = '\0';
-		if ((fd = step(cache_fd(c), name, make, &ino)) < 0)
+		if ((fd = step(cache_fd(c), name, make, &made)) < 0)
 			return fd;
-		cache_push(c, fd, ino, name, n);
+		cache_push(c, fd, name, n);
 		at += n + 1;
 	}
 	return cache_fd(c);
@@ -182,14 +182,21 @@ int ex_publish(struct extract *x, int dfd, const char *tmp, const char *base,
 
 /* ---- the directories' modes and times, once their content is in ---- */
 
-/* On the way to the current entry (its content may still come). */
-static bool on_path(const struct extract *x, uint64_t ino)
+/* On the way to the current entry (its content may still come): one of
+ * the cache's first LEVELS_MAX levels, whose inodes are asked for here,
+ * once, rather than on every step of every walk. */
+static bool on_path(struct extract *x, uint64_t ino)
 {
-	unsigned n = x->cache.depth < LEVELS_MAX ? x->cache.depth : LEVELS_MAX;
+	struct dir_cache *c = &x->cache;
+	unsigned n = c->depth < LEVELS_MAX ? c->depth : LEVELS_MAX;
+	struct stat st;
 
-	for (unsigned i = 1; i <= n; i++)
-		if (x->cache.ino[i] == ino)
+	for (unsigned i = 1; i <= n; i++) {
+		if (c->ino[i] == 0 && fstat(c->fd[i], &st) == 0)
+			c->ino[i] = (uint64_t)st.st_ino;
+		if (c->ino[i] == ino)
 			return true;
+	}
 	return false;
 }
 
