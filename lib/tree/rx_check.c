@@ -173,8 +173,7 @@ int ex_fast_failed(struct extract *x, int err, const char *name, const char *wha
 			 ex_shown(name, esc, sizeof(esc)), what, strerror(err));
 }
 
-/* An entry's parent could not be reached (ex_parent), or a directory it
- * made was not the one opened after. */
+/* An entry's parent could not be reached (ex_parent). */
 int ex_walk_failed(struct extract *x, int err, const char *name)
 {
 	char esc[160];
@@ -186,10 +185,6 @@ int ex_walk_failed(struct extract *x, int err, const char *name)
 	if (err == ENOTDIR)
 		return side_fail(rx_side(x->rx), -ENOTDIR, nshm_errno_reason(ENOTDIR, NSHM_R_IO),
 				 "refused '%s': a component on its way is not a directory",
-				 ex_shown(name, esc, sizeof(esc)));
-	if (err == EXDEV)
-		return side_fail(rx_side(x->rx), -EXDEV, NSHM_R_IO,
-				 "%s: replaced by another directory while it was made",
 				 ex_shown(name, esc, sizeof(esc)));
 	return ex_fast_failed(x, err, name, "");
 }

@@ -186,8 +186,11 @@ static int make_dir_at(struct extract *x, int dfd, const char *base, mode_t mode
 
 /* Made with u+rwx whatever its mode, so that its content can be written;
  * its own mode (through the umask, or exact with owners restored) comes
- * at the end. The directory opened is checked to be this process's: one
- * swapped in by another user between mkdirat and the open is not taken. */
+ * at the end. The directory opened must be this process's to be given
+ * owner, mode or times: one another user swapped in between mkdirat and
+ * the open (a user can move only a directory it may write), or one a file
+ * system gives its own owner (vfat, NFS with root squashed), is left as
+ * it is, as an existing directory is. */
 int ex_make_dir(struct extract *x, struct archive_entry *e, int dfd, const char *base,
 		const char *name)
 {
@@ -203,10 +206,10 @@ int ex_make_dir(struct extract *x, struct archive_entry *e, int dfd, const char 
 	fd = nshm_open_child(dfd, base, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return ex_walk_failed(x, -fd, name);
-	if (fstat(fd, &st) != 0 || st.st_uid != x->euid) {
-		rc = st.st_uid != x->euid ? EXDEV : errno;
+	rc = fstat(fd, &st) != 0 ? ex_fast_failed(x, errno, name, "") : 0;
+	if (rc < 0 || st.st_uid != x->euid) {
 		close(fd);
-		return ex_walk_failed(x, rc, name);
+		return rc;
 	}
 	/* The umask took what it takes from perm | 0700: the same from perm. */
 	mode = (st.st_mode & 0777) & ~(0700 & ~perm);
