@@ -415,3 +415,32 @@ partial() {
 	[ "$(echo $got)" = "302 $want" ]
 	chmod -R u+w "$W/dst" 2>/dev/null; rm -rf "$W"
 }
+
+@test "-p: owners by name where the name exists here, else by number; files, directories and symlinks" {
+	needs_root
+	python3 - "$T/own.tar" <<'PY'
+import io, sys, tarfile
+t = tarfile.open(sys.argv[1], "w", format=tarfile.PAX_FORMAT)
+def add(name, kind, uname, uid, gname, gid):
+    ti = tarfile.TarInfo(name)
+    ti.type = kind
+    ti.uname, ti.uid, ti.gname, ti.gid = uname, uid, gname, gid
+    if kind == tarfile.SYMTYPE:
+        ti.linkname = "f"
+    data = b"x\n" if kind == tarfile.REGTYPE else b""
+    ti.size = len(data)
+    ti.mode = 0o755 if kind == tarfile.DIRTYPE else 0o644
+    t.addfile(ti, io.BytesIO(data) if data else None)
+add("d", tarfile.DIRTYPE, "nobody", 4000, "nogroup", 4001)
+add("d/f", tarfile.REGTYPE, "nshm-no-such-user", 4242, "nshm-no-such-group", 4243)
+add("d/l", tarfile.SYMTYPE, "nobody", 1, "nogroup", 1)
+t.close()
+PY
+	mkdir "$T/dst"
+	bg get "$GET" -p -s "$REGION" --peer-timeout 5 "$T/dst"
+	"$BIN/tools/send-archive" "$T/own.tar" "$REGION"
+	[ "$(wait_rc get)" = 0 ]
+	[ "$(stat -c '%U %G' "$T/dst/d")" = "nobody nogroup" ]
+	[ "$(stat -c '%u %g' "$T/dst/d/f")" = "4242 4243" ]
+	[ "$(stat -c '%U %G' "$T/dst/d/l")" = "nobody nogroup" ]
+}
