@@ -501,7 +501,10 @@ every run's time is in `samples.csv` beside them (not committed).
 - The resident rows (`nshm-resident*`) run one `nshm-get --serve` per row for the whole setting,
   on a region of its own; only `nshm-put` starts per transfer, and it ends once the resident has
   verified and placed the file. Their timed span holds what the fresh pair's does (`timeout` and
-  the programs under it), no more. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
+  the programs under it), no more. A polling resident whose last transfer ended more than 2 s
+  before (the large sizes, where every other row runs in between) is idle and looks every
+  200 ms (nshm-get(1)), so such a transfer starts up to 200 ms late; a resident with a doorbell is
+  rung at once. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
   guest, polling on an ivshmem-plain; on an ivshmem-doorbell served by the host's `nshm-server`
   without the guest module (the guest polls); and on that device once the module (kmod/, built
   against the guest kernel's headers) is loaded: its mapping and MSI-X interrupts, measured after
