@@ -21,6 +21,9 @@
 # Each harness's line gives its executions, the rate, the executions per
 # CPU-second (what the harness costs, whatever else loads the machine) and
 # what that makes in 10 minutes on 2 cores (the goal: 1 M or more).
+# fuzz_tree's corpus drifts to deep trees over a long run; a short run
+# sees that rate with tests/fuzz/deep-seeds.py build/fuzz/corpus/fuzz_tree
+# first.
 #
 # Environment: FUZZ_JOBS (workers, -fork=N, default 1), FUZZ_TIMEOUT (per
 # input, default 10), FUZZ_MAX_LEN (4096;
