@@ -175,6 +175,29 @@ RESIDENT='[^ ]*nshm-get --serve'
 	[ "$(cat "$T/in/f")" = late ]
 }
 
+# futex_waiting PID: PID's main thread is asleep in futex(2), FUTEX_WAIT on
+# a shared word (op 0; a private one, a condition variable's, is 0x80 on).
+futex_waiting() {
+	grep -qE '^202 0x[0-9a-f]+ 0x0 ' "/proc/$1/syscall"
+}
+
+@test "an idle resident without a doorbell sleeps in futex(2) on the sender's word, and nshm-put wakes it" {
+	command -v strace >/dev/null || skip "strace not installed (tests/deps.sh installs it)"
+	serve
+	local pid
+	pid=$(pid_of "$RESIDENT")
+	# Idle (2 s), it polls every 200 ms asleep on the sender line's
+	# ready_echo, not in nanosleep: a sender on this kernel can wake it.
+	sleep 2.5
+	until_true 10 futex_waiting "$pid"
+	echo woken >"$T/f"
+	run strace -qq -e trace=futex -o "$T/put.strace" "$PUT" --timeout 10 "$T/f" "$REGION"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$T/in/f")" = woken ]
+	# Its offer out, the sender woke that word (shared: FUTEX_WAKE).
+	grep -q 'FUTEX_WAKE, 1)' "$T/put.strace"
+}
+
 @test "--allow-pull goes with --serve; --serve needs a directory; a second resident is busy" {
 	run "$GET" --allow-pull / -s "$REGION" "$T/in"
 	[ "$status" -eq 2 ]

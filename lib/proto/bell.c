@@ -5,6 +5,7 @@
  * a busy transfer sees the next chunk within microseconds. An interrupt
  * doorbell (ivshmem-doorbell + eventfds) would fill the same three hooks. */
 #define _GNU_SOURCE      /* ppoll */
+#include <errno.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -32,6 +33,22 @@
  * 100 ms an idle resident spent 8.8-10 ms of CPU per 10 s, at the 0.1 %
  * goal's edge, and at 50 ms 6-13 ms. */
 #define IDLE_SLEEP_MAX_NS 200000000
+/* At most one early wake-up (a ring, a futex wake or change) per
+ * RING_GAP_NS: a peer waking us in a loop costs us 10000 wake-ups a
+ * second, never a spin. */
+#define RING_GAP_NS 100000
+
+/* After an early wake-up: wait out the rest of RING_GAP_NS since the last. */
+static void limit_wakeups(struct nshm_bell *b)
+{
+	int64_t now = nshm_now_ns();
+
+	if (now - b->woke_ns < RING_GAP_NS) {
+		nshm_sleep_ns(RING_GAP_NS - (now - b->woke_ns));
+		now = nshm_now_ns();
+	}
+	b->woke_ns = now;
+}
 
 static void poll_ring(struct nshm_bell *b)
 {
@@ -54,6 +71,54 @@ static int64_t poll_cap(const struct nshm_bell *b)
 	return nshm_now_ns() < b->fine_until_ns ? FINE_SLEEP_MAX_NS : SLEEP_MAX_NS;
 }
 
+/* The low half of a 64-bit word in the region, for futex(2): its address
+ * only, never read through (the value comes from the 64-bit load). */
+static const void *low_half(const _Atomic uint64_t *w)
+{
+	return (const char *)w + (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 0 : 4);
+}
+
+void nshm_offer_wake(const _Atomic uint64_t *echo)
+{
+	/* Nobody waiting, or a mapping futex(2) refuses (a BAR): nothing. */
+	nshm_wake_on(low_half(echo));
+}
+
+/* Polling's sleep in a receiver's wait for an offer: in futex(2) on the
+ * sender's ready_echo, for the same ns, so a sender on this kernel that
+ * wakes it after its offer (nshm_offer_wake) is seen at once, idle or not.
+ * The value is read first and the kernel sleeps only while the word still
+ * holds it: an offer stored after our last look either makes futex return
+ * at once or finds us queued and wakes us; none is lost. A word that
+ * already says "come and look" (echo_want) but no offer yet: plain sleep,
+ * so a peer that leaves it so never makes us spin. */
+static void echo_sleep(struct nshm_bell *b, int64_t ns)
+{
+	/* Relaxed: a value to compare, nothing read through it. */
+	uint32_t v = (uint32_t)atomic_load_explicit(b->echo, memory_order_relaxed);
+	int rc;
+
+	if (v == b->echo_want) {
+		nshm_sleep_ns(ns);
+		return;
+	}
+	rc = nshm_sleep_on(low_half(b->echo), v, ns);
+	if (rc == 0 || rc == -EAGAIN) {
+		limit_wakeups(b);       /* woken, or the word changed */
+	} else if (rc != -ETIMEDOUT && rc != -EINTR) {
+		b->futex_off = true;    /* EFAULT, ENOSYS...: a BAR mapping */
+		nshm_sleep_ns(ns);
+	}
+}
+
+static void poll_sleep(struct nshm_bell *b, int64_t ns)
+{
+	if (b->echo && !b->futex_off)
+		echo_sleep(b, ns);
+	else
+		nshm_sleep_ns(ns);
+}
+
 static void poll_wait(struct nshm_bell *b, int64_t max_ns)
 {
 	int64_t cap;
@@ -73,7 +138,7 @@ static void poll_wait(struct nshm_bell *b, int64_t max_ns)
 		b->sleep_ns = SLEEP_MIN_NS;
 	if (b->sleep_ns > cap)
 		b->sleep_ns = cap;
-	nshm_sleep_ns(b->sleep_ns < max_ns ? b->sleep_ns : max_ns);
+	poll_sleep(b, b->sleep_ns < max_ns ? b->sleep_ns : max_ns);
 	if (b->sleep_ns < cap)
 		b->sleep_ns *= 2;
 }
@@ -97,6 +162,9 @@ void bell_init_polling(struct nshm_bell *b)
 	b->r = NULL;
 	b->peer = NULL;
 	b->handshake = false;
+	b->echo = NULL;
+	b->futex_off = false;
+	b->woke_ns = 0;
 	poll_reset(b);
 }
 
@@ -128,9 +196,6 @@ void bell_init_polling(struct nshm_bell *b)
 
 #define RING_CAP_NS 500000000
 #define IDLE_CAP_NS 500000000
-/* At most one wake-up by ring per RING_GAP_NS: a peer ringing in a loop
- * costs us 10000 wake-ups a second, never a spin. */
-#define RING_GAP_NS 100000
 
 static void fd_ring(struct nshm_bell *b)
 {
@@ -226,7 +291,7 @@ static bool fd_sleep(int fd, int64_t ns)
 static void fd_sleep_capped(struct nshm_bell *b, enum bell_state st, int64_t max_ns)
 {
 	struct head_snap h;
-	int64_t cap = 0, ns, now;
+	int64_t cap = 0, ns;
 
 	snap_head(b->peer, &h);
 	set_on_ring(b, st == BELL_RINGS && b->idle && h.owner == 0);
@@ -252,12 +317,7 @@ static void fd_sleep_capped(struct nshm_bell *b, enum bell_state st, int64_t max
 	/* Woken while asleep: whoever rang may be asking if we live. */
 	if (b->on_ring)
 		claim_beat(b->claim);
-	now = nshm_now_ns();
-	if (now - b->woke_ns < RING_GAP_NS) {
-		nshm_sleep_ns(RING_GAP_NS - (now - b->woke_ns));
-		now = nshm_now_ns();
-	}
-	b->woke_ns = now;
+	limit_wakeups(b);
 }
 
 static void fd_wait(struct nshm_bell *b, int64_t max_ns)
@@ -289,7 +349,6 @@ void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 	}
 	b->r = r;
 	b->peer = peer;
-	b->woke_ns = 0;
 	b->ring = fd_ring;
 	b->wait = fd_wait;
 }

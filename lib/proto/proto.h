@@ -131,6 +131,12 @@ struct nshm_bell {
 					     idle asleep until rung (a
 					     receiver's for an offer) */
 	struct claim *claim;              /* ours, whose pace the waits set */
+	/* Polling, a receiver's wait for an offer: the sender's ready_echo,
+	 * asleep in futex(2) on its low half until it holds echo_want (one
+	 * kernel: nshm_offer_wake); NULL, or futex_off: nanosleep. */
+	const _Atomic uint64_t *echo;
+	uint32_t echo_want;
+	bool futex_off;                   /* futex(2) refused this mapping */
 };
 /* A wait this long is idle: the bell sleeps longer, the heartbeat slows. */
 #define NSHM_IDLE_AFTER_NS 2000000000LL
@@ -139,6 +145,9 @@ void bell_init_polling(struct nshm_bell *b);
  * owner ring() wakes (its `bell` field says how). */
 void nshm_bell_init(struct nshm_bell *b, struct nshm_region *r,
 		    const struct line_head *peer);
+/* A sender's offer is out (ready_echo, then state, stored): wake a
+ * receiver on this kernel asleep on ready_echo (bell.c). */
+void nshm_offer_wake(const _Atomic uint64_t *echo);
 /* Whether the owner of h, if it sleeps until rung, can be woken by us. */
 bool bell_reaches(const struct nshm_bell *b, const struct head_snap *h);
 

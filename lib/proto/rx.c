@@ -189,8 +189,13 @@ int nshm_rx_begin(struct nshm_region *r, const struct nshm_params *p,
 	 * sleeps on it at once and, idle, until rung (bell.c). The data
 	 * path's waits spin first: the next chunk comes within microseconds. */
 	rx->s.bell.deep = true;
+	/* Polling: asleep on the sender's ready_echo until it is our nonce
+	 * (bell.c, echo_sleep): a sender on this kernel wakes it. */
+	rx->s.bell.echo = &TX(r->base)->ready_echo;
+	rx->s.bell.echo_want = (uint32_t)rx->nonce;
 	rc = wait_handshake(&rx->s.bell, cond_offer, rx, deadline, p->cancel);
 	rx->s.bell.deep = false;
+	rx->s.bell.echo = NULL;
 	if (rc == -ETIMEDOUT)
 		return side_fail(&rx->s, rc, NSHM_R_TIMEOUT, "no sender appeared on %s",
 				 r->path);

@@ -273,6 +273,7 @@ static int offer(struct nshm_tx *tx, const struct nshm_meta *m)
 		tx->s.session = nshm_random64();
 		write_offer(tx, m);
 		tx->s.bell.ring(&tx->s.bell);
+		nshm_offer_wake(&TXL(tx)->ready_echo);
 		/* --timeout bounds the whole wait for a peer, offers included. */
 		answer_deadline = nshm_now_ns() + peer_timeout_ns(&tx->s.p);
 		if (ready_deadline && ready_deadline < answer_deadline)

@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +25,19 @@ void nshm_sleep_ns(int64_t ns)
 
 	/* An interrupted sleep returns early; callers re-check and cancel. */
 	nanosleep(&ts, NULL);
+}
+
+int nshm_sleep_on(const void *addr, uint32_t v, int64_t ns)
+{
+	struct timespec ts = { ns / 1000000000, ns % 1000000000 };
+
+	/* Shared, not private: the other process maps the same object. */
+	return syscall(SYS_futex, addr, FUTEX_WAIT, v, &ts, NULL, 0) == 0 ? 0 : -errno;
+}
+
+void nshm_wake_on(const void *addr)
+{
+	(void)syscall(SYS_futex, addr, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
 /* Never 0: 0 means "none" in the region. */

@@ -23,6 +23,13 @@ uint32_t nshm_crc32_isal(uint32_t crc, const void *buf, size_t len);
 int64_t nshm_now_ns(void);
 uint64_t nshm_random64(void);
 void nshm_sleep_ns(int64_t ns);
+/* Asleep up to ns while the 32-bit word at addr (in memory shared with
+ * another process on this kernel) holds v, or until woken there (futex(2),
+ * FUTEX_WAIT): 0 woken, -EAGAIN it held no longer, -ETIMEDOUT, -EINTR, or
+ * another -errno when the mapping cannot take a futex (a BAR). */
+int nshm_sleep_on(const void *addr, uint32_t v, int64_t ns);
+/* Wakes one sleeper of nshm_sleep_on on addr, if any. */
+void nshm_wake_on(const void *addr);
 
 /* sha256.c: the stream's SHA-256, with NSHM_P_DIGEST. */
 struct nshm_sha256 {

@@ -64,7 +64,7 @@ build_fuzzers() {
 link_harness() {
 	local h=$1 wrap=
 	grep -q __wrap_nshm_sleep_ns "tests/fuzz/$h.c" tests/fuzz/fake_region.h 2>/dev/null &&
-		grep -q fake_region.h "tests/fuzz/$h.c" && wrap=-Wl,--wrap=nshm_sleep_ns
+		grep -q fake_region.h "tests/fuzz/$h.c" && wrap=-Wl,--wrap=nshm_sleep_ns,--wrap=nshm_sleep_on
 	# A fake peer run as a coroutine in virtual time (fake_region.h).
 	grep -q '^#define FAKE_PEER_COROUTINE' "tests/fuzz/$h.c" &&
 		wrap=$wrap,--wrap=nshm_now_ns,--wrap=pthread_create,--wrap=pthread_join,--wrap=sched_yield,--wrap=kill,--wrap=nshm_proc_stat

@@ -33,6 +33,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -437,6 +438,18 @@ void __wrap_nshm_sleep_ns(int64_t ns)
 	capped_sleep(ns);
 }
 #endif
+
+/* A futex sleep (bell.c, a polling receiver's wait for an offer) is a
+ * sleep here: the fake peer moves only in the sleeps it sees (coroutine),
+ * and wakes no futex. "Up to ns" allows the time-out. */
+int __wrap_nshm_sleep_on(const void *addr, uint32_t v, int64_t ns);
+int __wrap_nshm_sleep_on(const void *addr, uint32_t v, int64_t ns)
+{
+	(void)addr;
+	(void)v;
+	__wrap_nshm_sleep_ns(ns);
+	return -ETIMEDOUT;
+}
 
 static int region_fd = -1;
 static char region_path[64];
