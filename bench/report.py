@@ -503,8 +503,9 @@ every run's time is in `samples.csv` beside them (not committed).
   verified and placed the file. Their timed span holds what the fresh pair's does (`timeout` and
   the programs under it), no more. A polling resident whose last transfer ended more than 2 s
   before (the large sizes, where every other row runs in between) is idle and looks every
-  200 ms (nshm-get(1)), so such a transfer starts up to 200 ms late; a resident with a doorbell is
-  rung at once. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
+  200 ms (nshm-get(1)); on the host `nshm-put` wakes it at once through futex(2), while a guest's
+  polling resident sees a host sender up to 200 ms late; a resident with a doorbell is rung at
+  once. Host: polling, and woken by `nshm-server`'s eventfds. vm: in the
   guest, polling on an ivshmem-plain; on an ivshmem-doorbell served by the host's `nshm-server`
   without the guest module (the guest polls); and on that device once the module (kmod/, built
   against the guest kernel's headers) is loaded: its mapping and MSI-X interrupts, measured after
