@@ -33,6 +33,11 @@ struct nshm_doorbell {
 	void *ctx;
 };
 
+/* A region without a doorbell: it polls. Each kind of doorbell starts from
+ * a static const table of its own (methods and kind) and adds only its
+ * state (fd, self_id, ctx): no field is forgotten on one side. */
+#define NSHM_DOORBELL_NONE ((struct nshm_doorbell){ .fd = -1, .kind = "polling" })
+
 /* ivclient.c: a NAME endpoint's doorbell through nshm-server's socket
  * (nshm_run_dir()/NAME.sock) when it serves the object open as fd; leaves
  * db alone (polling) on any failure. */

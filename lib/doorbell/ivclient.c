@@ -472,14 +472,7 @@ static void free_client(struct ivclient *c)
 static void iv_close(struct nshm_doorbell *db)
 {
 	free_client(db->ctx);
-	db->ctx = NULL;
-	db->fd = -1;
-	db->kind = "polling";
-	db->ring = NULL;
-	db->drain = NULL;
-	db->close = NULL;
-	db->gone = NULL;
-	db->reachable = NULL;
+	*db = NSHM_DOORBELL_NONE;
 }
 
 /* 0 connected, -ENOENT no server here, other -errno: one that failed. */
@@ -551,16 +544,20 @@ fail:
 	return NULL;
 }
 
+static const struct nshm_doorbell iv_doorbell = {
+	.kind = "eventfd (nshm-server)",
+	.ring = iv_ring,
+	.drain = iv_drain,
+	.close = iv_close,
+	.gone = iv_gone,
+	.reachable = iv_reachable,
+};
+
 static void install(struct nshm_doorbell *db, struct ivclient *c)
 {
+	*db = iv_doorbell;
 	db->fd = c->ep;
 	db->self_id = c->id;
-	db->kind = "eventfd (nshm-server)";
-	db->ring = iv_ring;
-	db->drain = iv_drain;
-	db->close = iv_close;
-	db->gone = iv_gone;
-	db->reachable = iv_reachable;
 	db->ctx = c;
 }
 

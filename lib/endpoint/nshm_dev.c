@@ -161,37 +161,40 @@ static const struct dev_ioc *dev_info(int fd, struct nshm_info *info)
 	return NULL;
 }
 
+static const struct nshm_doorbell dev_doorbell = {
+	.ring = dev_ring,
+	.drain = dev_drain,
+	.close = dev_close,
+};
+
 /* The device's doorbell: MSI-X vectors through its own fd (a duplicate,
  * non-blocking), or without vectors an fd kept for ring() only. */
 static int dev_bell(struct nshm_doorbell *db, int fd, const struct dev_ioc *ioc,
 		    const struct nshm_info *info, const char *path)
 {
 	struct dev_bell *ctx = calloc(1, sizeof(*ctx));
-	int rc;
+	int bell_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3), rc;
 
-	db->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-	if (!ctx || db->fd < 0 || fcntl(db->fd, F_SETFL, O_NONBLOCK) != 0) {
+	if (!ctx || bell_fd < 0 || fcntl(bell_fd, F_SETFL, O_NONBLOCK) != 0) {
 		rc = ctx ? -errno : -ENOMEM;
-		if (db->fd >= 0)
-			close(db->fd);
-		db->fd = -1;
+		if (bell_fd >= 0)
+			close(bell_fd);
 		free(ctx);
 		return rc;
 	}
 	ctx->ioc = ioc;
 	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
 		 info->vectors ? "MSI-X" : "polling", path);
-	db->self_id = info->ivposition;
-	db->kind = info->vectors ? ctx->kind : "polling";
-	db->ring = dev_ring;
-	db->drain = dev_drain;
-	db->close = dev_close;
-	db->ctx = ctx;
 	if (!info->vectors) {
 		/* No interrupts to wait on: the fd stays only for ring(). */
-		close(db->fd);
-		db->fd = -1;
+		close(bell_fd);
+		bell_fd = -1;
 	}
+	*db = dev_doorbell;
+	db->fd = bell_fd;
+	db->self_id = info->ivposition;
+	db->kind = info->vectors ? ctx->kind : "polling";
+	db->ctx = ctx;
 	return 0;
 }
 
@@ -301,8 +304,7 @@ int nshm_devmem_setup(struct nshm_region *r, const char *resource2, char *msg, s
 	snprintf(r->path, sizeof(r->path), "/dev/mem");
 	snprintf(r->mapping, sizeof(r->mapping),
 		 "write-back asked (/dev/mem at 0x%llx; MTRR write-back)", start);
-	r->db.fd = -1;
-	r->db.kind = "polling";
+	r->db = NSHM_DOORBELL_NONE;
 	return 0;
 }
 

@@ -292,8 +292,7 @@ int nshm_open(struct nshm_region **out, const char *ep, unsigned flags,
 	snprintf(r->mapping, sizeof(r->mapping), "%s",
 		 strncmp(ep, "pci", 3) != 0 ? "shared file" :
 		 wc ? "write-combining (resource2_wc)" : "uncached-minus (resource2)");
-	r->db.fd = -1;
-	r->db.kind = "polling";
+	r->db = NSHM_DOORBELL_NONE;
 	/* A NAME served by nshm-server: its eventfds, if it serves this very
 	 * object (else, or on any failure, polling stays). */
 	if (!strchr(ep, '/') && strncmp(path, "/dev/shm/", 9) == 0)

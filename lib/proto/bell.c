@@ -150,21 +150,17 @@ static void poll_reset(struct nshm_bell *b)
 	b->fine_until_ns = b->handshake ? nshm_now_ns() + FINE_NS : 0;
 }
 
+/* The whole bell from one table: every field not named is zero, NULL or
+ * false, so a field added later starts cleared too. */
+static const struct nshm_bell polling_bell = {
+	.ring = poll_ring,
+	.wait = poll_wait,
+	.reset = poll_reset,
+};
+
 void bell_init_polling(struct nshm_bell *b)
 {
-	b->ring = poll_ring;
-	b->wait = poll_wait;
-	b->reset = poll_reset;
-	b->idle = false;
-	b->on_ring = false;
-	b->deep = false;
-	b->claim = NULL;
-	b->r = NULL;
-	b->peer = NULL;
-	b->handshake = false;
-	b->echo = NULL;
-	b->futex_off = false;
-	b->woke_ns = 0;
+	*b = polling_bell;
 	poll_reset(b);
 }
 
