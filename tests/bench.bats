@@ -135,10 +135,18 @@ allowed() {
 	if ! command -v qemu-system-x86_64 >/dev/null && ((EUID != 0)); then
 		skip "no QEMU, and not root to install it"
 	fi
-	local out=$BATS_TEST_TMPDIR/vm rc=0 m bad=0
-	bench/run --smoke --setting vm --out "$out" >"$BATS_TEST_TMPDIR/stdout" 2>"$BATS_TEST_TMPDIR/stderr" || rc=$?
+	local out=$BATS_TEST_TMPDIR/vm rc=0 m bad=0 work
+	# --keep: a failed run's own logs (each method's output, the guest
+	# residents') are what tells a flake from a bug; removed below.
+	bench/run --smoke --setting vm --keep --out "$out" >"$BATS_TEST_TMPDIR/stdout" 2>"$BATS_TEST_TMPDIR/stderr" || rc=$?
+	work=$(sed -n 's/.*kept \(\/dev\/shm\/nshm-bench\.[A-Za-z0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/stderr" | tail -1)
+	if [[ -n $work && -d $work ]]; then
+		tail -30 "$work/methods.log" "$work/resident.log" >"$BATS_TEST_TMPDIR/work.log" 2>&1 || true
+		rm -rf "$work"
+	fi
 	if ((rc != 0)); then
-		cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"; false
+		cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"
+		cat "$BATS_TEST_TMPDIR/work.log" 2>/dev/null; false
 	fi
 	for m in nshm nshm-resident nshm-resident-bell nshm-resident-kmod netcat scp scp-aes128gcm curl 9p \
 		9p-msize512k virtiofs qemu-ga virtio-serial cp; do
@@ -160,5 +168,6 @@ allowed() {
 		[[ $hcpu =~ ^[0-9]+$ && $gcpu =~ ^[0-9]+$ ]] || { echo "vm $m: CPU '$hcpu' '$gcpu'"; bad=1; }
 	done < <(grep '^vm,' "$out/samples.csv")
 	grep -Eq 'accel (tcg|kvm), -cpu .*BAR2 mapped by nshm-get' "$out/table.md" || { echo "vm note lacks accel/CPU/BAR2"; bad=1; }
-	((bad == 0)) || { cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"; false; }
+	((bad == 0)) || { cat "$BATS_TEST_TMPDIR/stdout"; tail -40 "$BATS_TEST_TMPDIR/stderr"
+		cat "$BATS_TEST_TMPDIR/work.log" 2>/dev/null; false; }
 }
