@@ -401,9 +401,14 @@ partial() {
 	chmod 555 "$W/src/t/ro"
 	chown nobody:nogroup "$W/dst"
 	chmod 666 "$R"
+	# nobody runs a copy of its own: the clone may sit where only root
+	# can read (a fresh root's /root/nshm is 0700), and nshm-get is then
+	# not there for nobody to run.
+	install -m 755 "$GET" "$W/nshm-get"
 	bg get setpriv --reuid=nobody --regid=nogroup --clear-groups \
-		bash -c 'umask 022; exec "$@"' get "$GET" -q -s "$REGION" "$W/dst"
-	"$PUT" -q "$W/src/t" "$REGION"
+		bash -c 'umask 022; exec "$@"' get "$W/nshm-get" -q --timeout 60 -s "$REGION" "$W/dst"
+	# Bounded: a receiver that never came must fail the test, not hang it.
+	"$PUT" -q --timeout 60 "$W/src/t" "$REGION"
 	rc=$(wait_rc get)
 	cat "$T/get.err"
 	[ "$rc" = 0 ]
