@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 JOBS=${JOBS:-2}
 passed=0 failed=0 skipped=0
 LOG=${NSHM_CHECK_LOG:-build/check.log}
+RECAP=build/check.recap
 mkdir -p build
 : >"$LOG"
+: >"$RECAP"
 
 # count SUITE CMD...: run a TAP producer, echo its lines, add up results;
 # the suite's wall time closes its line (tests/README.md's figures).
@@ -21,11 +23,17 @@ count() {
 	rc=$?
 	printf '%s\n' "$out" >>"$LOG"
 	printf '%s\n' "$out" | grep -E '^(not ok|ok .*# skip|#)' | sed "s/^/  [$suite] /" | head -40
+	# The recap at the end: each failing test and its first lines.
+	printf '%s\n' "$out" | awk -v s="$suite" '
+		/^not ok / { n = 8; print "  [" s "] " $0; next }
+		n > 0 && /^#/ { n--; print "  [" s "]   " $0; next }
+		{ n = 0 }' >>"$RECAP"
 	p=$(printf '%s\n' "$out" | grep -E '^ok ' | grep -vciE '# skip' || true)
 	s=$(printf '%s\n' "$out" | grep -E '^ok ' | grep -ciE '# skip' || true)
 	f=$(printf '%s\n' "$out" | grep -cE '^not ok ' || true)
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-		echo "  [$suite] exited $rc without a failing test: counted as one failure"
+		echo "  [$suite] exited $rc without a failing test: counted as one failure" |
+			tee -a "$RECAP"
 		f=1
 	fi
 	echo "  $suite: $p passed, $f failed, $s skipped ($((SECONDS - t0)) s)"
@@ -35,7 +43,7 @@ count() {
 build() {
 	local t0=$SECONDS
 	if ! make -s -j"$JOBS" "$@" all unit >>"$LOG" 2>&1; then
-		echo "build failed: make $*; see $LOG" >&2
+		echo "build failed: make $*; see $LOG" | tee -a "$RECAP" >&2
 		tail -30 "$LOG" >&2
 		failed=$((failed + 1))
 		return 1
@@ -92,7 +100,8 @@ join_guest_lane() {
 	cat build/check-guest.out
 	cat build/check-guest.log >>"$LOG"
 	read -r p f s <build/check-guest.counts 2>/dev/null ||
-		echo "  guest lane: no counts (it died): counted as one failure"
+		echo "  guest lane: no counts (it died): counted as one failure" |
+			tee -a "$RECAP"
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
@@ -129,6 +138,21 @@ fi
 # Memcheck over the unit tests and one real transfer: leaks and bad reads.
 count valgrind bash tests/fuzz/valgrind.sh
 
+# A failed run keeps its log outside the tree too (CI's clone is removed
+# when it ends; its machine and /var/tmp stay): the newest 5 are kept.
+keep_log() {
+	local dir=${NSHM_CHECK_KEEP:-/var/tmp/nshm-check-logs} d
+	d=$dir/$(date -u +%Y%m%dT%H%M%SZ)-$(git rev-parse --short HEAD 2>/dev/null || echo tree)-$$
+	mkdir -p "$d" 2>/dev/null && cp "$LOG" "$RECAP" "$d"/ 2>/dev/null || return 0
+	ls -1d "$dir"/*/ 2>/dev/null | head -n -5 | xargs -r rm -rf
+	echo "== the log is kept in $d"
+}
+
+if [ -s "$RECAP" ]; then
+	echo "== failed (each test's whole output: $LOG)"
+	head -60 "$RECAP"
+	keep_log
+fi
 echo "== make check: $SECONDS s in all"
 line="$passed passed, $failed failed"
 [ "$skipped" -gt 0 ] && line="$line, $skipped skipped"
