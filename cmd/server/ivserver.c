@@ -271,15 +271,28 @@ static int lock_socket(struct nshm_ivserver *s, char *msg, size_t msglen)
 
 /* Still locked: a server waiting for the file finds it gone and makes its
  * own (lock_once). One that an admin put there instead is left alone. */
+/* Unlinks path only while it still names the file (dev, ino) this server
+ * made: one another server made there since is left alone. Returns whether
+ * path named something else. */
+static bool unlink_if_ours(const char *path, dev_t dev, ino_t ino)
+{
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return false;
+	if (st.st_dev != dev || st.st_ino != ino)
+		return true;
+	unlink(path);
+	return false;
+}
+
 static void remove_lock(struct nshm_ivserver *s)
 {
 	char path[sizeof(s->addr.sun_path) + 8];
-	struct stat st;
 
 	snprintf(path, sizeof(path), "%s.lock", s->addr.sun_path);
-	if (s->lock_ino && lstat(path, &st) == 0 && st.st_dev == s->lock_dev &&
-	    st.st_ino == s->lock_ino)
-		unlink(path);
+	if (s->lock_ino)
+		unlink_if_ours(path, s->lock_dev, s->lock_ino);
 }
 
 /* Under the lock: a socket left at path by a server that died is removed;
@@ -723,13 +736,7 @@ int nshm_ivserver_run(struct nshm_ivserver *s, volatile sig_atomic_t *stop,
  * to remove. Still under our lock: no server of ours can bind in between. */
 static void remove_socket(struct nshm_ivserver *s)
 {
-	struct stat st;
-
-	if (!s->bound || lstat(s->addr.sun_path, &st) != 0)
-		return;
-	if (st.st_dev == s->sock_dev && st.st_ino == s->sock_ino)
-		unlink(s->addr.sun_path);
-	else
+	if (s->bound && unlink_if_ours(s->addr.sun_path, s->sock_dev, s->sock_ino))
 		logf_(s, "left %s alone: it is no longer the socket this server bound",
 		      s->addr.sun_path);
 }

@@ -85,6 +85,8 @@ static int dev_ring(struct nshm_doorbell *db, uint32_t peer_id)
 	struct nshm_ring ring = { .peer = peer_id, .vector = 0 };
 	const struct dev_bell *ctx = db->ctx;
 
+	if (db->fd < 0)
+		return -EOPNOTSUPP;     /* a device without vectors: see dev_bell */
 	if (peer_id > 0xffff)
 		return -EINVAL;
 	return ioctl(db->fd, ctx->ioc->ring, &ring) == 0 ? 0 : -errno;
@@ -168,7 +170,8 @@ static const struct nshm_doorbell dev_doorbell = {
 };
 
 /* The device's doorbell: MSI-X vectors through its own fd (a duplicate,
- * non-blocking), or without vectors an fd kept for ring() only. */
+ * non-blocking). Without vectors (ivshmem-plain) there is no bell at all:
+ * nothing to wait on, and ring() says EOPNOTSUPP. */
 static int dev_bell(struct nshm_doorbell *db, int fd, const struct dev_ioc *ioc,
 		    const struct nshm_info *info, const char *path)
 {
@@ -186,7 +189,7 @@ static int dev_bell(struct nshm_doorbell *db, int fd, const struct dev_ioc *ioc,
 	snprintf(ctx->kind, sizeof(ctx->kind), "%s (%s)",
 		 info->vectors ? "MSI-X" : "polling", path);
 	if (!info->vectors) {
-		/* No interrupts to wait on: the fd stays only for ring(). */
+		/* No interrupts to wait on: the region is polled. */
 		close(bell_fd);
 		bell_fd = -1;
 	}
