@@ -161,6 +161,55 @@ PY
 	grep -q "through a symbolic link" "$T/rx.err"
 }
 
+# made_dir_moment SWAP-COMMAND [nshm-get OPTIONS...]: a tree $T/src
+# (swapme/f, swapme/deeper/g) sent to the hooks build of nshm-get, which
+# stops right after it made DEST/src/swapme and before it opens it; SWAP
+# runs then (as another user would, had they write access there), then
+# the receiver goes on. get.rc and put.rc are in $T.
+made_dir_moment() {
+	local swap=$1 hget=$BIN/hooks/nshm-get pid; shift
+	[ -x "$hget" ] || skip "no hooks build (make unit builds build/hooks/)"
+	mkdir -p "$T/src/swapme/deeper"
+	echo f >"$T/src/swapme/f"
+	echo g >"$T/src/swapme/deeper/g"
+	[ -z "${PREP:-}" ] || eval "$PREP"
+	bg get env NSHM_TEST_STOP_MADE_DIR=swapme "$hget" "$@" --timeout 30 -s "$REGION" "$W/in"
+	bg put "$PUT" --timeout 30 "$T/src" "$REGION"
+	pid=$(prog_of "$get_PID")
+	wait_stopped "$pid"
+	[ -d "$W/in/src/swapme" ] && [ ! -e "$W/in/src/swapme/f" ]
+	eval "$swap"
+	kill -CONT "$pid"
+	wait_rc get 40 >"$T/get.rc.seen"
+	wait_rc put 40 >"$T/put.rc.seen"
+	cat "$T/get.err" "$T/put.err"
+}
+
+@test "a tree's directory swapped for a symlink out of DEST between mkdirat and its open: nothing lands outside, both sides fail" {
+	made_dir_moment 'mv "$W/in/src/swapme" "$W/moved" && ln -s "$W/out" "$W/in/src/swapme"'
+	[ "$(cat "$T/get.rc.seen")" != 0 ]
+	[ "$(cat "$T/put.rc.seen")" != 0 ]
+	[ -z "$(ls -A "$W/out")" ]
+	[ -z "$(ls -A "$W/moved")" ]
+	grep -q "refused 'src/swapme/'" "$T/get.err"
+	grep -q "the receiver failed" "$T/put.err"
+}
+
+@test "-p as root: a directory another user swapped in between mkdirat and its open keeps its owner, mode and times; the tree arrives in it" {
+	# The check that the opened directory is this process's own (else
+	# left as it is) is what keeps root from chown'ing it to the sender's
+	# owner and chmod'ing it: the swapped-in one stays nobody's, 0777.
+	PREP='chmod 0750 "$T/src/swapme"; chown 1234:1234 "$T/src/swapme"; touch -d 2001-01-01 "$T/src/swapme"' \
+		made_dir_moment 'mv "$W/in/src/swapme" "$W/moved" && mkdir "$W/in/src/swapme" &&
+			chown nobody:nogroup "$W/in/src/swapme" && chmod 0777 "$W/in/src/swapme"' -p
+	[ "$(cat "$T/get.rc.seen")" = 0 ]
+	[ "$(cat "$T/put.rc.seen")" = 0 ]
+	[ "$(stat -c '%U %a' "$W/in/src/swapme")" = "nobody 777" ]
+	[ "$(stat -c %Y "$W/in/src/swapme")" -gt "$(date -d 2002-01-01 +%s)" ]
+	[ "$(cat "$W/in/src/swapme/deeper/g")" = g ]
+	[ -z "$(ls -A "$W/moved")" ]
+}
+
 @test "pull: $TRIES tries while a component flips between a directory and a symlink out of ROOT, 0 escapes" {
 	mkdir "$W/root/a"
 	echo plain >"$W/root/a/f"

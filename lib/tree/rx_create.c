@@ -184,6 +184,26 @@ static int make_dir_at(struct extract *x, int dfd, const char *base, mode_t mode
 	return 0;
 }
 
+#ifdef NSHM_TEST_HOOKS
+#include <signal.h>
+#include <stdbool.h>
+/* NSHM_TEST_STOP_MADE_DIR=BASE (tests only): stop once, right after a
+ * directory named BASE was made and before it is opened: the moment
+ * another user could swap it (tests/confine.bats). */
+static void hook_made_dir(const char *base)
+{
+	static bool done;
+	const char *v = getenv("NSHM_TEST_STOP_MADE_DIR");
+
+	if (!done && v && strcmp(v, base) == 0) {
+		done = true;
+		raise(SIGSTOP);
+	}
+}
+#else
+static void hook_made_dir(const char *base) { (void)base; }
+#endif
+
 /* Made with u+rwx whatever its mode, so that its content can be written;
  * its own mode (through the umask, or exact with owners restored) comes
  * at the end. The directory opened must be this process's to be given
@@ -203,6 +223,7 @@ int ex_make_dir(struct extract *x, struct archive_entry *e, int dfd, const char 
 
 	if (rc != 0)
 		return rc < 0 ? rc : 0;
+	hook_made_dir(base);
 	fd = nshm_open_child(dfd, base, O_RDONLY | O_DIRECTORY);
 	if (fd < 0)
 		return ex_walk_failed(x, -fd, name);
