@@ -221,7 +221,8 @@ vm__res_bdf() { # METHOD: the guest device its resident serves on
 }
 
 # vm__residents METHOD...: start each guest resident (a job that never
-# ends; its pid in /tmp/res-METHOD.pid) and wait until its line is ready.
+# ends; its pid in /tmp/res-METHOD.pid) and wait until its line is ready
+# with that pid: a resident it replaces may still show ready a moment.
 vm__residents() {
 	local m bdf i
 	for m in "$@"; do
@@ -229,9 +230,10 @@ vm__residents() {
 		bdf=$(vm__res_bdf "$m")
 		vm_start "$VM" "mkdir -p /tmp/b/res-$m; nshm-get -q -f --serve -s pci:$bdf /tmp/b/res-$m 2>/tmp/res-$m.err & echo \$! >/tmp/res-$m.pid; wait" >/dev/null
 		for ((i = 0; i < 60; i++)); do
-			vm_exec "$VM" 30 "nshm-stat pci:$bdf | grep -q '^receiver  ready'" >/dev/null 2>&1 && break
+			vm_exec "$VM" 30 "p=\$(cat /tmp/res-$m.pid) && nshm-stat pci:$bdf | grep -q \"^receiver  ready, alive, pid \$p,\"" >/dev/null 2>&1 && break
 			sleep 0.2
 		done
+		((i < 60)) || log "vm: the $m resident did not come up; see resident.log"
 		vm_exec "$VM" 30 "echo '$m:'; nshm-stat pci:$bdf; cat /tmp/res-$m.err" >>"$WORK/resident.log" 2>&1
 	done
 }
@@ -242,7 +244,9 @@ vm__kmod_resident() {
 	local out
 	out=$(vm_exec "$VM" 60 "insmod /lib/nshm.ko && ls /dev/nshm*" 2>&1) ||
 		{ log "vm: insmod nshm.ko failed: $out"; return 1; }
-	vm_exec "$VM" 30 "kill \$(cat /tmp/res-nshm-resident-bell.pid)" >/dev/null 2>&1
+	# Gone before the next starts: else the new one finds the line busy
+	# and ends, while the old one still shows ready (a put then fails).
+	vm_exec "$VM" 30 "p=\$(cat /tmp/res-nshm-resident-bell.pid); kill \$p; i=0; while kill -0 \$p 2>/dev/null && [ \$i -lt 200 ]; do usleep 50000; i=\$((i + 1)); done" >/dev/null 2>&1
 	vm__residents nshm-resident-kmod
 	out=$(vm_exec "$VM" 30 "nshm-stat pci:$G_BELL_BDF | sed -n 's/^mapping *\(.*\)/mapping \1,/p; s/^doorbell *\(.*\)/doorbell \1,/p'" 2>/dev/null | tr '\n' ' ')
 	out=${out%, }
@@ -583,9 +587,14 @@ vm__case() { # CASE NAME BYTES EXPECTED
 			if ((rc != 0)); then
 				status=failed note="exit $rc"
 				echo "vm run $run of $m/$case: exit $rc" >>"$WORK/methods.log"
+				# A resident's own words, and the line as it is now.
+				[[ $m == nshm-resident* ]] && vm_exec "$VM" 30 "cat /tmp/res-$m.err; nshm-stat pci:$(vm__res_bdf "$m")" \
+					>>"$WORK/methods.log" 2>&1
 			elif [[ $got != "$expected" ]]; then
 				status=mismatch note="checksum mismatch"
 				echo "vm run $run of $m/$case: checksum '$got', want '$expected'" >>"$WORK/methods.log"
+				vm_exec "$VM" 30 "ls -la $dst; crc32 <$dst/$name" >>"$WORK/methods.log" 2>&1
+				[[ $m == nshm-resident* ]] && vm_exec "$VM" 30 "cat /tmp/res-$m.err" >>"$WORK/methods.log" 2>&1
 			else
 				status=ok note=
 			fi

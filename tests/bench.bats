@@ -141,7 +141,7 @@ allowed() {
 	bench/run --smoke --setting vm --keep --out "$out" >"$BATS_TEST_TMPDIR/stdout" 2>"$BATS_TEST_TMPDIR/stderr" || rc=$?
 	work=$(sed -n 's/.*kept \(\/dev\/shm\/nshm-bench\.[A-Za-z0-9]*\).*/\1/p' "$BATS_TEST_TMPDIR/stderr" | tail -1)
 	if [[ -n $work && -d $work ]]; then
-		tail -30 "$work/methods.log" "$work/resident.log" >"$BATS_TEST_TMPDIR/work.log" 2>&1 || true
+		tail -n 30 "$work/methods.log" "$work/resident.log" >"$BATS_TEST_TMPDIR/work.log" 2>&1 || true
 		rm -rf "$work"
 	fi
 	if ((rc != 0)); then
