@@ -454,7 +454,9 @@ truncate_setup() {
 # side could notice that its own published state is no longer what it
 # wrote.
 
-@test "the sender's end record overwritten before the receiver saw it: both sides end" {
+# end_overwritten STATE: the sender's end state set to STATE by a third
+# writer before the receiver saw it; neither side may hang.
+end_overwritten() {
 	head -c 100000 /dev/urandom >"$T/src"
 	mkfifo "$T/pipe"
 	start get "$GET" --peer-timeout 5 -s "$REGION" "$T/dst"
@@ -468,13 +470,52 @@ truncate_setup() {
 	tail -c +65537 "$T/src" >&5
 	exec 5>&-
 	region_wait tx-state=2 --timeout-ms 20000
-	"$SCRIBBLE" set "$R" tx.state 0
+	"$SCRIBBLE" set "$R" tx.state "$1"
 	kill -CONT "$get_PID"
 	finish get 15
 	finish put 15
+	cat "$T/get.err" "$T/put.err"
 	[ "$get_RC" != hang ]
 	[ "$put_RC" != hang ]
+}
+
+@test "the sender's end record overwritten before the receiver saw it: both sides end" {
+	end_overwritten 0
 	if [ "$get_RC" = 0 ]; then cmp "$T/src" "$T/dst/src"; else no_file src; fi
+}
+
+@test "the sender's end state set back to offer before the receiver saw it: both sides fail, no wedge" {
+	# Found by the scribbler (a fresh run at 612fd27): the receiver waited
+	# for a chunk, the sender for the verdict, both alive. The sender now
+	# checks its own end state while it waits, as it checks its count.
+	end_overwritten 1
+	[ "$get_RC" != 0 ]
+	[ "$put_RC" != 0 ]
+	grep -q "our end record was overwritten" "$T/put.err"
+	no_file src
+}
+
+@test "an end state a third writer stores before any chunk (piped input): the receiver fails the length check, never an empty success" {
+	# Found by the scribbler (round 98 of a fresh-clone run at 612fd27):
+	# tx.state set to end while the sender still waited for its input; the
+	# zeroed totals passed as an empty stream, and nshm-get said success.
+	mkfifo "$T/pipe"
+	start get "$GET" --peer-timeout 5 -s "$REGION" "$T/dst"
+	IN=$T/pipe start put "$PUT" --peer-timeout 5 --chunk 64K --slots 2 -n src - "$REGION"
+	exec 5>"$T/pipe"
+	region_wait rx-state=2 --timeout-ms 20000
+	"$SCRIBBLE" set "$R" tx.state 2
+	finish get 15
+	(printf x >&5) 2>/dev/null || true   # a sender that heard the failure has gone
+	exec 5>&-
+	finish put 15
+	cat "$T/get.err" "$T/put.err"
+	[ "$get_RC" != hang ]
+	[ "$put_RC" != hang ]
+	[ "$get_RC" != 0 ]
+	[ "$put_RC" != 0 ]
+	grep -q "length does not match its end record" "$T/get.err"
+	no_file src
 }
 
 @test "the receiver's count of freed chunks set back mid-stream: both sides end, no wedge" {

@@ -36,6 +36,8 @@
 
 /* Sender states (tx_line.state). */
 enum { TX_IDLE = 0, TX_OFFER = 1, TX_END = 2, TX_ABORT = 3 };
+/* tx_line.total_len from the offer until the end record. */
+#define NSHM_NO_END_LEN UINT64_MAX
 /* Receiver states (rx_line.state). */
 enum { RX_IDLE = 0, RX_READY = 1, RX_ACCEPT = 2, RX_REFUSE = 3,
        RX_DONE = 4, RX_FAIL = 5, RX_ABORT = 6 };
@@ -89,7 +91,7 @@ struct tx_line {
 	_Atomic uint64_t produced;    /* chunks published: the doorbell counter */
 	_Atomic uint32_t nslots;
 	_Atomic uint32_t chunk;
-	_Atomic uint64_t total_len;   /* with TX_END */
+	_Atomic uint64_t total_len;   /* with TX_END; NSHM_NO_END_LEN before */
 	_Atomic uint32_t total_crc;   /* with TX_END */
 	_Atomic uint32_t pad;
 	unsigned char gap[NSHM_LIVE_OFF - 112];

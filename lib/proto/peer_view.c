@@ -133,6 +133,13 @@ uint64_t peek_rx_consumed(const struct nshm_region *r)
 	return ACQ(RX(r->base)->consumed);
 }
 
+/* Relaxed: the sender reads back its own word, to see whether anyone
+ * else wrote it; nothing is read through it. */
+uint32_t peek_tx_state(const struct nshm_region *r)
+{
+	return LOAD(TX(r->base)->state);
+}
+
 /* A peer stores its last word (done, failed, refused, aborted) before the
  * seq_cst CAS that releases its claim. We may load its state before that
  * store and its owner after the release: then the state we hold is stale.

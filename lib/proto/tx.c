@@ -168,7 +168,10 @@ static void write_offer(struct nshm_tx *tx, const struct nshm_meta *m)
 	STORE(t->nslots, tx->nslots);
 	STORE(t->chunk, tx->chunk);
 	STORE(t->produced, 0);
-	STORE(t->total_len, 0);
+	/* No stream is this long: an END stored by anyone but nshm_tx_end
+	 * (a stray write to state) fails the receiver's length check, where
+	 * zeros would pass as an empty stream. */
+	STORE(t->total_len, NSHM_NO_END_LEN);
 	STORE(t->total_crc, 0);
 	STORE(t->reason, 0);
 	STORE(t->session, tx->s.session);
@@ -737,6 +740,12 @@ static int cond_verdict(void *arg)
 	snap_rx(tx->s.r, &tx->rx);
 	if (said_done(tx))
 		return WAIT_DONE;
+	/* Our end state rewritten by anyone else (to offer: the receiver then
+	 * waits for a chunk) would leave both sides waiting, alive, forever
+	 * (the scribbler found it). */
+	if (peek_tx_state(tx->s.r) != TX_END)
+		return side_fail(&tx->s, -NSHM_EPROTO, NSHM_R_PROTO,
+				 "our end record was overwritten");
 	rc = check_session(tx);
 	/* A receiver that said "done" and let go at once: check_session's
 	 * last snapshot, taken after it saw the claim released, has it. */

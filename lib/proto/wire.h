@@ -68,6 +68,7 @@ void snap_tx_last_word(const struct nshm_region *r, struct tx_snap *s);
 void snap_rx_last_word(const struct nshm_region *r, struct rx_snap *s);
 uint64_t peek_tx_produced(const struct nshm_region *r);
 uint64_t peek_rx_consumed(const struct nshm_region *r);
+uint32_t peek_tx_state(const struct nshm_region *r);
 /* validate.c: the checks on what was copied out of the region. A check
  * never records a failure on a side: it says what it found in a finding
  * (the reason the peer is told, the message for a person) and returns the
